@@ -1,0 +1,150 @@
+//! Command-line structures only (clap derive). Flags follow Docker and
+//! Podman so that `alias docker=hutch` works for everyday scripts.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hutch",
+    version,
+    about = "Rootless, daemonless containers that keep your audit identity"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+impl Cli {
+    /// Parses argv; usage errors exit 125 as Docker's do, help and version 0.
+    pub fn parse_from_env() -> Cli {
+        match Cli::try_parse() {
+            Ok(cli) => cli,
+            Err(err) => {
+                let code = if err.use_stderr() { 125 } else { 0 };
+                let _ = err.print();
+                std::process::exit(code);
+            }
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a command in a new container
+    Run(RunArgs),
+    /// Check what this host offers hutch, and how to fix what is missing
+    Doctor(DoctorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print the report as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args, Default)]
+#[command(disable_help_flag = true)]
+pub struct RunArgs {
+    /// Print help
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+
+    /// Run a plain root filesystem directory instead of an image
+    #[arg(long, value_name = "DIR")]
+    pub rootfs: Option<PathBuf>,
+
+    /// Remove the container when it exits
+    #[arg(long)]
+    pub rm: bool,
+
+    /// Keep STDIN open
+    #[arg(short, long)]
+    pub interactive: bool,
+
+    /// Allocate a pseudo-TTY
+    #[arg(short, long)]
+    pub tty: bool,
+
+    /// Run in the background (not supported yet)
+    #[arg(short, long)]
+    pub detach: bool,
+
+    /// Assign a name to the container
+    #[arg(long)]
+    pub name: Option<String>,
+
+    /// Set environment variables (KEY=VALUE, or KEY to copy from the host)
+    #[arg(short, long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+
+    /// Read environment variables from a file
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+
+    /// Working directory inside the container
+    #[arg(short, long = "workdir", value_name = "DIR")]
+    pub workdir: Option<String>,
+
+    /// User to run as: NAME|UID[:GROUP|GID]
+    #[arg(short, long)]
+    pub user: Option<String>,
+
+    /// Container host name
+    #[arg(short = 'h', long)]
+    pub hostname: Option<String>,
+
+    /// Bind mount a volume: HOST-DIR:CONTAINER-DIR[:OPTIONS]
+    #[arg(short, long = "volume", value_name = "HOST:CTR[:ro]")]
+    pub volume: Vec<String>,
+
+    /// Network mode: none or host
+    #[arg(long, alias = "net", value_name = "MODE")]
+    pub network: Option<String>,
+
+    /// User namespace mode: keep-id, or auto (the default)
+    #[arg(long, value_name = "MODE")]
+    pub userns: Option<String>,
+
+    /// Add Linux capabilities
+    #[arg(long = "cap-add", value_name = "CAP")]
+    pub cap_add: Vec<String>,
+
+    /// Drop Linux capabilities
+    #[arg(long = "cap-drop", value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+
+    /// Security options: no-new-privileges, seccomp=unconfined
+    #[arg(long = "security-opt", value_name = "OPT")]
+    pub security_opt: Vec<String>,
+
+    /// Give extended privileges (still only the caller's own rights)
+    #[arg(long)]
+    pub privileged: bool,
+
+    /// Run a small init as pid 1 that forwards signals and reaps zombies
+    #[arg(long)]
+    pub init: bool,
+
+    /// Override the image's entrypoint
+    #[arg(long, value_name = "CMD")]
+    pub entrypoint: Option<String>,
+
+    /// Memory limit (needs cgroup v2 delegation)
+    #[arg(short, long, value_name = "BYTES")]
+    pub memory: Option<String>,
+
+    /// Number of CPUs (needs cgroup v2 delegation)
+    #[arg(long, value_name = "NUMBER")]
+    pub cpus: Option<String>,
+
+    /// Process limit (needs cgroup v2 delegation)
+    #[arg(long = "pids-limit", value_name = "N")]
+    pub pids_limit: Option<String>,
+
+    /// IMAGE [COMMAND [ARG...]], or COMMAND [ARG...] with --rootfs
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true, value_name = "IMAGE")]
+    pub args: Vec<String>,
+}

@@ -1,0 +1,17 @@
+//! Images from local transports (containers-transports(5) names):
+//! `oci:PATH[:TAG]` (an OCI image layout directory) and
+//! `oci-archive:PATH[:TAG]` (a tar of one). Registries come later.
+//!
+//! Runs in the `hutch` process (reading, resolving) and, for [`unpack`],
+//! in a short-lived child that sits in the container's user namespace so
+//! file ownership maps into the subordinate range.
+
+pub mod config;
+pub mod layout;
+pub mod reference;
+pub mod unpack;
+
+pub use config::ImageConfig;
+pub use layout::{open, Image, Layer};
+pub use reference::ImageRef;
+pub use unpack::{unpack, UnpackOptions, UnpackReport};

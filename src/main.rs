@@ -1,0 +1,30 @@
+//! hutch: a rootless, daemonless container sandbox.
+//!
+//! `main` parses the command line, dispatches to one subcommand, and is the
+//! only place an error chain is printed (once, with a `hint:` line when the
+//! user can fix the cause). Exit codes follow Docker: 125 when hutch itself
+//! fails, 126/127 when the command cannot be executed or found, otherwise the
+//! command's own status or 128+signal.
+#![deny(unsafe_code)]
+
+mod cli;
+mod commands;
+mod errors;
+mod image;
+mod plan;
+mod preflight;
+mod sandbox;
+mod state;
+mod sys;
+mod userns;
+
+use clap::Parser;
+
+fn main() {
+    let cli = cli::Cli::parse_from_env();
+    let code = match commands::dispatch(cli) {
+        Ok(code) => code,
+        Err(err) => errors::report(&err),
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,1 @@
+//! The plan: every decision of `hutch run`, as plain data. Pure.

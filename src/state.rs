@@ -1,0 +1,1 @@
+//! Container records under the user's runtime and data directories.

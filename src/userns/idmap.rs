@@ -1,0 +1,1 @@
+//! Id-map computation (pure).

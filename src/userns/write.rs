@@ -1,0 +1,1 @@
+//! Writing the id maps of a child process.
