@@ -1,0 +1,1143 @@
+//! Integration tests of `hutch run`, run as the unprivileged users hutch-t1
+//! (with subordinate id ranges) and hutch-t2 (without). See tests/common.
+//! Run them with `sudo tests/run.sh`.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::time::Duration;
+
+use common::*;
+
+/// Parses an id map (/proc/PID/uid_map) into (inside, outside, count) triples.
+fn parse_map(text: &str) -> Vec<(u32, u32, u32)> {
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<u32> = l
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            (f.len() == 3).then(|| (f[0], f[1], f[2]))
+        })
+        .collect()
+}
+
+/// The section of `text` between `--name--` and the next `--` marker line.
+fn section<'a>(text: &'a str, name: &str) -> &'a str {
+    let start = format!("--{name}--\n");
+    let i = text
+        .find(&start)
+        .unwrap_or_else(|| panic!("no section {name} in:\n{text}"))
+        + start.len();
+    let rest = &text[i..];
+    &rest[..rest.find("\n--").map(|j| j + 1).unwrap_or(rest.len())]
+}
+
+fn line_value(text: &str, key: &str) -> Option<String> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key).map(|v| v.trim().to_string()))
+}
+
+// ---------------------------------------------------------------------------
+// identity: user namespace maps, loginuid, sessionid, audit
+
+#[test]
+fn container_root_is_the_caller_and_ids_map_to_subid_ranges() {
+    let Some(u) = TestUser::t1() else { return };
+    let (su, sg) = (u.subuid.unwrap(), u.subgid.unwrap());
+    let out = hutch_ok(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "--rootfs",
+            &images().rootfs(),
+            "sh",
+            "-c",
+            "echo --id--; id -u; id -g; echo --uid--; cat /proc/self/uid_map; echo --gid--; cat /proc/self/gid_map; echo --end--",
+        ],
+    );
+    assert_eq!(section(&out, "id").trim(), "0\n0", "{out}");
+    assert_eq!(
+        parse_map(section(&out, "uid")),
+        vec![(0, u.uid, 1), (1, su.0, su.1)],
+        "uid_map: {out}"
+    );
+    assert_eq!(
+        parse_map(section(&out, "gid")),
+        vec![(0, u.gid, 1), (1, sg.0, sg.1)],
+        "gid_map: {out}"
+    );
+}
+
+/// Starts a long sleep in a container, finds it from the host among hutch's
+/// descendants, and returns (run, host pid of sleep, stdout so far).
+fn start_sleeper(u: &TestUser, extra: &[&str]) -> (Running, u32) {
+    let rootfs = images().rootfs();
+    let mut args = vec!["run", "--rm"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[
+        "--rootfs",
+        &rootfs,
+        "sh",
+        "-c",
+        "read l < /proc/self/loginuid; echo loginuid=$l; exec sleep 30",
+    ]);
+    let mut r = spawn_hutch(
+        u,
+        &args,
+        &Opts {
+            timeout: Duration::from_secs(60),
+            ..Opts::default()
+        },
+    );
+    let started = r.wait_for_stdout("loginuid=", Duration::from_secs(30));
+    let mut sleeper = None;
+    for _ in 0..200 {
+        if !started {
+            break;
+        }
+        sleeper = r
+            .descendants()
+            .into_iter()
+            .find(|p| proc_read(*p, "comm").as_deref() == Some("sleep"));
+        if sleeper.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let Some(pid) = sleeper else {
+        let out = r.wait();
+        panic!("no sleep process found under hutch\n{out}");
+    };
+    (r, pid)
+}
+
+#[test]
+fn loginuid_and_sessionid_of_the_caller_reach_container_processes() {
+    let Some(u) = TestUser::t1() else { return };
+    let (mut r, pid) = start_sleeper(&u, &[]);
+    let session = r.session().expect("session id of the caller");
+    let host_loginuid = proc_read(pid, "loginuid");
+    let host_session = proc_read(pid, "sessionid");
+    let host_uid = proc_read(pid, "status").and_then(|s| line_value(&s, "Uid:"));
+    // The container's command was started as pid 1 of its namespace, so only
+    // a signal from outside can kill sleep (which has no handler).
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
+    let out = r.wait();
+    assert_eq!(
+        host_loginuid.as_deref(),
+        Some(u.uid.to_string().as_str()),
+        "loginuid on the host\n{out}"
+    );
+    assert_eq!(
+        host_session.as_deref(),
+        Some(session.to_string().as_str()),
+        "sessionid on the host\n{out}"
+    );
+    // Container root is the caller: real uid of the process on the host.
+    let host_uid = host_uid.unwrap_or_default();
+    assert_eq!(
+        host_uid.split_whitespace().next(),
+        Some(u.uid.to_string().as_str()),
+        "host uid of container root: {host_uid}"
+    );
+    assert!(out.stdout.contains("loginuid=0\n"), "inside: {out}");
+    assert!(!out.stdout.contains("4294967295"), "{out}");
+    assert_eq!(out.code(), Some(137), "killed by SIGKILL -> 137\n{out}");
+}
+
+#[test]
+fn loginuid_inside_with_keep_id_is_the_callers_uid() {
+    let Some(u) = TestUser::t1() else { return };
+    let out = hutch_ok(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "--userns",
+            "keep-id",
+            "--rootfs",
+            &images().rootfs(),
+            "sh",
+            "-c",
+            "read l < /proc/self/loginuid; echo loginuid=$l; echo uid=$(id -u)",
+        ],
+    );
+    assert!(out.contains(&format!("loginuid={}\n", u.uid)), "{out}");
+    assert!(out.contains(&format!("uid={}\n", u.uid)), "{out}");
+}
+
+/// Removes an audit watch when dropped (also when the test fails).
+struct AuditWatch {
+    path: String,
+    key: String,
+}
+
+impl Drop for AuditWatch {
+    fn drop(&mut self) {
+        let (ok, out) = host("auditctl", &["-W", &self.path, "-p", "wa", "-k", &self.key]);
+        if !ok {
+            eprintln!("removing audit watch {}: {out}", self.path);
+        }
+    }
+}
+
+fn audit_available() -> (bool, String) {
+    if !have_tool("auditctl") || !have_tool("ausearch") {
+        return (false, "auditctl/ausearch not installed (auditd)".into());
+    }
+    let (ok, status) = host("auditctl", &["-s"]);
+    if !ok || !status.contains("enabled 1") {
+        return (false, format!("audit not enabled: {status}"));
+    }
+    let (running, _) = host("pgrep", &["-x", "auditd"]);
+    if !running {
+        return (false, "auditd not running".into());
+    }
+    (true, String::new())
+}
+
+#[test]
+fn audit_log_names_the_caller_for_writes_from_the_container() {
+    let Some(u) = TestUser::t1() else { return };
+    let (ok, why) = audit_available();
+    if !require("audit", ok, &why) {
+        return;
+    }
+    let vol = u.scratch("audited");
+    let file = vol.join("file");
+    fs::write(&file, "before\n").unwrap();
+    std::os::unix::fs::chown(&file, Some(u.uid), Some(u.gid)).unwrap();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let key = format!("hutch-{}-{nanos}", std::process::id());
+    let path = file.display().to_string();
+    let (ok, out) = host("auditctl", &["-w", &path, "-p", "wa", "-k", &key]);
+    assert!(ok, "auditctl -w: {out}");
+    let _guard = AuditWatch {
+        path: path.clone(),
+        key: key.clone(),
+    };
+
+    let volarg = format!("{}:/mnt", vol.display());
+    let r = hutch_run(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            &volarg,
+            "--rootfs",
+            &images().rootfs(),
+            "sh",
+            "-c",
+            "echo written-in-container >> /mnt/file",
+        ],
+    );
+    assert_eq!(r.code(), Some(0), "{r}");
+    assert!(fs::read_to_string(&file)
+        .unwrap()
+        .contains("written-in-container"));
+
+    let mut found = String::new();
+    for _ in 0..20 {
+        let (_, out) = host("ausearch", &["-k", &key, "-i"]);
+        if out.contains("auid=") {
+            found = out;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(
+        found.contains(&format!("auid={}", u.name)),
+        "ausearch -k {key} -i should name {}:\n{found}\n{r}",
+        u.name
+    );
+    let session = r.session.expect("session id");
+    assert!(
+        found.contains(&format!("ses={session}")),
+        "audit session should be the caller's ({session}):\n{found}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// namespaces and kernel interfaces
+
+#[test]
+fn the_command_is_pid_1() {
+    let Some(u) = TestUser::t1() else { return };
+    let out = hutch_ok(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "--rootfs",
+            &images().rootfs(),
+            "sh",
+            "-c",
+            "echo $$",
+        ],
+    );
+    assert_eq!(out.trim(), "1");
+}
+
+#[test]
+fn hostname_is_set_and_isolated_from_the_host() {
+    let Some(u) = TestUser::t1() else { return };
+    let before = fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let out = hutch_ok(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "--hostname",
+            "hutchbox",
+            "--rootfs",
+            &images().rootfs(),
+            "sh",
+            "-c",
+            "hostname; hostname changed-inside && hostname",
+        ],
+    );
+    assert_eq!(out, "hutchbox\nchanged-inside\n");
+    assert_eq!(
+        fs::read_to_string("/proc/sys/kernel/hostname").unwrap(),
+        before,
+        "host name must not change"
+    );
+    let out = hutch_ok(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "-h",
+            "short",
+            "--rootfs",
+            &images().rootfs(),
+            "hostname",
+        ],
+    );
+    assert_eq!(out, "short\n");
+}
+
+#[test]
+fn sensitive_proc_files_are_masked_and_proc_sys_and_sys_are_read_only() {
+    let Some(u) = TestUser::t1() else { return };
+    let script = r#"
+for f in /proc/kcore /proc/keys /proc/timer_list /proc/sched_debug /proc/latency_stats; do
+  [ -e $f ] && echo "masked $f $(head -c 64 $f 2>/dev/null | wc -c)"
+done
+if echo hacked > /proc/sys/kernel/hostname 2>/dev/null; then echo "procsys writable"; else echo "procsys ro"; fi
+echo "hostname $(hostname)"
+if echo 1 > /proc/sys/net/ipv4/ip_forward 2>/dev/null; then echo "netsys writable"; else echo "netsys ro"; fi
+if mkdir /sys/fs/cgroup/hutch-test 2>/dev/null || touch /sys/hutch-test 2>/dev/null; then echo "sys writable"; else echo "sys ro"; fi
+grep -E '^[^ ]+ /sys ' /proc/mounts
+echo "firmware $(ls /sys/firmware 2>/dev/null | wc -l)"
+"#;
+    let out = hutch_ok(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--hostname",
+            "box",
+            "--rootfs",
+            &images().rootfs(),
+            "sh",
+            "-c",
+            script,
+        ],
+    );
+    let masked: Vec<&str> = out.lines().filter(|l| l.starts_with("masked ")).collect();
+    assert!(!masked.is_empty(), "{out}");
+    for l in masked {
+        assert!(
+            l.ends_with(" 0"),
+            "readable though it should be masked: {l}\n{out}"
+        );
+    }
+    assert!(out.contains("procsys ro\n"), "{out}");
+    assert!(out.contains("hostname box\n"), "{out}");
+    assert!(out.contains("netsys ro\n"), "{out}");
+    assert!(out.contains("sys ro\n"), "{out}");
+    let sys_line = out
+        .lines()
+        .find(|l| l.split_whitespace().nth(1) == Some("/sys"))
+        .unwrap_or_else(|| panic!("/sys not mounted: {out}"));
+    let opts = sys_line.split_whitespace().nth(3).unwrap_or("");
+    assert!(
+        opts.split(',').any(|o| o == "ro"),
+        "/sys not ro: {sys_line}"
+    );
+    assert!(out.contains("firmware 0\n"), "/sys/firmware visible: {out}");
+}
+
+#[test]
+fn network_none_has_only_loopback() {
+    let Some(u) = TestUser::t1() else { return };
+    let out = hutch_ok(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--rootfs",
+            &images().rootfs(),
+            "ls",
+            "/sys/class/net",
+        ],
+    );
+    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), vec!["lo"]);
+}
+
+// ---------------------------------------------------------------------------
+// exit codes
+
+fn exit_code(u: &TestUser, extra: &[&str], cmd: &[&str]) -> Run {
+    let rootfs = images().rootfs();
+    let mut args = vec!["run", "--rm"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--rootfs", &rootfs]);
+    args.extend_from_slice(cmd);
+    hutch_run(u, &args)
+}
+
+#[test]
+fn exit_code_is_the_commands() {
+    let Some(u) = TestUser::t1() else { return };
+    let r = exit_code(&u, &[], &["sh", "-c", "exit 7"]);
+    assert_eq!(r.code(), Some(7), "{r}");
+    let r = exit_code(&u, &[], &["true"]);
+    assert_eq!(r.code(), Some(0), "{r}");
+    let r = exit_code(&u, &[], &["false"]);
+    assert_eq!(r.code(), Some(1), "{r}");
+}
+
+#[test]
+fn exit_code_127_when_command_not_found() {
+    let Some(u) = TestUser::t1() else { return };
+    let r = exit_code(&u, &[], &["/nonexistent"]);
+    assert_eq!(r.code(), Some(127), "{r}");
+    let r = exit_code(&u, &[], &["no-such-command-anywhere"]);
+    assert_eq!(r.code(), Some(127), "{r}");
+}
+
+#[test]
+fn exit_code_126_when_not_executable() {
+    let Some(u) = TestUser::t1() else { return };
+    let r = exit_code(&u, &[], &["/usr/local/bin/not-executable"]);
+    assert_eq!(r.code(), Some(126), "{r}");
+    let r = exit_code(&u, &[], &["/etc"]);
+    assert_eq!(r.code(), Some(126), "a directory: {r}");
+}
+
+#[test]
+fn exit_code_128_plus_signal_when_killed() {
+    let Some(u) = TestUser::t1() else { return };
+    // As pid 1 of its namespace a shell cannot SIGKILL itself; with --init it is
+    // an ordinary process and dies.
+    let r = exit_code(&u, &["--init"], &["sh", "-c", "kill -9 $$"]);
+    assert_eq!(r.code(), Some(137), "{r}");
+    let r = exit_code(&u, &["--init"], &["sh", "-c", "kill -TERM $$"]);
+    assert_eq!(r.code(), Some(143), "{r}");
+}
+
+#[test]
+fn exit_code_125_when_hutch_itself_fails() {
+    let Some(u) = TestUser::t1() else { return };
+    let r = hutch_run(
+        &u,
+        &["run", "--rm", "--rootfs", "/nonexistent-rootfs-dir", "true"],
+    );
+    assert_eq!(r.code(), Some(125), "{r}");
+    let r = hutch_run(&u, &["run", "--no-such-flag", "x"]);
+    assert_eq!(r.code(), Some(125), "{r}");
+    let bad = format!("oci:{}:no-such-tag", images().oci.display());
+    let r = hutch_run(&u, &["run", "--rm", &bad, "true"]);
+    assert_eq!(r.code(), Some(125), "{r}");
+}
+
+// ---------------------------------------------------------------------------
+// signals and init
+
+fn sigprobe(u: &TestUser, init: bool, signals: &[Signal]) -> Run {
+    let rootfs = images().rootfs();
+    let mut args = vec!["run", "--rm"];
+    if init {
+        args.push("--init");
+    }
+    args.extend_from_slice(&["--rootfs", &rootfs, "/usr/local/bin/sigprobe", "30"]);
+    let mut r = spawn_hutch(
+        u,
+        &args,
+        &Opts {
+            timeout: Duration::from_secs(45),
+            ..Opts::default()
+        },
+    );
+    let ready = r.wait_for_stdout("ready", Duration::from_secs(30));
+    if ready {
+        for s in signals {
+            let before = r.stdout_now().len();
+            r.signal(*s);
+            // Wait for the handler's line before the next signal.
+            let want = format!("got {}", &s.as_str()[3..]);
+            let end = std::time::Instant::now() + Duration::from_secs(10);
+            while !r.stdout_now()[before..].contains(&want) && std::time::Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+    let out = r.wait();
+    assert!(ready, "sigprobe never became ready\n{out}");
+    out
+}
+
+#[test]
+fn sigterm_to_hutch_reaches_the_command_as_pid_1() {
+    let Some(u) = TestUser::t1() else { return };
+    let out = sigprobe(&u, false, &[Signal::SIGTERM]);
+    assert!(out.stdout.contains("got TERM"), "{out}");
+    assert_eq!(out.code(), Some(143), "{out}");
+}
+
+#[test]
+fn sigterm_to_hutch_reaches_the_command_under_init() {
+    let Some(u) = TestUser::t1() else { return };
+    let out = sigprobe(&u, true, &[Signal::SIGTERM]);
+    assert!(out.stdout.contains("got TERM"), "{out}");
+    assert_eq!(out.code(), Some(143), "{out}");
+}
+
+#[test]
+fn sigusr1_is_forwarded_and_the_command_keeps_running() {
+    let Some(u) = TestUser::t1() else { return };
+    let out = sigprobe(&u, false, &[Signal::SIGUSR1, Signal::SIGHUP]);
+    assert!(out.stdout.contains("got USR1\n"), "{out}");
+    assert!(out.stdout.contains("got HUP"), "{out}");
+    assert_eq!(out.code(), Some(129), "{out}");
+}
+
+#[test]
+fn init_reaps_orphaned_zombies() {
+    let Some(u) = TestUser::t1() else { return };
+    let out = hutch_ok(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "--init",
+            "--rootfs",
+            &images().rootfs(),
+            "/usr/local/bin/zombie",
+        ],
+    );
+    assert!(out.contains("zombies=0"), "{out}");
+    assert!(
+        !out.contains("pid=1 "),
+        "with --init the command is not pid 1: {out}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// cleanup
+
+#[test]
+fn rm_leaves_no_state_and_no_processes() {
+    let Some(u) = TestUser::t1() else { return };
+    let r = hutch_run(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "--rootfs",
+            &images().rootfs(),
+            "sh",
+            "-c",
+            "sleep 100 & echo started",
+        ],
+    );
+    assert_eq!(r.code(), Some(0), "{r}");
+    let left = wait_session_empty(r.session.unwrap(), Duration::from_secs(5));
+    assert!(left.is_empty(), "processes left behind: {left:?}\n{r}");
+    assert_eq!(u.leftover_containers(), Vec::<std::path::PathBuf>::new());
+
+    // Same with an image.
+    let r = hutch_run(&u, &["run", "--rm", &images().oci_ref("latest"), "true"]);
+    assert_eq!(r.code(), Some(0), "{r}");
+    assert!(wait_session_empty(r.session.unwrap(), Duration::from_secs(5)).is_empty());
+    assert_eq!(u.leftover_containers(), Vec::<std::path::PathBuf>::new());
+}
+
+// ---------------------------------------------------------------------------
+// single-id fallback
+
+#[test]
+fn user_without_subids_gets_a_single_id_map_and_a_warning() {
+    let Some(u) = TestUser::t2() else { return };
+    assert!(u.subuid.is_none(), "hutch-t2 must have no subuid range");
+    let r = hutch_run(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "--rootfs",
+            &images().rootfs(),
+            "sh",
+            "-c",
+            "id -u; cat /proc/self/uid_map; read l < /proc/self/loginuid; echo loginuid=$l",
+        ],
+    );
+    assert_eq!(r.code(), Some(0), "{r}");
+    assert!(r.stderr.to_lowercase().contains("single"), "warning: {r}");
+    let mut lines = r.stdout.lines();
+    assert_eq!(lines.next(), Some("0"), "{r}");
+    assert_eq!(parse_map(&r.stdout), vec![(0, u.uid, 1)], "{r}");
+    assert!(r.stdout.contains("loginuid=0\n"), "{r}");
+}
+
+// ---------------------------------------------------------------------------
+// run options
+
+#[test]
+fn volumes_are_bind_mounted_read_write_and_read_only() {
+    let Some(u) = TestUser::t1() else { return };
+    let vol = u.scratch("vol");
+    fs::write(vol.join("hello"), "from host\n").unwrap();
+    std::os::unix::fs::chown(vol.join("hello"), Some(u.uid), Some(u.gid)).unwrap();
+    let rw = format!("{}:/data", vol.display());
+    let ro = format!("{}:/ro:ro", vol.display());
+    let r = hutch_run(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            &rw,
+            "-v",
+            &ro,
+            "--rootfs",
+            &images().rootfs(),
+            "sh",
+            "-c",
+            "cat /data/hello; echo from-container > /data/new; \
+             if echo x > /ro/other 2>/dev/null; then echo ro-writable; else echo ro-refused; fi; \
+             cat /ro/new",
+        ],
+    );
+    assert_eq!(r.code(), Some(0), "{r}");
+    assert_eq!(r.stdout, "from host\nro-refused\nfrom-container\n", "{r}");
+    let new = vol.join("new");
+    assert_eq!(fs::read_to_string(&new).unwrap(), "from-container\n");
+    // Written by container root = the caller.
+    assert_eq!(fs::metadata(&new).unwrap().uid(), u.uid);
+    assert!(!vol.join("other").exists());
+}
+
+#[test]
+fn env_flags_and_image_env_are_both_visible() {
+    let Some(u) = TestUser::t1() else { return };
+    let out = hutch_ok(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "-e",
+            "FOO=bar baz",
+            "--env",
+            "EMPTY=",
+            &images().oci_ref("latest"),
+            "env",
+        ],
+    );
+    let vars: Vec<&str> = out.lines().collect();
+    assert!(vars.contains(&"FOO=bar baz"), "{out}");
+    assert!(vars.contains(&"EMPTY="), "{out}");
+    assert!(vars.contains(&"IMAGE_VAR=from-image"), "{out}");
+    assert!(
+        vars.contains(&"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
+        "{out}"
+    );
+    // The host's environment does not leak in.
+    assert!(!out.contains("XDG_RUNTIME_DIR="), "{out}");
+
+    let out = hutch_ok(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "-e",
+            "IMAGE_VAR=overridden",
+            &images().oci_ref("latest"),
+            "env",
+        ],
+    );
+    assert!(out.lines().any(|l| l == "IMAGE_VAR=overridden"), "{out}");
+}
+
+#[test]
+fn workdir_flag_sets_the_working_directory() {
+    let Some(u) = TestUser::t1() else { return };
+    let out = hutch_ok(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "-w",
+            "/tmp",
+            "--rootfs",
+            &images().rootfs(),
+            "pwd",
+        ],
+    );
+    assert_eq!(out, "/tmp\n");
+    let out = hutch_ok(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "--workdir",
+            "/etc",
+            &images().oci_ref("latest"),
+            "pwd",
+        ],
+    );
+    assert_eq!(out, "/etc\n");
+}
+
+#[test]
+fn user_flag_with_numeric_ids() {
+    let Some(u) = TestUser::t1() else { return };
+    let out = hutch_ok(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "-u",
+            "1000:1000",
+            "--rootfs",
+            &images().rootfs(),
+            "sh",
+            "-c",
+            "id -u; id -g",
+        ],
+    );
+    assert_eq!(out, "1000\n1000\n");
+    let out = hutch_ok(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "--user",
+            "1234",
+            "--rootfs",
+            &images().rootfs(),
+            "id",
+            "-u",
+        ],
+    );
+    assert_eq!(out, "1234\n");
+}
+
+#[test]
+fn user_flag_with_a_name_uses_the_images_passwd_and_groups() {
+    let Some(u) = TestUser::t1() else { return };
+    let out = hutch_ok(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "-u",
+            "tester",
+            "--rootfs",
+            &images().rootfs(),
+            "sh",
+            "-c",
+            "id -u; id -g; id -G; echo home=$HOME",
+        ],
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.first(), Some(&"1000"), "{out}");
+    assert_eq!(lines.get(1), Some(&"1000"), "{out}");
+    let groups: Vec<&str> = lines.get(2).unwrap_or(&"").split_whitespace().collect();
+    assert!(
+        groups.contains(&"1000") && groups.contains(&"1001"),
+        "supplementary groups: {out}"
+    );
+    assert!(out.contains("home=/home/tester\n"), "{out}");
+}
+
+#[test]
+fn interactive_passes_stdin() {
+    let Some(u) = TestUser::t1() else { return };
+    let out = hutch_as_stdin(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "-i",
+            "--rootfs",
+            &images().rootfs(),
+            "sh",
+            "-c",
+            "tr a-z A-Z",
+        ],
+        b"hello from stdin\n",
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "HELLO FROM STDIN\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0));
+}
+
+// ---------------------------------------------------------------------------
+// privileges
+
+/// Default capability set allowed in a container (Docker's default set,
+/// which includes Podman's smaller one).
+const DEFAULT_CAPS: u64 = (1 << 0) // CHOWN
+    | (1 << 1) // DAC_OVERRIDE
+    | (1 << 3) // FOWNER
+    | (1 << 4) // FSETID
+    | (1 << 5) // KILL
+    | (1 << 6) // SETGID
+    | (1 << 7) // SETUID
+    | (1 << 8) // SETPCAP
+    | (1 << 10) // NET_BIND_SERVICE
+    | (1 << 13) // NET_RAW
+    | (1 << 18) // SYS_CHROOT
+    | (1 << 27) // MKNOD
+    | (1 << 29) // AUDIT_WRITE
+    | (1 << 31); // SETFCAP
+
+fn cap_eff(text: &str) -> u64 {
+    let hex = line_value(text, "CapEff:").unwrap_or_else(|| panic!("no CapEff in {text}"));
+    u64::from_str_radix(&hex, 16).unwrap()
+}
+
+#[test]
+fn setuid_root_in_the_container_is_only_container_root() {
+    let Some(u) = TestUser::t1() else { return };
+    let dir = u.root_scratch("hostroot");
+    let target = dir.join("root-owned");
+    fs::write(&target, "host root's file\n").unwrap();
+    fs::set_permissions(&target, fs::Permissions::from_mode(0o644)).unwrap();
+    let vol = format!("{}:/hostroot", dir.display());
+    let r = hutch_run(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "-u",
+            "1000:1000",
+            "-v",
+            &vol,
+            &images().oci_ref("latest"),
+            "/usr/local/bin/suidprobe",
+            "/hostroot/root-owned",
+        ],
+    );
+    assert!(
+        r.stdout.contains("ruid=1000 euid=0 "),
+        "setuid applies in the container: {r}"
+    );
+    assert!(
+        r.stdout.contains("write /hostroot/root-owned: errno=13"),
+        "host root's file must stay read-only: {r}"
+    );
+    assert_eq!(fs::read_to_string(&target).unwrap(), "host root's file\n");
+    let caps = cap_eff(&r.stdout);
+    assert_eq!(
+        caps & !DEFAULT_CAPS,
+        0,
+        "CapEff {caps:#x} exceeds the default set {DEFAULT_CAPS:#x}"
+    );
+}
+
+#[test]
+fn no_new_privileges_disables_setuid() {
+    let Some(u) = TestUser::t1() else { return };
+    let out = hutch_ok(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "-u",
+            "1000:1000",
+            "--security-opt",
+            "no-new-privileges",
+            &images().oci_ref("latest"),
+            "/usr/local/bin/suidprobe",
+        ],
+    );
+    assert!(out.contains("ruid=1000 euid=1000 "), "{out}");
+    assert_eq!(cap_eff(&out), 0, "{out}");
+}
+
+#[test]
+fn root_capabilities_are_the_default_set_and_can_be_dropped() {
+    let Some(u) = TestUser::t1() else { return };
+    let out = hutch_ok(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "--rootfs",
+            &images().rootfs(),
+            "grep",
+            "CapEff",
+            "/proc/self/status",
+        ],
+    );
+    let caps = cap_eff(&out);
+    assert_ne!(caps, 0, "root in the container has some capabilities");
+    assert_eq!(caps & !DEFAULT_CAPS, 0, "CapEff {caps:#x}");
+    let out = hutch_ok(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "--cap-drop",
+            "ALL",
+            "--rootfs",
+            &images().rootfs(),
+            "grep",
+            "CapEff",
+            "/proc/self/status",
+        ],
+    );
+    assert_eq!(cap_eff(&out), 0, "{out}");
+    let out = hutch_ok(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "--cap-drop",
+            "ALL",
+            "--cap-add",
+            "CHOWN",
+            "--rootfs",
+            &images().rootfs(),
+            "grep",
+            "CapEff",
+            "/proc/self/status",
+        ],
+    );
+    assert_eq!(cap_eff(&out), 1, "{out}");
+}
+
+// ---------------------------------------------------------------------------
+// OCI images
+
+#[test]
+fn oci_image_layers_apply_with_whiteouts() {
+    let Some(u) = TestUser::t1() else { return };
+    let out = hutch_ok(
+        &u,
+        &[
+            "run",
+            "--rm",
+            &images().oci_ref("latest"),
+            "sh",
+            "-c",
+            "cat /etc/layer2; if [ -e /etc/removed-by-whiteout ]; then echo whiteout-ignored; fi; ls -a /etc",
+        ],
+    );
+    assert!(out.starts_with("layer2\n"), "{out}");
+    assert!(!out.contains("whiteout-ignored"), "{out}");
+    assert!(
+        !out.contains(".wh."),
+        "whiteout files must not appear: {out}"
+    );
+}
+
+#[test]
+fn oci_image_default_command_and_workdir() {
+    let Some(u) = TestUser::t1() else { return };
+    // Cmd ["sh"] reads the script from stdin.
+    let out = hutch_as_stdin(
+        &u,
+        &["run", "--rm", "-i", &images().oci_ref("latest")],
+        b"echo cmd-is-sh; pwd\n",
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "cmd-is-sh\n/\n",
+        "{out:?}"
+    );
+}
+
+#[test]
+fn oci_image_entrypoint_cmd_user_and_workdir_are_honoured() {
+    let Some(u) = TestUser::t1() else { return };
+    let out = hutch_ok(&u, &["run", "--rm", &images().oci_entry_ref()]);
+    assert_eq!(out, "entry: default-arg\n");
+    let out = hutch_ok(
+        &u,
+        &["run", "--rm", &images().oci_ref("entry"), "given", "args"],
+    );
+    assert_eq!(out, "entry: given args\n");
+    let out = hutch_ok(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "--entrypoint",
+            "/bin/sh",
+            &images().oci_entry_ref(),
+            "-c",
+            "pwd; id -u; id -g",
+        ],
+    );
+    assert_eq!(
+        out, "/tmp\n1000\n1000\n",
+        "WorkingDir and User from the image"
+    );
+    // -u and -w override the image.
+    let out = hutch_ok(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "-u",
+            "0",
+            "-w",
+            "/",
+            "--entrypoint",
+            "/bin/sh",
+            &images().oci_entry_ref(),
+            "-c",
+            "pwd; id -u",
+        ],
+    );
+    assert_eq!(out, "/\n0\n");
+}
+
+#[test]
+fn oci_archive_images_run() {
+    let Some(u) = TestUser::t1() else { return };
+    let out = hutch_ok(&u, &["run", "--rm", &images().archive_ref("entry")]);
+    assert_eq!(out, "entry: default-arg\n");
+    let out = hutch_ok(
+        &u,
+        &[
+            "run",
+            "--rm",
+            &images().archive_ref("latest"),
+            "cat",
+            "/etc/layer2",
+        ],
+    );
+    assert_eq!(out, "layer2\n");
+}
+
+#[test]
+fn image_file_ownership_is_mapped_into_the_container() {
+    let Some(u) = TestUser::t1() else { return };
+    let out = hutch_ok(
+        &u,
+        &[
+            "run",
+            "--rm",
+            &images().oci_ref("latest"),
+            "stat",
+            "-c",
+            "%n %u:%g %a",
+            "/home/tester",
+            "/home/tester/owned-by-tester",
+            "/etc/passwd",
+            "/usr/local/bin/suidprobe",
+            "/tmp",
+        ],
+    );
+    assert_eq!(
+        out,
+        "/home/tester 1000:1000 755\n\
+         /home/tester/owned-by-tester 1000:1000 644\n\
+         /etc/passwd 0:0 644\n\
+         /usr/local/bin/suidprobe 0:0 4755\n\
+         /tmp 0:0 1777\n"
+    );
+    // tester can write its own home, but not root's files.
+    let out = hutch_ok(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "-u",
+            "tester",
+            &images().oci_ref("latest"),
+            "sh",
+            "-c",
+            "echo hi > /home/tester/new && echo home-ok; echo x >> /etc/passwd 2>/dev/null || echo passwd-refused",
+        ],
+    );
+    assert_eq!(out, "home-ok\npasswd-refused\n");
+}
+
+// ---------------------------------------------------------------------------
+// terminal
+
+#[test]
+fn tty_gives_the_container_its_own_terminal() {
+    let Some(u) = TestUser::t1() else { return };
+    if !require(
+        "script (util-linux)",
+        have_tool("script"),
+        "script not installed",
+    ) {
+        return;
+    }
+    let r = run_hutch(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "-t",
+            "--rootfs",
+            &images().rootfs(),
+            "sh",
+            "-c",
+            "tty; stty size && echo stty-ok; exit 3",
+        ],
+        &Opts {
+            tty: true,
+            timeout: Duration::from_secs(60),
+            ..Opts::default()
+        },
+    );
+    assert!(!r.timed_out, "{r}");
+    let out = r.stdout.replace('\r', "");
+    assert!(out.contains("/dev/pts/0\n"), "{r}");
+    assert!(out.contains("stty-ok"), "{r}");
+    let size = out
+        .lines()
+        .find(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() == 2 && f.iter().all(|x| x.parse::<u32>().is_ok())
+        })
+        .unwrap_or_else(|| panic!("stty size output missing: {r}"));
+    assert!(!size.is_empty());
+    assert_eq!(r.code(), Some(3), "exit code through the tty: {r}");
+}
+
+// ---------------------------------------------------------------------------
+// doctor
+
+#[test]
+fn doctor_reports_user_namespaces() {
+    let Some(u) = TestUser::t1() else { return };
+    let r = hutch_run(&u, &["doctor"]);
+    assert_eq!(r.code(), Some(0), "{r}");
+    assert!(r.stdout.to_lowercase().contains("user namespaces"), "{r}");
+}
