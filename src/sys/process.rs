@@ -96,3 +96,32 @@ pub fn cloexec_from(first: RawFd) -> nix::Result<()> {
     };
     Errno::result(ret).map(drop)
 }
+
+/// Takes ownership of an fd the kernel just installed (SCM_RIGHTS).
+pub fn own_fd(raw: RawFd) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    // SAFETY: the caller passes an fd received from recvmsg(2), which the
+    // kernel installed for this process and nothing else owns yet.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) }
+}
+
+/// Resets every catchable signal to its default disposition. Rust's
+/// runtime ignores SIGPIPE, and an ignored disposition survives execve:
+/// without this, `yes | head` would behave differently in a container.
+pub fn reset_signal_dispositions() {
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: SIG_DFL installs no handler code; signals numbers the
+        // kernel rejects (32, 33 used by glibc) just fail with EINVAL.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+}
+
+/// Borrows a raw fd the caller keeps open for the program's lifetime.
+pub fn borrow_fd(fd: RawFd) -> BorrowedFd<'static> {
+    // SAFETY: callers pass fds they own and do not close while borrowed
+    // (the container init's pty slave until it execs).
+    unsafe { BorrowedFd::borrow_raw(fd) }
+}
