@@ -27,7 +27,7 @@ use crate::plan::Plan;
 use crate::sys::process::{cloexec_from, exit_now, reset_signal_dispositions};
 
 /// What the container init needs, prepared by the parent before clone.
-pub struct Context<'a> {
+pub struct Setup<'a> {
     pub plan: &'a Plan,
     pub rootfs: &'a Path,
     pub etc_files: &'a [(PathBuf, &'static str)],
@@ -38,7 +38,7 @@ pub struct Context<'a> {
 }
 
 /// Entry point of the cloned child.
-pub fn main(chan: Channel, ctx: &Context<'_>) -> ! {
+pub fn main(chan: Channel, ctx: &Setup<'_>) -> ! {
     let err = match run(&chan, ctx) {
         Ok(never) => match never {},
         Err(e) => e,
@@ -48,7 +48,7 @@ pub fn main(chan: Channel, ctx: &Context<'_>) -> ! {
     exit_now(code)
 }
 
-fn run(chan: &Channel, ctx: &Context<'_>) -> anyhow::Result<Infallible> {
+fn run(chan: &Channel, ctx: &Setup<'_>) -> anyhow::Result<Infallible> {
     let plan = ctx.plan;
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).context("set parent-death signal")?;
     reset_signal_dispositions();

@@ -7,15 +7,16 @@
 //! /home/you`) can never redirect a mount or a file creation to the host.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use nix::errno::Errno;
-use nix::fcntl::{open, OFlag};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::{fstat, Mode, SFlag};
 use nix::sys::statvfs::{fstatvfs, FsFlags};
-use nix::unistd::{chdir, mkdirat, pivot_root, symlinkat};
+use nix::sys::stat::mkdirat;
+use nix::unistd::{chdir, pivot_root, symlinkat};
 
 use crate::plan::{Network, Plan};
 use crate::sys::fs::openat2;
@@ -54,8 +55,12 @@ pub fn prepare(inp: &Inputs<'_>) -> anyhow::Result<()> {
     // pivot_root needs the new root to be a mount point.
     mount(Some(inp.rootfs), inp.rootfs, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
         .with_context(|| format!("bind rootfs `{}`", inp.rootfs.display()))?;
-    let root = open(inp.rootfs, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
-        .with_context(|| format!("open rootfs `{}`", inp.rootfs.display()))?;
+    let root: OwnedFd = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+        .open(inp.rootfs)
+        .with_context(|| format!("open rootfs `{}`", inp.rootfs.display()))?
+        .into();
     let nosx = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     fs_mount(&root, "/proc", "proc", nosx, "")?;
     mount_dev(&root, inp.tty_gid_mapped)?;

@@ -45,6 +45,8 @@ pub enum ToChild {
 pub enum ToParent {
     /// [3] The pty master, attached as SCM_RIGHTS.
     PtyMaster,
+    /// A task run by `nsexec` finished.
+    Done,
     /// Setup or exec failed: the error chain, its hints and the exit code.
     Failed {
         chain: Vec<String>,
