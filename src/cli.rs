@@ -36,6 +36,27 @@ pub enum Command {
     Run(RunArgs),
     /// Check what this host offers hutch, and how to fix what is missing
     Doctor(DoctorArgs),
+    /// List containers
+    Ps(PsArgs),
+    /// Remove stopped containers
+    Rm(RmArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Show all containers (default shows just running)
+    #[arg(short, long)]
+    pub all: bool,
+    /// Only print container ids
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Containers to remove, by name or id prefix
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
 }
 
 #[derive(Debug, Args)]

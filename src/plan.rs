@@ -192,7 +192,11 @@ fn refuse_unsupported(a: &RunArgs) -> anyhow::Result<()> {
             "run in the foreground, or under `nohup`/`setsid` for now",
         ));
     }
-    let limits = [("--memory", &a.memory), ("--cpus", &a.cpus), ("--pids-limit", &a.pids_limit)];
+    let limits = [
+        ("--memory", &a.memory),
+        ("--cpus", &a.cpus),
+        ("--pids-limit", &a.pids_limit),
+    ];
     if let Some((flag, _)) = limits.iter().find(|(_, v)| v.is_some()) {
         return Err(hint(
             anyhow::anyhow!("set resource limit `{flag}`: this host has no delegated cgroup v2, so hutch runs containers without cgroups"),
@@ -248,16 +252,33 @@ fn security_opts(opts: &[String], privileged: bool) -> anyhow::Result<(bool, boo
 /// Normalises `net_admin`, `NET_ADMIN` and `CAP_NET_ADMIN` alike.
 pub fn cap_name(s: &str) -> anyhow::Result<String> {
     let up = s.trim().to_ascii_uppercase();
-    let name = if up.starts_with("CAP_") { up } else { format!("CAP_{up}") };
+    let name = if up.starts_with("CAP_") {
+        up
+    } else {
+        format!("CAP_{up}")
+    };
     name.parse::<caps::Capability>()
         .map(|_| name.clone())
         .map_err(|_| anyhow::anyhow!("parse capability `{s}`: unknown"))
         .hint("see capabilities(7) for the names, e.g. NET_ADMIN or CAP_SYS_PTRACE")
 }
 
-fn capabilities(add: &[String], drop: &[String], privileged: bool) -> anyhow::Result<BTreeSet<String>> {
-    let all = || caps::all().into_iter().map(|c| c.to_string()).collect::<BTreeSet<_>>();
-    let mut set: BTreeSet<String> = if privileged { all() } else { strings(&DEFAULT_CAPS).into_iter().collect() };
+fn capabilities(
+    add: &[String],
+    drop: &[String],
+    privileged: bool,
+) -> anyhow::Result<BTreeSet<String>> {
+    let all = || {
+        caps::all()
+            .into_iter()
+            .map(|c| c.to_string())
+            .collect::<BTreeSet<_>>()
+    };
+    let mut set: BTreeSet<String> = if privileged {
+        all()
+    } else {
+        strings(&DEFAULT_CAPS).into_iter().collect()
+    };
     for d in drop {
         if d.eq_ignore_ascii_case("all") {
             set.clear();
@@ -277,13 +298,21 @@ fn capabilities(add: &[String], drop: &[String], privileged: bool) -> anyhow::Re
 
 /// Docker's rule: --entrypoint replaces the image's entrypoint and drops
 /// its Cmd; arguments replace Cmd.
-fn command(img: &ImageConfig, entrypoint: Option<&str>, args: &[String]) -> anyhow::Result<Vec<String>> {
+fn command(
+    img: &ImageConfig,
+    entrypoint: Option<&str>,
+    args: &[String],
+) -> anyhow::Result<Vec<String>> {
     let (ep, default_cmd) = match entrypoint {
         Some("") => (Vec::new(), Vec::new()),
         Some(e) => (vec![e.to_string()], Vec::new()),
         None => (img.entrypoint.clone(), img.cmd.clone()),
     };
-    let cmd = if args.is_empty() { default_cmd } else { args.to_vec() };
+    let cmd = if args.is_empty() {
+        default_cmd
+    } else {
+        args.to_vec()
+    };
     let argv: Vec<String> = ep.into_iter().chain(cmd).collect();
     if argv.is_empty() {
         return Err(hint(
@@ -305,7 +334,8 @@ fn workdir(flag: Option<&str>, image: Option<&str>) -> anyhow::Result<String> {
 fn validate_hostname(h: &str) -> anyhow::Result<String> {
     let ok = !h.is_empty()
         && h.len() <= 64
-        && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
     if !ok {
         bail!("set hostname `{h}`: use up to 64 letters, digits, `-` and `.`");
     }
@@ -315,7 +345,8 @@ fn validate_hostname(h: &str) -> anyhow::Result<String> {
 fn read_env_files(files: &[PathBuf]) -> anyhow::Result<Vec<String>> {
     let mut out = Vec::new();
     for f in files {
-        let text = std::fs::read_to_string(f).with_context(|| format!("read env file `{}`", f.display()))?;
+        let text = std::fs::read_to_string(f)
+            .with_context(|| format!("read env file `{}`", f.display()))?;
         out.extend(
             text.lines()
                 .map(str::trim)
@@ -327,7 +358,11 @@ fn read_env_files(files: &[PathBuf]) -> anyhow::Result<Vec<String>> {
 }
 
 /// `KEY=VALUE` sets; a bare `KEY` copies the host's value when set.
-fn apply_env(env: &mut Vec<String>, kv: &str, host: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+fn apply_env(
+    env: &mut Vec<String>,
+    kv: &str,
+    host: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<()> {
     let (key, value) = match kv.split_once('=') {
         Some((k, v)) => (k, Some(v.to_string())),
         None => (kv, host(kv)),

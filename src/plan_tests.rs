@@ -24,7 +24,12 @@ fn image() -> ImageConfig {
 
 fn plan(argv: &[&str], img: Option<&ImageConfig>) -> anyhow::Result<Plan> {
     let a = args(argv);
-    let command: Vec<String> = a.args.iter().skip(if a.rootfs.is_some() { 0 } else { 1 }).cloned().collect();
+    let command: Vec<String> = a
+        .args
+        .iter()
+        .skip(if a.rootfs.is_some() { 0 } else { 1 })
+        .cloned()
+        .collect();
     let host_env = |k: &str| (k == "FROM_HOST").then(|| "yes".to_string());
     Plan::new(&Inputs {
         args: &a,
@@ -63,11 +68,18 @@ fn command_entrypoint_rules() {
         (&["oci:x"], &["/bin/echo", "entry:", "default"]),
         (&["oci:x", "a", "b"], &["/bin/echo", "entry:", "a", "b"]),
         (&["--entrypoint", "/bin/ls", "oci:x"], &["/bin/ls"]),
-        (&["--entrypoint", "/bin/ls", "oci:x", "-l"], &["/bin/ls", "-l"]),
+        (
+            &["--entrypoint", "/bin/ls", "oci:x", "-l"],
+            &["/bin/ls", "-l"],
+        ),
         (&["--entrypoint", "", "oci:x", "id"], &["id"]),
     ];
     for (argv, want) in cases {
-        assert_eq!(plan(argv, Some(&img)).unwrap().process.args, *want, "{argv:?}");
+        assert_eq!(
+            plan(argv, Some(&img)).unwrap().process.args,
+            *want,
+            "{argv:?}"
+        );
     }
     assert!(plan(&["--entrypoint", "", "oci:x"], Some(&img)).is_err());
     assert!(plan(&["--rootfs", "/r", "true"], None).is_ok());
@@ -76,7 +88,16 @@ fn command_entrypoint_rules() {
 #[test]
 fn env_flags_override_image_and_copy_host() {
     let p = plan(
-        &["-e", "IMAGE_VAR=2", "-e", "FROM_HOST", "-e", "UNSET_ON_HOST", "-t", "oci:x"],
+        &[
+            "-e",
+            "IMAGE_VAR=2",
+            "-e",
+            "FROM_HOST",
+            "-e",
+            "UNSET_ON_HOST",
+            "-t",
+            "oci:x",
+        ],
         Some(&image()),
     )
     .unwrap();
@@ -90,8 +111,23 @@ fn env_flags_override_image_and_copy_host() {
 
 #[test]
 fn capabilities_add_drop() {
-    let p = plan(&["--cap-drop", "all", "--cap-add", "net_admin", "--cap-add", "CAP_KILL", "oci:x"], Some(&image())).unwrap();
-    assert_eq!(p.caps.iter().collect::<Vec<_>>(), ["CAP_KILL", "CAP_NET_ADMIN"]);
+    let p = plan(
+        &[
+            "--cap-drop",
+            "all",
+            "--cap-add",
+            "net_admin",
+            "--cap-add",
+            "CAP_KILL",
+            "oci:x",
+        ],
+        Some(&image()),
+    )
+    .unwrap();
+    assert_eq!(
+        p.caps.iter().collect::<Vec<_>>(),
+        ["CAP_KILL", "CAP_NET_ADMIN"]
+    );
     let p = plan(&["--cap-drop", "CHOWN", "oci:x"], Some(&image())).unwrap();
     assert!(!p.caps.contains("CAP_CHOWN") && p.caps.contains("CAP_KILL"));
     assert!(plan(&["--cap-add", "NOPE", "oci:x"], Some(&image())).is_err());
@@ -101,9 +137,23 @@ fn capabilities_add_drop() {
 
 #[test]
 fn security_opts_and_userns() {
-    let p = plan(&["--security-opt", "no-new-privileges", "--security-opt", "seccomp=unconfined", "oci:x"], Some(&image())).unwrap();
+    let p = plan(
+        &[
+            "--security-opt",
+            "no-new-privileges",
+            "--security-opt",
+            "seccomp=unconfined",
+            "oci:x",
+        ],
+        Some(&image()),
+    )
+    .unwrap();
     assert!(p.no_new_privs && !p.seccomp);
-    assert!(plan(&["--security-opt", "seccomp=/etc/x.json", "oci:x"], Some(&image())).is_err());
+    assert!(plan(
+        &["--security-opt", "seccomp=/etc/x.json", "oci:x"],
+        Some(&image())
+    )
+    .is_err());
     let p = plan(&["--userns", "keep-id", "oci:x"], Some(&image())).unwrap();
     assert_eq!(p.process.user.as_deref(), Some("1000:1001"));
     assert!(plan(&["--userns", "host", "oci:x"], Some(&image())).is_err());
@@ -121,7 +171,11 @@ fn network_and_hostname() {
 
 #[test]
 fn unsupported_flags_are_clear_errors() {
-    for argv in [&["-d", "oci:x"][..], &["--memory", "1g", "oci:x"], &["--pids-limit", "5", "oci:x"]] {
+    for argv in [
+        &["-d", "oci:x"][..],
+        &["--memory", "1g", "oci:x"],
+        &["--pids-limit", "5", "oci:x"],
+    ] {
         assert!(plan(argv, Some(&image())).is_err(), "{argv:?}");
     }
     assert!(plan(&["-w", "relative", "oci:x"], Some(&image())).is_err());
@@ -131,10 +185,21 @@ fn unsupported_flags_are_clear_errors() {
 fn volumes() {
     let cwd = Path::new("/home/u");
     let v = parse_volume("/data:/mnt:ro", cwd).unwrap();
-    assert_eq!((v.source.as_path(), v.target.as_str(), v.readonly), (Path::new("/data"), "/mnt", true));
+    assert_eq!(
+        (v.source.as_path(), v.target.as_str(), v.readonly),
+        (Path::new("/data"), "/mnt", true)
+    );
     let v = parse_volume("./d:/x", cwd).unwrap();
     assert_eq!(v.source, Path::new("/home/u/./d"));
-    for bad in ["name:/x", "/a", "/a:rel", "/a:/", "/a:/x/../..", "/a:/x:bogus", "/a:/b:ro:x"] {
+    for bad in [
+        "name:/x",
+        "/a",
+        "/a:rel",
+        "/a:/",
+        "/a:/x/../..",
+        "/a:/x:bogus",
+        "/a:/b:ro:x",
+    ] {
         assert!(parse_volume(bad, cwd).is_err(), "{bad}");
     }
 }

@@ -61,14 +61,21 @@ fn home() -> anyhow::Result<PathBuf> {
 /// a symlink, owned by `uid`, closed to others.
 fn private_dir(dir: &Path, uid: u32) -> anyhow::Result<()> {
     if let Some(parent) = dir.parent() {
-        DirBuilder::new().recursive(true).mode(0o700).create(parent).ok();
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .ok();
     }
     match DirBuilder::new().mode(0o700).create(dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(e).with_context(|| format!("create runtime directory `{}`", dir.display())),
+        Err(e) => {
+            return Err(e).with_context(|| format!("create runtime directory `{}`", dir.display()))
+        }
     }
-    let meta = std::fs::symlink_metadata(dir).with_context(|| format!("inspect `{}`", dir.display()))?;
+    let meta =
+        std::fs::symlink_metadata(dir).with_context(|| format!("inspect `{}`", dir.display()))?;
     if !meta.is_dir() || meta.uid() != uid || meta.permissions().mode() & 0o077 != 0 {
         return Err(anyhow::anyhow!(
             "use runtime directory `{}`: it must be a directory owned by you with mode 0700",
@@ -124,8 +131,10 @@ impl Container {
     pub fn create(dirs: &Dirs, id: &str, name: Option<&str>) -> anyhow::Result<Container> {
         if let Some(name) = name {
             if list(dirs)?.iter().any(|s| s.name.as_deref() == Some(name)) {
-                return Err(anyhow::anyhow!("create container `{name}`: the name is already in use"))
-                    .hint("choose another --name, or remove the old container's directory");
+                return Err(anyhow::anyhow!(
+                    "create container `{name}`: the name is already in use"
+                ))
+                .hint("choose another --name, or remove the old container's directory");
             }
         }
         let c = Container {
@@ -143,13 +152,24 @@ impl Container {
         Ok(c)
     }
 
+    /// The directories of an existing container.
+    pub fn open(dirs: &Dirs, id: &str) -> Container {
+        Container {
+            id: id.to_string(),
+            run_dir: dirs.runtime.join("containers").join(id),
+            data_dir: dirs.data.join("containers").join(id),
+        }
+    }
+
     /// Writes state.json atomically.
     pub fn save(&self, state: &State) -> anyhow::Result<()> {
         let path = self.run_dir.join("state.json");
         let tmp = self.run_dir.join(".state.json.tmp");
         let bytes = serde_json::to_vec_pretty(state).context("encode container state")?;
         let mut f = File::create(&tmp).with_context(|| format!("write `{}`", tmp.display()))?;
-        f.write_all(&bytes).and_then(|_| f.sync_all()).with_context(|| format!("write `{}`", tmp.display()))?;
+        f.write_all(&bytes)
+            .and_then(|_| f.sync_all())
+            .with_context(|| format!("write `{}`", tmp.display()))?;
         std::fs::rename(&tmp, &path).with_context(|| format!("replace `{}`", path.display()))
     }
 }
@@ -173,6 +193,38 @@ pub fn list(dirs: &Dirs) -> anyhow::Result<Vec<State>> {
         }
     }
     Ok(out)
+}
+
+/// Finds one container by exact name, exact id or unique id prefix.
+pub fn find(dirs: &Dirs, key: &str) -> anyhow::Result<State> {
+    let all = list(dirs)?;
+    if let Some(s) = all
+        .iter()
+        .find(|s| s.name.as_deref() == Some(key) || s.id == key)
+    {
+        return Ok(s.clone());
+    }
+    let matches: Vec<&State> = all
+        .iter()
+        .filter(|s| !key.is_empty() && s.id.starts_with(key))
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => bail!("find container `{key}`: no such container"),
+        _ => bail!(
+            "find container `{key}`: the prefix matches {} containers",
+            matches.len()
+        ),
+    }
+}
+
+/// Whether the recorded process still exists. A pid reused by another
+/// process after a reboot would read as alive: issue 4 adds start times.
+pub fn is_alive(state: &State) -> bool {
+    state.status == Status::Running
+        && state
+            .pid
+            .is_some_and(|p| Path::new(&format!("/proc/{p}")).exists())
 }
 
 pub fn now() -> u64 {

@@ -1,7 +1,7 @@
 //! `hutch run`: a recipe of named stages (DESIGN.md, "Data flow").
 //! Runs in the user's own process; the container is its descendant.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use caps::CapsHashSet;
@@ -19,7 +19,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     let id = state::new_id()?;
     let container = Container::create(&dirs, &id, args.name.as_deref())?;
     // From here on, the container's directories go away on every error.
-    let mut cleanup = Cleanup { container: &container, maps: None, keep: false };
+    let mut cleanup = Cleanup {
+        container: &container,
+        maps: None,
+        keep: false,
+    };
     let image = open_image(&source, &container)?;
     let plan = make_plan(&args, image.as_ref().map(|i| &i.config), &command, &id)?;
     let (facts, maps) = userns::plan(plan.userns)?;
@@ -30,7 +34,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     let rootfs = prepare_rootfs(&source, image, &container, &maps)?;
     let etc_files = write_etc_files(&container, &plan)?;
     let caps = cap_set(&plan)?;
-    let bpf = plan.seccomp.then(|| seccomp::compile_default(&caps)).transpose()?;
+    let bpf = plan
+        .seccomp
+        .then(|| seccomp::compile_default(&caps))
+        .transpose()?;
     let setup = child::Setup {
         plan: &plan,
         rootfs: &rootfs,
@@ -73,7 +80,8 @@ enum Source {
 fn source_and_command(args: &RunArgs) -> anyhow::Result<(Source, Vec<String>)> {
     match &args.rootfs {
         Some(dir) => {
-            let dir = std::fs::canonicalize(dir).with_context(|| format!("find rootfs `{}`", dir.display()))?;
+            let dir = std::fs::canonicalize(dir)
+                .with_context(|| format!("find rootfs `{}`", dir.display()))?;
             Ok((Source::Dir(dir), args.args.clone()))
         }
         None => {
@@ -87,7 +95,11 @@ fn source_name(source: &Source) -> String {
     match source {
         Source::Dir(d) => d.display().to_string(),
         Source::Image(ImageRef::Oci { path, tag } | ImageRef::OciArchive { path, tag }) => {
-            format!("{}{}", path.display(), tag.as_ref().map(|t| format!(":{t}")).unwrap_or_default())
+            format!(
+                "{}{}",
+                path.display(),
+                tag.as_ref().map(|t| format!(":{t}")).unwrap_or_default()
+            )
         }
     }
 }
@@ -99,7 +111,12 @@ fn open_image(source: &Source, c: &Container) -> anyhow::Result<Option<image::Im
     }
 }
 
-fn make_plan(args: &RunArgs, img: Option<&image::ImageConfig>, command: &[String], id: &str) -> anyhow::Result<Plan> {
+fn make_plan(
+    args: &RunArgs,
+    img: Option<&image::ImageConfig>,
+    command: &[String],
+    id: &str,
+) -> anyhow::Result<Plan> {
     let host_hostname = nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())
@@ -122,7 +139,12 @@ fn make_plan(args: &RunArgs, img: Option<&image::ImageConfig>, command: &[String
 /// A plain directory is used in place; an image is unpacked into the
 /// container's data directory, inside the user namespace so that file
 /// owners map into the subordinate range.
-fn prepare_rootfs(source: &Source, image: Option<image::Image>, c: &Container, maps: &IdMaps) -> anyhow::Result<PathBuf> {
+fn prepare_rootfs(
+    source: &Source,
+    image: Option<image::Image>,
+    c: &Container,
+    maps: &IdMaps,
+) -> anyhow::Result<PathBuf> {
     let (Source::Image(_), Some(image)) = (source, image) else {
         return match source {
             Source::Dir(d) => Ok(d.clone()),
@@ -177,13 +199,14 @@ fn write_etc_files(c: &Container, plan: &Plan) -> anyhow::Result<Vec<(PathBuf, &
 fn cap_set(plan: &Plan) -> anyhow::Result<CapsHashSet> {
     plan.caps
         .iter()
-        .map(|c| c.parse().map_err(|_| anyhow::anyhow!("parse capability `{c}`")))
+        .map(|c| {
+            c.parse()
+                .map_err(|_| anyhow::anyhow!("parse capability `{c}`"))
+        })
         .collect()
 }
 
-/// Removes the container's directories unless told to keep them. The
-/// unpacked rootfs holds files of subordinate ids, which only root of a
-/// user namespace with the same maps may delete.
+/// Removes the container's directories unless told to keep them.
 struct Cleanup<'a> {
     container: &'a Container,
     maps: Option<IdMaps>,
@@ -195,23 +218,8 @@ impl Drop for Cleanup<'_> {
         if self.keep {
             return;
         }
-        let data = self.container.data_dir.clone();
-        let result = match &self.maps {
-            Some(maps) if has_entries(&data) => nsexec::run_in_userns(maps, "remove the container's files", || {
-                std::fs::remove_dir_all(&data).with_context(|| format!("remove `{}`", data.display()))
-            }),
-            _ => std::fs::remove_dir_all(&data).with_context(|| format!("remove `{}`", data.display())),
-        };
-        let result = result.and_then(|()| {
-            std::fs::remove_dir_all(&self.container.run_dir)
-                .with_context(|| format!("remove `{}`", self.container.run_dir.display()))
-        });
-        if let Err(e) = result {
+        if let Err(e) = super::remove_container(self.container, self.maps.as_ref()) {
             eprintln!("warning: {e:#}");
         }
     }
-}
-
-fn has_entries(dir: &Path) -> bool {
-    std::fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(false)
 }

@@ -78,8 +78,12 @@ fn run(chan: &Channel, ctx: &Setup<'_>) -> anyhow::Result<Infallible> {
     }
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
-    let who = user::resolve(plan.process.user.as_deref(), &passwd, &group)
-        .with_context(|| format!("resolve user `{}`", plan.process.user.as_deref().unwrap_or("root")))?;
+    let who = user::resolve(plan.process.user.as_deref(), &passwd, &group).with_context(|| {
+        format!(
+            "resolve user `{}`",
+            plan.process.user.as_deref().unwrap_or("root")
+        )
+    })?;
     let mut env = plan.process.env.clone();
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!("HOME={}", who.home));
@@ -125,8 +129,14 @@ fn exec(args: &[String], env: &[String]) -> anyhow::Result<Infallible> {
         Ok(never) => match never {},
         Err(e) => e,
     };
-    let code = if err == Errno::ENOENT { EXIT_NOT_FOUND } else { EXIT_CANNOT_EXEC };
-    Err(anyhow::Error::new(err).context(ExitCode(code)).context(format!("exec `{argv0}`")))
+    let code = if err == Errno::ENOENT {
+        EXIT_NOT_FOUND
+    } else {
+        EXIT_CANNOT_EXEC
+    };
+    Err(anyhow::Error::new(err)
+        .context(ExitCode(code))
+        .context(format!("exec `{argv0}`")))
 }
 
 /// Finds `argv0` on the container's PATH (argv0 with a `/` is used as is).

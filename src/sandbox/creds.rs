@@ -31,7 +31,8 @@ pub struct Creds<'a> {
 pub fn apply(c: &Creds<'_>) -> anyhow::Result<()> {
     for cap in caps::all() {
         if !c.caps.contains(&cap) {
-            caps::drop(None, CapSet::Bounding, cap).with_context(|| format!("drop `{cap}` from the bounding set"))?;
+            caps::drop(None, CapSet::Bounding, cap)
+                .with_context(|| format!("drop `{cap}` from the bounding set"))?;
         }
     }
     nix::sys::prctl::set_keepcaps(true).context("set keepcaps")?;
@@ -57,7 +58,11 @@ pub fn apply(c: &Creds<'_>) -> anyhow::Result<()> {
     if let Some(bpf) = c.seccomp {
         crate::sys::seccomp::load(&bpf.0).context("load the seccomp profile")?;
     }
-    let last = if c.user.uid == 0 { c.caps.clone() } else { CapsHashSet::new() };
+    let last = if c.user.uid == 0 {
+        c.caps.clone()
+    } else {
+        CapsHashSet::new()
+    };
     set_caps(&last)?;
     caps::clear(None, CapSet::Ambient).context("clear ambient capabilities")?;
     nix::sys::prctl::set_keepcaps(false).context("clear keepcaps")?;
@@ -68,7 +73,8 @@ fn set_caps(set: &CapsHashSet) -> anyhow::Result<()> {
     // Effective first: it must stay a subset of permitted at every step.
     caps::set(None, CapSet::Effective, set).context("set effective capabilities")?;
     caps::set(None, CapSet::Permitted, set).context("set permitted capabilities")?;
-    caps::set(None, CapSet::Inheritable, &CapsHashSet::new()).context("clear inheritable capabilities")?;
+    caps::set(None, CapSet::Inheritable, &CapsHashSet::new())
+        .context("clear inheritable capabilities")?;
     Ok(())
 }
 

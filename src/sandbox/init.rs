@@ -19,7 +19,8 @@ use crate::sys::process::{exit_now, fork};
 /// exec; pid 1 becomes the reaper and never returns.
 pub fn become_init(sync_fd: RawFd) -> anyhow::Result<()> {
     let all = SigSet::all();
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&all), None).context("block signals")?;
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&all), None)
+        .context("block signals")?;
     match fork().context("fork the command under --init")? {
         None => {
             nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)

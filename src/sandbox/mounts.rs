@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use nix::errno::Errno;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::stat::mkdirat;
 use nix::sys::stat::{fstat, Mode, SFlag};
 use nix::sys::statvfs::{fstatvfs, FsFlags};
-use nix::sys::stat::mkdirat;
 use nix::unistd::{chdir, pivot_root, symlinkat};
 
 use crate::plan::{Network, Plan};
@@ -50,11 +50,23 @@ pub struct Inputs<'a> {
 /// Builds the mount table under `inputs.rootfs`.
 pub fn prepare(inp: &Inputs<'_>) -> anyhow::Result<()> {
     // Nothing we mount may propagate back to the host's namespace.
-    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
-        .context("make `/` private")?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .context("make `/` private")?;
     // pivot_root needs the new root to be a mount point.
-    mount(Some(inp.rootfs), inp.rootfs, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-        .with_context(|| format!("bind rootfs `{}`", inp.rootfs.display()))?;
+    mount(
+        Some(inp.rootfs),
+        inp.rootfs,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .with_context(|| format!("bind rootfs `{}`", inp.rootfs.display()))?;
     let root: OwnedFd = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
@@ -77,8 +89,14 @@ pub fn prepare(inp: &Inputs<'_>) -> anyhow::Result<()> {
     }
     for p in &inp.plan.readonly_paths {
         if let Some(fd) = resolve(&root, p, Kind::Existing)? {
-            mount_fd(Some(&fd_path(&fd)), &fd, None, MsFlags::MS_BIND | MsFlags::MS_REC, "")
-                .with_context(|| format!("bind `{p}` read-only"))?;
+            mount_fd(
+                Some(&fd_path(&fd)),
+                &fd,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                "",
+            )
+            .with_context(|| format!("bind `{p}` read-only"))?;
             remount_ro(&root, p)?;
         }
     }
@@ -97,7 +115,13 @@ pub fn pivot(rootfs: &Path) -> anyhow::Result<()> {
 }
 
 fn mount_dev(root: &OwnedFd, tty_gid_mapped: bool) -> anyhow::Result<()> {
-    fs_mount(root, "/dev", "tmpfs", MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME, "mode=755,size=65536k")?;
+    fs_mount(
+        root,
+        "/dev",
+        "tmpfs",
+        MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
+        "mode=755,size=65536k",
+    )?;
     for dev in DEVICES {
         let host = PathBuf::from("/dev").join(dev);
         if host.exists() {
@@ -108,14 +132,26 @@ fn mount_dev(root: &OwnedFd, tty_gid_mapped: bool) -> anyhow::Result<()> {
     if tty_gid_mapped {
         pts.push_str(",gid=5");
     }
-    fs_mount(root, "/dev/pts", "devpts", MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, &pts)?;
+    fs_mount(
+        root,
+        "/dev/pts",
+        "devpts",
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        &pts,
+    )?;
     let nosx = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     fs_mount(root, "/dev/shm", "tmpfs", nosx, "mode=1777,size=65536k")?;
     fs_mount(root, "/dev/mqueue", "mqueue", nosx, "")?;
     let dev = resolve(root, "/dev", Kind::Dir)?.context("resolve `/dev`")?;
     // O_PATH cannot serve as a dirfd for symlinkat: open the new tmpfs.
-    let dev = openat2(root.as_fd(), Path::new("dev"), libc::O_DIRECTORY | libc::O_RDONLY, 0, RESOLVE_IN_ROOT)
-        .context("open `/dev`")?;
+    let dev = openat2(
+        root.as_fd(),
+        Path::new("dev"),
+        libc::O_DIRECTORY | libc::O_RDONLY,
+        0,
+        RESOLVE_IN_ROOT,
+    )
+    .context("open `/dev`")?;
     let links = [
         ("/proc/self/fd", "fd"),
         ("/proc/self/fd/0", "stdin"),
@@ -125,7 +161,8 @@ fn mount_dev(root: &OwnedFd, tty_gid_mapped: bool) -> anyhow::Result<()> {
         ("/proc/kcore", "core"),
     ];
     for (target, name) in links {
-        symlinkat(target, Some(dev.as_raw_fd()), name).with_context(|| format!("create `/dev/{name}`"))?;
+        symlinkat(target, Some(dev.as_raw_fd()), name)
+            .with_context(|| format!("create `/dev/{name}`"))?;
     }
     Ok(())
 }
@@ -147,8 +184,14 @@ fn mount_sys(root: &OwnedFd, network: Network) -> anyhow::Result<()> {
 }
 
 fn bind_volume(root: &OwnedFd, src: &Path, target: &str, readonly: bool) -> anyhow::Result<()> {
-    let meta = std::fs::metadata(src).with_context(|| format!("find `{}` on the host", src.display()))?;
-    bind(root, src, target, if meta.is_dir() { Kind::Dir } else { Kind::File })?;
+    let meta =
+        std::fs::metadata(src).with_context(|| format!("find `{}` on the host", src.display()))?;
+    bind(
+        root,
+        src,
+        target,
+        if meta.is_dir() { Kind::Dir } else { Kind::File },
+    )?;
     if readonly {
         remount_ro(root, target)?;
     }
@@ -161,13 +204,31 @@ fn mask(root: &OwnedFd, path: &str) -> anyhow::Result<()> {
     };
     let st = fstat(fd.as_raw_fd()).context("stat")?;
     if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
-        mount_fd(Some(Path::new("tmpfs")), &fd, Some("tmpfs"), MsFlags::MS_RDONLY, "size=0")
+        mount_fd(
+            Some(Path::new("tmpfs")),
+            &fd,
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY,
+            "size=0",
+        )
     } else {
-        mount_fd(Some(Path::new("/dev/null")), &fd, None, MsFlags::MS_BIND, "")
+        mount_fd(
+            Some(Path::new("/dev/null")),
+            &fd,
+            None,
+            MsFlags::MS_BIND,
+            "",
+        )
     }
 }
 
-fn fs_mount(root: &OwnedFd, target: &str, fstype: &str, flags: MsFlags, data: &str) -> anyhow::Result<()> {
+fn fs_mount(
+    root: &OwnedFd,
+    target: &str,
+    fstype: &str,
+    flags: MsFlags,
+    data: &str,
+) -> anyhow::Result<()> {
     let fd = resolve(root, target, Kind::Dir)?.with_context(|| format!("resolve `{target}`"))?;
     mount_fd(Some(Path::new(fstype)), &fd, Some(fstype), flags, data)
         .with_context(|| format!("mount {fstype} on `{target}`"))
@@ -184,7 +245,8 @@ fn bind(root: &OwnedFd, src: &Path, target: &str, kind: Kind) -> anyhow::Result<
 /// atime) must be repeated or the remount fails with EPERM.
 fn remount_ro(root: &OwnedFd, target: &str) -> anyhow::Result<()> {
     // Re-resolve: the earlier descriptor points below the new mount.
-    let fd = resolve(root, target, Kind::Existing)?.with_context(|| format!("resolve `{target}`"))?;
+    let fd =
+        resolve(root, target, Kind::Existing)?.with_context(|| format!("resolve `{target}`"))?;
     let st = fstatvfs(&fd).with_context(|| format!("statvfs `{target}`"))?;
     let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
     for (have, add) in [
@@ -206,7 +268,13 @@ fn fd_path(fd: &OwnedFd) -> PathBuf {
     PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
 }
 
-fn mount_fd(src: Option<&Path>, target: &OwnedFd, fstype: Option<&str>, flags: MsFlags, data: &str) -> anyhow::Result<()> {
+fn mount_fd(
+    src: Option<&Path>,
+    target: &OwnedFd,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: &str,
+) -> anyhow::Result<()> {
     let data = (!data.is_empty()).then_some(data);
     mount(src, &fd_path(target), fstype, flags, data).map_err(anyhow::Error::new)
 }
@@ -215,7 +283,15 @@ fn mount_fd(src: Option<&Path>, target: &OwnedFd, fstype: Option<&str>, flags: M
 /// directories (and the last component as a file for `Kind::File`).
 fn resolve(root: &OwnedFd, path: &str, kind: Kind) -> anyhow::Result<Option<OwnedFd>> {
     let rel = path.trim_start_matches('/');
-    let open = |p: &Path| openat2(root.as_fd(), p, libc::O_PATH, 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+    let open = |p: &Path| {
+        openat2(
+            root.as_fd(),
+            p,
+            libc::O_PATH,
+            0,
+            RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+        )
+    };
     match open(Path::new(rel)) {
         Ok(fd) => return Ok(Some(fd)),
         Err(Errno::ENOENT) if kind != Kind::Existing => {}
@@ -224,7 +300,10 @@ fn resolve(root: &OwnedFd, path: &str, kind: Kind) -> anyhow::Result<Option<Owne
     }
     let mut parent = open(Path::new("")).or_else(|_| open(Path::new(".")))?;
     let mut sofar = PathBuf::new();
-    let comps: Vec<&str> = rel.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
+    let comps: Vec<&str> = rel
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
     for (i, comp) in comps.iter().enumerate() {
         if *comp == ".." {
             bail!("create mount target `{path}`: `..` is not allowed");
@@ -236,18 +315,36 @@ fn resolve(root: &OwnedFd, path: &str, kind: Kind) -> anyhow::Result<Option<Owne
         }
         let last = i + 1 == comps.len();
         // The parent is an O_PATH descriptor: create through a real one.
-        let dir = openat2(parent.as_fd(), Path::new("."), libc::O_DIRECTORY | libc::O_RDONLY, 0, 0)
-            .with_context(|| format!("open parent of `{path}`"))?;
+        let dir = openat2(
+            parent.as_fd(),
+            Path::new("."),
+            libc::O_DIRECTORY | libc::O_RDONLY,
+            0,
+            0,
+        )
+        .with_context(|| format!("open parent of `{path}`"))?;
         let made = if last && kind == Kind::File {
-            openat2(dir.as_fd(), Path::new(comp), libc::O_CREAT | libc::O_WRONLY | libc::O_NOFOLLOW, 0o644, 0).map(drop)
+            openat2(
+                dir.as_fd(),
+                Path::new(comp),
+                libc::O_CREAT | libc::O_WRONLY | libc::O_NOFOLLOW,
+                0o644,
+                0,
+            )
+            .map(drop)
         } else {
-            mkdirat(Some(dir.as_raw_fd()), *comp, Mode::from_bits_truncate(0o755))
+            mkdirat(
+                Some(dir.as_raw_fd()),
+                *comp,
+                Mode::from_bits_truncate(0o755),
+            )
         };
         match made {
             Ok(()) | Err(Errno::EEXIST) => {}
             Err(e) => return Err(e).with_context(|| format!("create mount target `{path}`")),
         }
-        parent = open(&sofar).with_context(|| format!("open mount target `{path}` (a dangling symlink?)"))?;
+        parent = open(&sofar)
+            .with_context(|| format!("open mount target `{path}` (a dangling symlink?)"))?;
     }
     Ok(Some(parent))
 }

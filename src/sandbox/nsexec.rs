@@ -27,7 +27,9 @@ where
     let (ours, theirs) = Channel::pair()?;
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
-    let pid = match clone_fork(CloneFlags::CLONE_NEWUSER).with_context(|| format!("clone a process to {what}"))? {
+    let pid = match clone_fork(CloneFlags::CLONE_NEWUSER)
+        .with_context(|| format!("clone a process to {what}"))?
+    {
         None => {
             drop(ours);
             child(theirs, f)
@@ -43,7 +45,9 @@ where
     let status = waitpid(pid, None).with_context(|| format!("wait for the process to {what}"))?;
     match reply {
         Some((ToParent::Done, _)) if status == WaitStatus::Exited(pid, 0) => Ok(()),
-        Some((ToParent::Failed { chain, hints, code }, _)) => Err(crate::errors::rebuild(&chain, &hints, code)),
+        Some((ToParent::Failed { chain, hints, code }, _)) => {
+            Err(crate::errors::rebuild(&chain, &hints, code))
+        }
         _ => bail!("{what}: the helper process ended with {status:?}"),
     }
 }

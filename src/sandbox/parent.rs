@@ -82,7 +82,8 @@ pub fn launch(ctx: &child::Setup<'_>, maps: &IdMaps) -> anyhow::Result<Running> 
     // Blocked before clone, so a SIGCHLD of a fast child stays pending for
     // the signalfd; the child unblocks them first thing.
     let set = signal_set();
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None).context("block signals")?;
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
+        .context("block signals")?;
     let signals = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC).context("create signalfd")?;
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
@@ -106,13 +107,19 @@ pub fn launch(ctx: &child::Setup<'_>, maps: &IdMaps) -> anyhow::Result<Running> 
     drop(theirs);
     let mut guard = ChildGuard(Some(pid));
     crate::userns::write::write(pid, maps)?;
-    let winsize = if ctx.plan.process.terminal { pty::host_winsize() } else { None };
+    let winsize = if ctx.plan.process.terminal {
+        pty::host_winsize()
+    } else {
+        None
+    };
     ours.send(&ToChild::Go { winsize }, None)?;
     let mut master = None;
     loop {
         match ours.recv::<ToParent>()? {
             None => break, // [4] execve succeeded: the channel closed on exec.
-            Some((ToParent::PtyMaster, Some(fd))) if ctx.plan.process.terminal && master.is_none() => {
+            Some((ToParent::PtyMaster, Some(fd)))
+                if ctx.plan.process.terminal && master.is_none() =>
+            {
                 master = Some(fd)
             }
             Some((ToParent::Failed { chain, hints, code }, _)) => {
@@ -122,10 +129,16 @@ pub fn launch(ctx: &child::Setup<'_>, maps: &IdMaps) -> anyhow::Result<Running> 
                 }
                 return Err(crate::errors::rebuild(&chain, &hints, code));
             }
-            Some((msg, _)) => bail!("start container: unexpected message {msg:?} from the container init"),
+            Some((msg, _)) => {
+                bail!("start container: unexpected message {msg:?} from the container init")
+            }
         }
     }
-    Ok(Running { guard, signals, master })
+    Ok(Running {
+        guard,
+        signals,
+        master,
+    })
 }
 
 /// Waits for the container init to exit; returns Docker's exit code.
@@ -158,8 +171,16 @@ pub fn wait(mut r: Running, relay_stdin: bool) -> anyhow::Result<i32> {
             Err(nix::errno::Errno::EINTR) => continue,
             other => other.context("wait for the container")?,
         };
-        let ready = |i: usize| fds.get(i).and_then(|f| f.revents()).is_some_and(|r| !r.is_empty());
-        let (sig_ready, master_ready, stdin_ready) = (ready(0), master_open && ready(1), stdin_open && ready(stdin_slot));
+        let ready = |i: usize| {
+            fds.get(i)
+                .and_then(|f| f.revents())
+                .is_some_and(|r| !r.is_empty())
+        };
+        let (sig_ready, master_ready, stdin_ready) = (
+            ready(0),
+            master_open && ready(1),
+            stdin_open && ready(stdin_slot),
+        );
         drop(fds);
         if sig_ready {
             on_signal(&r, pid)?;
@@ -231,7 +252,10 @@ fn copy_in(master: Option<&OwnedFd>) -> bool {
 
 /// Reads what the container wrote before it exited.
 fn drain(master: &OwnedFd) {
-    let _ = nix::fcntl::fcntl(master.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
+    let _ = nix::fcntl::fcntl(
+        master.as_raw_fd(),
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    );
     for _ in 0..1024 {
         if !copy_out(Some(master)) {
             break;

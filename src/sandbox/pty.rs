@@ -25,8 +25,12 @@ pub fn attach_in_child(chan: &Channel, winsize: Option<(u16, u16)>) -> anyhow::R
     grantpt(&master).context("grant pty")?;
     unlockpt(&master).context("unlock pty")?;
     let name = ptsname_r(&master).context("name pty")?;
-    let slave = open(name.as_str(), OFlag::O_RDWR | OFlag::O_NOCTTY, Mode::empty())
-        .with_context(|| format!("open `{name}`"))?;
+    let slave = open(
+        name.as_str(),
+        OFlag::O_RDWR | OFlag::O_NOCTTY,
+        Mode::empty(),
+    )
+    .with_context(|| format!("open `{name}`"))?;
     let slave_fd = borrowed(slave);
     if let Some((rows, cols)) = winsize {
         set_window_size(slave_fd, rows, cols).context("set pty window size")?;

@@ -76,8 +76,14 @@ impl Channel {
         let raw: Vec<RawFd> = fd.iter().map(|f| f.as_raw_fd()).collect();
         let cmsg = [ControlMessage::ScmRights(&raw)];
         let cmsgs: &[ControlMessage<'_>] = if raw.is_empty() { &[] } else { &cmsg };
-        sendmsg::<()>(self.0.as_raw_fd(), &[IoSlice::new(&bytes)], cmsgs, MsgFlags::empty(), None)
-            .context("send sync message")?;
+        sendmsg::<()>(
+            self.0.as_raw_fd(),
+            &[IoSlice::new(&bytes)],
+            cmsgs,
+            MsgFlags::empty(),
+            None,
+        )
+        .context("send sync message")?;
         Ok(())
     }
 

@@ -56,7 +56,9 @@ pub fn resolve(spec: Option<&str>, passwd: &str, group: &str) -> anyhow::Result<
         Err(_) => Some(
             passwd_entries(passwd)
                 .find(|p| p.name == user)
-                .ok_or_else(|| anyhow::anyhow!("find user `{user}` in the container's /etc/passwd"))?,
+                .ok_or_else(|| {
+                    anyhow::anyhow!("find user `{user}` in the container's /etc/passwd")
+                })?,
         ),
     };
     let uid = match (&entry, user.parse::<u32>()) {
@@ -85,7 +87,12 @@ pub fn resolve(spec: Option<&str>, passwd: &str, group: &str) -> anyhow::Result<
         }
     }
     let home = entry.as_ref().map_or("/", |p| p.home).to_string();
-    Ok(Resolved { uid, gid, groups, home: if home.is_empty() { "/".into() } else { home } })
+    Ok(Resolved {
+        uid,
+        gid,
+        groups,
+        home: if home.is_empty() { "/".into() } else { home },
+    })
 }
 
 #[cfg(test)]
@@ -96,10 +103,16 @@ mod tests {
                           tester:x:1000:1000::/home/tester:/bin/sh\n\
                           broken line\n\
                           nobody:x:65534:65534::/nonexistent:/bin/false\n";
-    const GROUP: &str = "root:x:0:\ntty:x:5:\ntester:x:1000:\nextra:x:1001:tester,other\nwheel:x:10:tester\n";
+    const GROUP: &str =
+        "root:x:0:\ntty:x:5:\ntester:x:1000:\nextra:x:1001:tester,other\nwheel:x:10:tester\n";
 
     fn r(uid: u32, gid: u32, groups: &[u32], home: &str) -> Resolved {
-        Resolved { uid, gid, groups: groups.to_vec(), home: home.into() }
+        Resolved {
+            uid,
+            gid,
+            groups: groups.to_vec(),
+            home: home.into(),
+        }
     }
 
     #[test]

@@ -120,14 +120,21 @@ mod tests {
         SubidRange { start, count }
     }
     fn e(inside: u32, outside: u32, count: u32) -> IdMapEntry {
-        IdMapEntry { inside, outside, count }
+        IdMapEntry {
+            inside,
+            outside,
+            count,
+        }
     }
 
     #[test]
     fn root_mode_maps_caller_to_zero_then_ranges() {
         let cases: Vec<(Vec<SubidRange>, Vec<IdMapEntry>)> = vec![
             (vec![], vec![e(0, 1000, 1)]),
-            (vec![r(100000, 65536)], vec![e(0, 1000, 1), e(1, 100000, 65536)]),
+            (
+                vec![r(100000, 65536)],
+                vec![e(0, 1000, 1), e(1, 100000, 65536)],
+            ),
             (
                 vec![r(100000, 10), r(300000, 5)],
                 vec![e(0, 1000, 1), e(1, 100000, 10), e(11, 300000, 5)],
@@ -150,10 +157,7 @@ mod tests {
         assert_eq!(got, vec![e(0, 100000, 10), e(5000, 5000, 1)]);
         // Split across two ranges.
         let got = compute(3, &[r(10, 2), r(20, 5)], Mode::KeepId);
-        assert_eq!(
-            got,
-            vec![e(0, 10, 2), e(2, 20, 1), e(3, 3, 1), e(4, 21, 4)]
-        );
+        assert_eq!(got, vec![e(0, 10, 2), e(2, 20, 1), e(3, 3, 1), e(4, 21, 4)]);
         assert_eq!(compute(7, &[], Mode::KeepId), vec![e(7, 7, 1)]);
     }
 
@@ -164,7 +168,9 @@ mod tests {
         // Inside ids stop before 4294967295 as well.
         let got = compute(1000, &[r(1, u32::MAX - 1), r(5, 5)], Mode::Root);
         assert_eq!(total(&got), u64::from(u32::MAX));
-        assert!(got.iter().all(|x| u64::from(x.inside) + u64::from(x.count) <= INVALID_ID));
+        assert!(got
+            .iter()
+            .all(|x| u64::from(x.inside) + u64::from(x.count) <= INVALID_ID));
     }
 
     #[test]
@@ -177,7 +183,10 @@ mod tests {
     fn formats_and_translates() {
         let map = compute(1000, &[r(100000, 65536)], Mode::Root);
         assert_eq!(to_proc_text(&map), "0 1000 1\n1 100000 65536\n");
-        assert_eq!(to_helper_args(&map), ["0", "1000", "1", "1", "100000", "65536"]);
+        assert_eq!(
+            to_helper_args(&map),
+            ["0", "1000", "1", "1", "100000", "65536"]
+        );
         assert_eq!(to_host(&map, 0), Some(1000));
         assert_eq!(to_host(&map, 1000), Some(100999));
         assert_eq!(to_host(&map, 65537), None);

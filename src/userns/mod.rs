@@ -84,7 +84,11 @@ impl IdMaps {
         IdMaps {
             uid_map: idmap::compute(facts.uid, subuids, mode),
             gid_map: idmap::compute(facts.gid, subgids, mode),
-            helpers: if missing.is_some() { None } else { facts.helpers.clone() },
+            helpers: if missing.is_some() {
+                None
+            } else {
+                facts.helpers.clone()
+            },
             fallback: missing,
         }
     }
@@ -131,8 +135,14 @@ mod tests {
             user: "alice".into(),
             uid: 1000,
             gid: 1000,
-            subuids: vec![SubidRange { start: 100000, count: 65536 }],
-            subgids: vec![SubidRange { start: 200000, count: 65536 }],
+            subuids: vec![SubidRange {
+                start: 100000,
+                count: 65536,
+            }],
+            subgids: vec![SubidRange {
+                start: 200000,
+                count: 65536,
+            }],
             helpers: Some(Helpers {
                 newuidmap: "/usr/bin/newuidmap".into(),
                 newgidmap: "/usr/bin/newgidmap".into(),
@@ -156,7 +166,14 @@ mod tests {
         no_helpers.helpers = None;
         for (f, why) in [(no_gids, "subordinate"), (no_helpers, "newuidmap")] {
             let m = IdMaps::new(&f, Mode::Root);
-            assert_eq!(m.uid_map, vec![IdMapEntry { inside: 0, outside: 1000, count: 1 }]);
+            assert_eq!(
+                m.uid_map,
+                vec![IdMapEntry {
+                    inside: 0,
+                    outside: 1000,
+                    count: 1
+                }]
+            );
             assert_eq!(m.gid_map.len(), 1);
             assert!(m.helpers.is_none());
             let w = m.fallback_warning("alice").unwrap();

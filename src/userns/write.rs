@@ -27,8 +27,14 @@ pub fn write(pid: Pid, maps: &IdMaps) -> anyhow::Result<()> {
         None => {
             let proc = format!("/proc/{pid}");
             write_file(&format!("{proc}/setgroups"), "deny")?;
-            write_file(&format!("{proc}/gid_map"), &idmap::to_proc_text(&maps.gid_map))?;
-            write_file(&format!("{proc}/uid_map"), &idmap::to_proc_text(&maps.uid_map))
+            write_file(
+                &format!("{proc}/gid_map"),
+                &idmap::to_proc_text(&maps.gid_map),
+            )?;
+            write_file(
+                &format!("{proc}/uid_map"),
+                &idmap::to_proc_text(&maps.uid_map),
+            )
         }
     }
 }
@@ -41,11 +47,7 @@ fn run_helper(helper: &Path, pid: Pid, map: &[IdMapEntry]) -> anyhow::Result<()>
         .with_context(|| format!("run `{}`", helper.display()))?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let err: anyhow::Result<()> = Err(anyhow::anyhow!(
-            "{} ({})",
-            stderr.trim(),
-            out.status
-        ));
+        let err: anyhow::Result<()> = Err(anyhow::anyhow!("{} ({})", stderr.trim(), out.status));
         return err
             .with_context(|| format!("write id map with `{}`", helper.display()))
             .hint(
