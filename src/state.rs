@@ -224,7 +224,19 @@ pub fn is_alive(state: &State) -> bool {
     state.status == Status::Running
         && state
             .pid
-            .is_some_and(|p| Path::new(&format!("/proc/{p}")).exists())
+            .is_some_and(|p| process_runs(&format!("/proc/{p}/stat")))
+}
+
+/// False for a missing process and for a zombie waiting to be reaped.
+fn process_runs(stat_path: &str) -> bool {
+    let Ok(stat) = std::fs::read_to_string(stat_path) else {
+        return false;
+    };
+    // The state letter follows the command name, which may hold `)`.
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next());
+    !matches!(state, None | Some('Z' | 'X' | 'x'))
 }
 
 pub fn now() -> u64 {
