@@ -1,14 +1,14 @@
 //! `hutch run`: a recipe of named stages (DESIGN.md, "Data flow").
 //! Runs in the user's own process; the container is its descendant.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use caps::CapsHashSet;
 
 use crate::cli::RunArgs;
 use crate::image::{self, ImageRef, UnpackOptions};
-use crate::plan::{Inputs, Network, Plan};
+use crate::plan::{self, Inputs, Network, Plan};
 use crate::sandbox::{child, nsexec, parent, seccomp};
 use crate::state::{self, Container, Dirs, State, Status};
 use crate::userns::{self, IdMaps};
@@ -25,14 +25,26 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         keep: false,
     };
     let image = open_image(&source, &container)?;
-    let plan = make_plan(&args, image.as_ref().map(|i| &i.config), &command, &id)?;
+    let plan = make_plan(
+        &args,
+        image.as_ref().map(|i| &i.config),
+        &command,
+        &id,
+        &container.run_dir,
+    )?;
     let (facts, maps) = userns::plan(plan.userns)?;
     if let Some(w) = maps.fallback_warning(&facts.user) {
         eprintln!("{w}");
     }
     cleanup.maps = Some(maps.clone());
     let rootfs = prepare_rootfs(&source, image, &container, &maps)?;
-    let etc_files = write_etc_files(&container, &plan)?;
+    write_etc_files(&container, &plan)?;
+    plan::spec::write(
+        &plan,
+        &rootfs,
+        &maps,
+        &container.run_dir.join("config.json"),
+    )?;
     let caps = cap_set(&plan)?;
     let bpf = plan
         .seccomp
@@ -41,7 +53,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     let setup = child::Setup {
         plan: &plan,
         rootfs: &rootfs,
-        etc_files: &etc_files,
         caps: &caps,
         seccomp: bpf.as_ref(),
         tty_gid_mapped: userns::idmap::to_host(&maps.gid_map, 5).is_some(),
@@ -116,6 +127,7 @@ fn make_plan(
     img: Option<&image::ImageConfig>,
     command: &[String],
     id: &str,
+    etc_dir: &Path,
 ) -> anyhow::Result<Plan> {
     let host_hostname = nix::unistd::gethostname()
         .ok()
@@ -132,6 +144,7 @@ fn make_plan(
         host_uid: nix::unistd::Uid::current().as_raw(),
         host_gid: nix::unistd::Gid::current().as_raw(),
         cwd: &cwd,
+        etc_dir,
         host_env: &host_env,
     })
 }
@@ -172,7 +185,7 @@ fn prepare_rootfs(
 }
 
 /// /etc/hostname, /etc/hosts and /etc/resolv.conf for the container.
-fn write_etc_files(c: &Container, plan: &Plan) -> anyhow::Result<Vec<(PathBuf, &'static str)>> {
+fn write_etc_files(c: &Container, plan: &Plan) -> anyhow::Result<()> {
     let host_hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
     let hosts = match plan.network {
         Network::Host => format!("{host_hosts}127.0.1.1\t{}\n", plan.hostname),
@@ -182,18 +195,17 @@ fn write_etc_files(c: &Container, plan: &Plan) -> anyhow::Result<Vec<(PathBuf, &
         ),
     };
     let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    // The plan's mount table binds these names from the runtime dir.
     let files = [
-        ("hostname", format!("{}\n", plan.hostname), "/etc/hostname"),
-        ("hosts", hosts, "/etc/hosts"),
-        ("resolv.conf", resolv, "/etc/resolv.conf"),
+        ("hostname", format!("{}\n", plan.hostname)),
+        ("hosts", hosts),
+        ("resolv.conf", resolv),
     ];
-    let mut out = Vec::new();
-    for (name, text, target) in files {
+    for (name, text) in files {
         let path = c.run_dir.join(name);
         std::fs::write(&path, text).with_context(|| format!("write `{}`", path.display()))?;
-        out.push((path, target));
     }
-    Ok(out)
+    Ok(())
 }
 
 fn cap_set(plan: &Plan) -> anyhow::Result<CapsHashSet> {

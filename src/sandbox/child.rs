@@ -30,7 +30,6 @@ use crate::sys::process::{cloexec_from, exit_now, reset_signal_dispositions};
 pub struct Setup<'a> {
     pub plan: &'a Plan,
     pub rootfs: &'a Path,
-    pub etc_files: &'a [(PathBuf, &'static str)],
     pub caps: &'a CapsHashSet,
     pub seccomp: Option<&'a Bpf>,
     pub tty_gid_mapped: bool,
@@ -64,7 +63,6 @@ fn run(chan: &Channel, ctx: &Setup<'_>) -> anyhow::Result<Infallible> {
     mounts::prepare(&mounts::Inputs {
         rootfs: ctx.rootfs,
         plan,
-        etc_files: ctx.etc_files,
         tty_gid_mapped: ctx.tty_gid_mapped,
     })?;
     mounts::pivot(ctx.rootfs)?;

@@ -18,15 +18,12 @@ use nix::sys::stat::{fstat, Mode, SFlag};
 use nix::sys::statvfs::{fstatvfs, FsFlags};
 use nix::unistd::{chdir, pivot_root, symlinkat};
 
-use crate::plan::{Network, Plan};
+use crate::plan::mounts::Kind as MountKind;
+use crate::plan::{self, Mount, Plan};
 use crate::sys::fs::openat2;
 
 const RESOLVE_IN_ROOT: u64 = 0x10;
 const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
-
-/// Host device nodes bind-mounted into the container's /dev (mknod is
-/// not allowed in a user namespace).
-const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
 /// What a mount target must be.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -41,13 +38,12 @@ enum Kind {
 pub struct Inputs<'a> {
     pub rootfs: &'a Path,
     pub plan: &'a Plan,
-    /// Host files bind-mounted over /etc/hosts, /etc/hostname, ...
-    pub etc_files: &'a [(PathBuf, &'static str)],
     /// Whether gid 5 (tty) is mapped, for devpts' `gid=5`.
     pub tty_gid_mapped: bool,
 }
 
-/// Builds the mount table under `inputs.rootfs`.
+/// Builds the mount table of the plan under `inputs.rootfs`, then the
+/// masked and read-only paths.
 pub fn prepare(inp: &Inputs<'_>) -> anyhow::Result<()> {
     // Nothing we mount may propagate back to the host's namespace.
     mount(
@@ -73,17 +69,13 @@ pub fn prepare(inp: &Inputs<'_>) -> anyhow::Result<()> {
         .open(inp.rootfs)
         .with_context(|| format!("open rootfs `{}`", inp.rootfs.display()))?
         .into();
-    let nosx = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    fs_mount(&root, "/proc", "proc", nosx, "")?;
-    mount_dev(&root, inp.tty_gid_mapped)?;
-    mount_sys(&root, inp.plan.network)?;
-    for v in &inp.plan.volumes {
-        bind_volume(&root, &v.source, &v.target, v.readonly)
-            .with_context(|| format!("mount volume `{}` on `{}`", v.source.display(), v.target))?;
+    for m in &inp.plan.mounts {
+        apply(&root, m, inp.tty_gid_mapped).with_context(|| match &m.source {
+            Some(src) => format!("mount `{}` on `{}`", src.display(), m.destination),
+            None => format!("mount {} on `{}`", m.kind.fstype(), m.destination),
+        })?;
     }
-    for (src, target) in inp.etc_files {
-        bind(&root, src, target, Kind::File)?;
-    }
+    dev_links(&root)?;
     for p in &inp.plan.masked_paths {
         mask(&root, p).with_context(|| format!("mask `{p}`"))?;
     }
@@ -97,10 +89,53 @@ pub fn prepare(inp: &Inputs<'_>) -> anyhow::Result<()> {
                 "",
             )
             .with_context(|| format!("bind `{p}` read-only"))?;
-            remount_ro(&root, p)?;
+            remount_ro(&root, p, MsFlags::empty())?;
         }
     }
     Ok(())
+}
+
+fn apply(root: &OwnedFd, m: &Mount, tty_gid_mapped: bool) -> anyhow::Result<()> {
+    let mut f = plan::mounts::flags(&m.options);
+    if m.kind == MountKind::Devpts && tty_gid_mapped {
+        f.data.push_str(",gid=5");
+    }
+    match (m.kind, &m.source) {
+        (MountKind::Bind, Some(src)) => {
+            let meta = std::fs::metadata(src)
+                .with_context(|| format!("find `{}` on the host", src.display()))?;
+            let fd = resolve(
+                root,
+                &m.destination,
+                if meta.is_dir() { Kind::Dir } else { Kind::File },
+            )?
+            .with_context(|| format!("resolve `{}`", m.destination))?;
+            let bind = f.flags & (MsFlags::MS_BIND | MsFlags::MS_REC);
+            mount_fd(Some(src), &fd, None, bind, "")?;
+            if f.readonly {
+                let extra = f.flags & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC);
+                remount_ro(root, &m.destination, extra)?;
+            }
+            Ok(())
+        }
+        (MountKind::Bind, None) => bail!("bind mount without a source"),
+        (MountKind::Sysfs, _) => {
+            match fs_mount(root, &m.destination, m.kind.fstype(), f.flags, &f.data) {
+                // Not allowed for a network namespace we do not own: bind
+                // the host's, read-only.
+                Err(e) if e.downcast_ref::<Errno>() == Some(&Errno::EPERM) => {
+                    let host = Mount {
+                        source: Some("/sys".into()),
+                        kind: MountKind::Bind,
+                        ..m.clone()
+                    };
+                    apply(root, &host, tty_gid_mapped)
+                }
+                other => other,
+            }
+        }
+        (kind, _) => fs_mount(root, &m.destination, kind.fstype(), f.flags, &f.data),
+    }
 }
 
 /// Switches the root to the prepared rootfs and detaches the old one.
@@ -114,35 +149,8 @@ pub fn pivot(rootfs: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn mount_dev(root: &OwnedFd, tty_gid_mapped: bool) -> anyhow::Result<()> {
-    fs_mount(
-        root,
-        "/dev",
-        "tmpfs",
-        MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
-        "mode=755,size=65536k",
-    )?;
-    for dev in DEVICES {
-        let host = PathBuf::from("/dev").join(dev);
-        if host.exists() {
-            bind(root, &host, &format!("/dev/{dev}"), Kind::File)?;
-        }
-    }
-    let mut pts = "newinstance,ptmxmode=0666,mode=0620".to_string();
-    if tty_gid_mapped {
-        pts.push_str(",gid=5");
-    }
-    fs_mount(
-        root,
-        "/dev/pts",
-        "devpts",
-        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-        &pts,
-    )?;
-    let nosx = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    fs_mount(root, "/dev/shm", "tmpfs", nosx, "mode=1777,size=65536k")?;
-    fs_mount(root, "/dev/mqueue", "mqueue", nosx, "")?;
-    let dev = resolve(root, "/dev", Kind::Dir)?.context("resolve `/dev`")?;
+/// The symlinks every /dev has (runtime-spec, "Default Devices").
+fn dev_links(root: &OwnedFd) -> anyhow::Result<()> {
     // O_PATH cannot serve as a dirfd for symlinkat: open the new tmpfs.
     let dev = openat2(
         root.as_fd(),
@@ -163,37 +171,6 @@ fn mount_dev(root: &OwnedFd, tty_gid_mapped: bool) -> anyhow::Result<()> {
     for (target, name) in links {
         symlinkat(target, Some(dev.as_raw_fd()), name)
             .with_context(|| format!("create `/dev/{name}`"))?;
-    }
-    Ok(())
-}
-
-/// A new network namespace may mount its own sysfs; with the host's
-/// network, sysfs is bound from the host instead (a user namespace may
-/// not mount sysfs for a network namespace it does not own).
-fn mount_sys(root: &OwnedFd, network: Network) -> anyhow::Result<()> {
-    let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    if network == Network::None {
-        match fs_mount(root, "/sys", "sysfs", flags, "") {
-            Ok(()) => return Ok(()),
-            Err(e) if e.downcast_ref::<Errno>() == Some(&Errno::EPERM) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    bind(root, Path::new("/sys"), "/sys", Kind::Dir)?;
-    remount_ro(root, "/sys")
-}
-
-fn bind_volume(root: &OwnedFd, src: &Path, target: &str, readonly: bool) -> anyhow::Result<()> {
-    let meta =
-        std::fs::metadata(src).with_context(|| format!("find `{}` on the host", src.display()))?;
-    bind(
-        root,
-        src,
-        target,
-        if meta.is_dir() { Kind::Dir } else { Kind::File },
-    )?;
-    if readonly {
-        remount_ro(root, target)?;
     }
     Ok(())
 }
@@ -234,21 +211,15 @@ fn fs_mount(
         .with_context(|| format!("mount {fstype} on `{target}`"))
 }
 
-fn bind(root: &OwnedFd, src: &Path, target: &str, kind: Kind) -> anyhow::Result<()> {
-    let fd = resolve(root, target, kind)?.with_context(|| format!("resolve `{target}`"))?;
-    mount_fd(Some(src), &fd, None, MsFlags::MS_BIND | MsFlags::MS_REC, "")
-        .with_context(|| format!("bind `{}` on `{target}`", src.display()))
-}
-
 /// Remounts the bind mount at `target` read-only. Flags the kernel locked
 /// when the mount crossed into our user namespace (nosuid, nodev, noexec,
 /// atime) must be repeated or the remount fails with EPERM.
-fn remount_ro(root: &OwnedFd, target: &str) -> anyhow::Result<()> {
+fn remount_ro(root: &OwnedFd, target: &str, extra: MsFlags) -> anyhow::Result<()> {
     // Re-resolve: the earlier descriptor points below the new mount.
     let fd =
         resolve(root, target, Kind::Existing)?.with_context(|| format!("resolve `{target}`"))?;
     let st = fstatvfs(&fd).with_context(|| format!("statvfs `{target}`"))?;
-    let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+    let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | extra;
     for (have, add) in [
         (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
         (FsFlags::ST_NODEV, MsFlags::MS_NODEV),

@@ -14,6 +14,11 @@ use crate::errors::{hint, WithHint};
 use crate::image::ImageConfig;
 use crate::userns::Mode;
 
+pub mod mounts;
+pub mod spec;
+
+pub use mounts::Mount;
+
 /// Docker's and Podman's default capability set.
 pub const DEFAULT_CAPS: [&str; 11] = [
     "CAP_CHOWN",
@@ -92,7 +97,8 @@ pub struct Plan {
     pub network: Network,
     #[serde(skip)]
     pub userns: Mode,
-    pub volumes: Vec<Volume>,
+    /// The mount table, in order (`mounts::table`).
+    pub mounts: Vec<Mount>,
     /// The bounding set; also effective/permitted for a root process.
     pub caps: BTreeSet<String>,
     pub no_new_privs: bool,
@@ -115,6 +121,8 @@ pub struct Inputs<'a> {
     pub host_uid: u32,
     pub host_gid: u32,
     pub cwd: &'a Path,
+    /// Where `run` writes the container's hostname, hosts, resolv.conf.
+    pub etc_dir: &'a Path,
     pub host_env: &'a dyn Fn(&str) -> Option<String>,
 }
 
@@ -126,6 +134,11 @@ impl Plan {
         let userns = userns(a.userns.as_deref())?;
         let (no_new_privs, seccomp) = security_opts(&a.security_opt, a.privileged)?;
         let img = i.image.cloned().unwrap_or_default();
+        let volumes = a
+            .volume
+            .iter()
+            .map(|v| parse_volume(v, i.cwd))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let user = match (&a.user, userns) {
             (Some(u), _) => Some(u.clone()),
             (None, Mode::KeepId) => Some(format!("{}:{}", i.host_uid, i.host_gid)),
@@ -164,11 +177,7 @@ impl Plan {
             hostname,
             network,
             userns,
-            volumes: a
-                .volume
-                .iter()
-                .map(|v| parse_volume(v, i.cwd))
-                .collect::<anyhow::Result<_>>()?,
+            mounts: mounts::table(network, &volumes, i.etc_dir),
             caps: capabilities(&a.cap_add, &a.cap_drop, a.privileged)?,
             no_new_privs,
             seccomp,
@@ -424,5 +433,4 @@ pub fn parse_volume(spec: &str, cwd: &Path) -> anyhow::Result<Volume> {
 }
 
 #[cfg(test)]
-#[path = "plan_tests.rs"]
 mod tests;

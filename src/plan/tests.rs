@@ -22,6 +22,11 @@ fn image() -> ImageConfig {
     }
 }
 
+/// A plan from flags and a busybox-like image, for other modules' tests.
+pub(crate) fn plan_for(argv: &[&str]) -> Plan {
+    plan(argv, Some(&image())).unwrap()
+}
+
 fn plan(argv: &[&str], img: Option<&ImageConfig>) -> anyhow::Result<Plan> {
     let a = args(argv);
     let command: Vec<String> = a
@@ -40,6 +45,7 @@ fn plan(argv: &[&str], img: Option<&ImageConfig>) -> anyhow::Result<Plan> {
         host_uid: 1000,
         host_gid: 1001,
         cwd: Path::new("/home/u"),
+        etc_dir: Path::new("/run/c1"),
         host_env: &host_env,
     })
 }
