@@ -157,7 +157,10 @@ mod tests {
         ] {
             let err = ImageRef::parse(input).unwrap_err();
             let msg = format!("{err:#}");
-            assert!(msg.contains("registries are not supported yet"), "{input}: {msg}");
+            assert!(
+                msg.contains("registries are not supported yet"),
+                "{input}: {msg}"
+            );
             assert!(msg.contains("oci:PATH[:TAG]") && msg.contains("oci-archive:PATH[:TAG]"));
         }
     }
