@@ -47,8 +47,17 @@ pub(crate) struct Applier<'a> {
     policy: Policy,
     report: &'a mut UnpackReport,
     created: Created,
-    /// Directory mtimes, set once the stream is done (children change them).
-    dir_times: Vec<(PathBuf, SystemTime)>,
+    /// Directories to finish once the stream is done: children change the
+    /// mtime, and a mode without owner rwx would block creating children.
+    dirs: Vec<DirFinish>,
+}
+
+/// What is left to do for a directory after its children are written.
+struct DirFinish {
+    rel: PathBuf,
+    /// The header mode, when it lacks owner rwx and was widened meanwhile.
+    mode: Option<u32>,
+    mtime: Option<SystemTime>,
 }
 
 /// Metadata from a tar header, read before the entry's data.
@@ -67,7 +76,7 @@ impl<'a> Applier<'a> {
             policy,
             report,
             created: Created::new(),
-            dir_times: Vec::new(),
+            dirs: Vec::new(),
         }
     }
 
@@ -82,7 +91,7 @@ impl<'a> Applier<'a> {
             self.apply_entry(&mut entry, &raw)
                 .with_context(|| format!("entry `{shown}`"))?;
         }
-        self.finish_dir_times()
+        self.finish_dirs()
     }
 
     fn apply_entry<R: Read>(
@@ -215,10 +224,11 @@ impl<'a> Applier<'a> {
                 .context("create directory")?;
         }
         self.chown_at(dir.as_fd(), name, meta)?;
+        let deferred = (meta.mode & 0o700 != 0o700).then_some(meta.mode);
         fchmodat(
             Some(dir.as_raw_fd()),
             name,
-            Mode::from_bits_truncate(meta.mode),
+            Mode::from_bits_truncate(meta.mode | 0o700),
             FchmodatFlags::FollowSymlink, // just checked or made: a real directory
         )
         .context("set mode")?;
@@ -228,9 +238,11 @@ impl<'a> Applier<'a> {
                 set_xattrs(fd.as_fd(), &meta.xattrs)?;
             }
         }
-        if let Some(mtime) = meta.mtime {
-            self.dir_times.push((rel.to_path_buf(), mtime));
-        }
+        self.dirs.push(DirFinish {
+            rel: rel.to_path_buf(),
+            mode: deferred,
+            mtime: meta.mtime,
+        });
         Ok(fresh)
     }
 
@@ -420,24 +432,42 @@ impl<'a> Applier<'a> {
         .context("set mtime")
     }
 
-    /// Sets directory mtimes deepest-last-first, after all children exist.
-    fn finish_dir_times(&mut self) -> anyhow::Result<()> {
-        for (rel, mtime) in std::mem::take(&mut self.dir_times).into_iter().rev() {
-            let Some((parent, name)) = tree::split_last(&rel) else {
+    /// Sets the exact modes and mtimes of this stream's directories, last
+    /// first. An entry replaced since (say by a symlink) is left alone.
+    fn finish_dirs(&mut self) -> anyhow::Result<()> {
+        for done in std::mem::take(&mut self.dirs).into_iter().rev() {
+            let Some((parent, name)) = tree::split_last(&done.rel) else {
                 continue;
             };
             let Ok(dir) = self.root.open_dir(parent) else {
                 continue;
             };
-            match self.set_time_at(dir.as_fd(), name, Some(mtime)) {
-                Ok(()) => {}
-                Err(err) if is_errno(&err, Errno::ENOENT) => {}
-                Err(err) => {
-                    return Err(err).with_context(|| format!("directory `{}`", rel.display()))
-                }
-            }
+            self.finish_dir(dir.as_fd(), name, &done)
+                .with_context(|| format!("finish directory `{}`", done.rel.display()))?;
         }
         Ok(())
+    }
+
+    fn finish_dir(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &OsStr,
+        done: &DirFinish,
+    ) -> anyhow::Result<()> {
+        if let Some(mode) = done.mode {
+            let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW;
+            match openat2(dir, Path::new(name), flags, 0, ONE_NAME) {
+                Ok(fd) => File::from(fd)
+                    .set_permissions(std::fs::Permissions::from_mode(mode))
+                    .context("set mode")?,
+                Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP) => return Ok(()),
+                Err(err) => return Err(err).context("open"),
+            }
+        }
+        match self.set_time_at(dir, name, done.mtime) {
+            Err(err) if is_errno(&err, Errno::ENOENT) => Ok(()),
+            other => other,
+        }
     }
 }
 

@@ -430,3 +430,27 @@ fn pax_xattrs_are_applied_or_ignored() {
     assert!(f.root.join("x").exists() && f.root.join("y").exists());
     assert_eq!(fs::read(f.root.join("long/pax/name")).unwrap(), b"z");
 }
+
+#[test]
+fn restrictive_dir_modes_are_applied_after_children() {
+    let f = fixture();
+    fs::set_permissions(&f.outside, fs::Permissions::from_mode(0o755)).unwrap();
+    let outside = f.outside.to_str().unwrap().to_owned();
+    let mut t = RawTar::default();
+    t.dir("ro/", 0o555)
+        .file("ro/f", b"f", 0o444)
+        .dir("locked/", 0o000)
+        .dir("locked/inner/", 0o750)
+        .dir("swapped/", 0o500)
+        .symlink("swapped", &outside);
+    apply(&f.root, &t).unwrap();
+    assert_eq!(mode(&f.root.join("ro")), 0o555);
+    assert_eq!(mode(&f.root.join("locked")), 0o000);
+    assert_eq!(fs::read(f.root.join("ro/f")).unwrap(), b"f");
+    assert_eq!(mode(&f.outside), 0o755, "a later symlink is not followed");
+    // Open up again so any user can look inside and clean up.
+    for d in ["ro", "locked"] {
+        fs::set_permissions(f.root.join(d), fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    assert_eq!(mode(&f.root.join("locked/inner")), 0o750);
+}
