@@ -142,7 +142,7 @@ fn refuses_blobs_that_do_not_match_their_descriptor() {
     let mut bytes = fs::read(&path).unwrap();
     bytes[0] = b' '; // same size, different digest
     fs::write(&path, &bytes).unwrap();
-    l.index(&[manifest.clone()]);
+    l.index(std::slice::from_ref(&manifest));
     let err = open_err(&l.oci(None), tmp.path());
     assert!(
         err.contains("read manifest") && err.contains("has digest"),
