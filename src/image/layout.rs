@@ -162,16 +162,10 @@ fn select<'d>(manifests: &'d [Descriptor], tag: Option<&str>) -> anyhow::Result<
             .collect(),
         None => manifests.iter().collect(),
     };
-    match candidates.as_slice() {
-        [one] => return Ok(one),
-        [] if tag.is_some() => {
-            anyhow::bail!(
-                "find tag `{}`: the layout has {}",
-                tag.unwrap_or_default(),
-                tags(manifests)
-            )
-        }
-        [] => anyhow::bail!("find a manifest: `index.json` lists none"),
+    match (candidates.as_slice(), tag) {
+        ([one], _) => return Ok(one),
+        ([], Some(tag)) => anyhow::bail!("find tag `{tag}`: the layout has {}", tags(manifests)),
+        ([], None) => anyhow::bail!("find a manifest: `index.json` lists none"),
         _ => {}
     }
     if candidates.iter().all(|d| d.platform.is_some()) {
