@@ -145,11 +145,6 @@ pub struct RunArgs {
     pub pids_limit: Option<String>,
 
     /// IMAGE [COMMAND [ARG...]], or COMMAND [ARG...] with --rootfs
-    #[arg(
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        required = true,
-        value_name = "IMAGE"
-    )]
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true, value_name = "IMAGE")]
     pub args: Vec<String>,
 }
