@@ -20,10 +20,8 @@ use nix::unistd::{chdir, pivot_root, symlinkat};
 
 use crate::plan::mounts::Kind as MountKind;
 use crate::plan::{self, Mount, Plan};
-use crate::sys::fs::openat2;
+use crate::sys::fs::{openat2, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS};
 
-const RESOLVE_IN_ROOT: u64 = 0x10;
-const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
 
 /// What a mount target must be.
 #[derive(Clone, Copy, PartialEq, Eq)]
