@@ -6,7 +6,7 @@
 //!   it is a symlink or belongs to someone else (another user could plant it).
 //! - data: `$XDG_DATA_HOME/hutch`, or `~/.local/share/hutch`.
 //!
-//! `containers/ID/state.json` is replaced atomically (write, fsync, rename).
+//! `containers/ID/state.json` is replaced atomically (write, rename).
 
 use std::fs::{DirBuilder, File};
 use std::io::{Read, Write};
@@ -167,8 +167,9 @@ impl Container {
         let tmp = self.run_dir.join(".state.json.tmp");
         let bytes = serde_json::to_vec_pretty(state).context("encode container state")?;
         let mut f = File::create(&tmp).with_context(|| format!("write `{}`", tmp.display()))?;
+        // No fsync: runtime state does not outlive a reboot (which ends
+        // every container); temp + rename keeps it whole if hutch dies.
         f.write_all(&bytes)
-            .and_then(|_| f.sync_all())
             .with_context(|| format!("write `{}`", tmp.display()))?;
         std::fs::rename(&tmp, &path).with_context(|| format!("replace `{}`", path.display()))
     }

@@ -48,7 +48,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     let caps = cap_set(&plan)?;
     let bpf = plan
         .seccomp
-        .then(|| seccomp::compile_default(&caps))
+        .then(|| seccomp::compile_default_cached(&caps, &dirs.runtime))
         .transpose()?;
     let setup = child::Setup {
         plan: &plan,

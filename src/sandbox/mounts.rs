@@ -22,7 +22,6 @@ use crate::plan::mounts::Kind as MountKind;
 use crate::plan::{self, Mount, Plan};
 use crate::sys::fs::{openat2, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS};
 
-
 /// What a mount target must be.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {

@@ -19,6 +19,7 @@
 
 use std::collections::BTreeSet;
 use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
 
 use anyhow::{bail, Context};
 use caps::{Capability, CapsHashSet};
@@ -235,6 +236,70 @@ pub fn compile_default(caps: &CapsHashSet) -> anyhow::Result<Bpf> {
     export(&ctx)
 }
 
+/// Like [`compile_default`], reusing a program this same hutch binary
+/// compiled before for the same capability set on the same kernel.
+/// libseccomp's compile takes about 15 ms, most of a container's start;
+/// the cache lives in the caller's private runtime directory. A cache
+/// file that cannot be read or decoded is ignored and replaced.
+pub fn compile_default_cached(caps: &CapsHashSet, cache_dir: &Path) -> anyhow::Result<Bpf> {
+    let path = cache_dir.join(format!("seccomp-{}.bpf", cache_key(caps)));
+    if let Some(bpf) = std::fs::read(&path).ok().and_then(|b| decode(&b).ok()) {
+        return Ok(bpf);
+    }
+    let bpf = compile_default(caps)?;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    if std::fs::write(&tmp, encode(&bpf)).is_ok() && std::fs::rename(&tmp, &path).is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    Ok(bpf)
+}
+
+/// Everything the compiled program depends on: the profile (through the
+/// binary's identity), the capabilities, the kernel and the architecture.
+fn cache_key(caps: &CapsHashSet) -> String {
+    use sha2::{Digest, Sha256};
+    let mut names: Vec<String> = caps.iter().map(|c| c.to_string()).collect();
+    names.sort();
+    let exe = std::fs::metadata("/proc/self/exe")
+        .map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            format!("{}:{}:{}", m.size(), m.mtime(), m.mtime_nsec())
+        })
+        .unwrap_or_default();
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut h = Sha256::new();
+    for part in [
+        env!("CARGO_PKG_VERSION"),
+        &exe,
+        &names.join(","),
+        release.trim(),
+        std::env::consts::ARCH,
+    ] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    h.finalize()
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The inverse of [`decode`].
+fn encode(bpf: &Bpf) -> Vec<u8> {
+    bpf.0
+        .iter()
+        .flat_map(|i| {
+            let mut b = [0u8; 8];
+            b[..2].copy_from_slice(&i.code.to_ne_bytes());
+            b[2] = i.jt;
+            b[3] = i.jf;
+            b[4..].copy_from_slice(&i.k.to_ne_bytes());
+            b
+        })
+        .collect()
+}
+
 /// The compat ABIs a process of this native architecture can switch to.
 fn compat_arches(native: ScmpArch) -> &'static [ScmpArch] {
     match native {
@@ -374,6 +439,34 @@ fn parse_release(release: &str) -> Option<(u32, u32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cache_round_trips_and_keys_on_caps() {
+        let dir = tempfile::tempdir().unwrap();
+        let caps = docker_caps();
+        let first = compile_default_cached(&caps, dir.path()).unwrap();
+        let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(files.len(), 1);
+        let again = compile_default_cached(&caps, dir.path()).unwrap();
+        assert_eq!(encode(&first), encode(&again));
+        assert_eq!(
+            decode(&encode(&first)).map(|b| encode(&b)).unwrap(),
+            encode(&first)
+        );
+        let mut more = caps.clone();
+        more.insert(Capability::CAP_SYS_ADMIN);
+        assert_ne!(cache_key(&caps), cache_key(&more));
+        // A corrupt cache file is replaced, not trusted.
+        let path = std::fs::read_dir(dir.path())
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        std::fs::write(&path, b"junk").unwrap();
+        let fixed = compile_default_cached(&caps, dir.path()).unwrap();
+        assert_eq!(encode(&fixed), encode(&first));
+    }
     use crate::sys::seccomp::{fork_and_wait, load, probes};
     use nix::errno::Errno;
     use nix::sched::CloneFlags;
