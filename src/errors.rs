@@ -89,6 +89,15 @@ pub fn rebuild(chain: &[String], hints: &[String], code: i32) -> anyhow::Error {
     err
 }
 
+/// Prints an error that did not stop the command, as `warning: ...`.
+pub fn warn(err: &anyhow::Error) {
+    let (chain, hints, _) = split(err);
+    eprintln!("warning: {}", chain.join(": "));
+    for h in hints {
+        eprintln!("hint: {h}");
+    }
+}
+
 /// Prints `hutch: a: b: c` and `hint: ...` once, and returns the exit code.
 pub fn report(err: &anyhow::Error) -> i32 {
     let (chain, hints, code) = split(err);

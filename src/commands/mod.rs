@@ -27,8 +27,10 @@ pub(crate) fn remove_container(
     let data = c.data_dir.clone();
     let remove_data =
         || std::fs::remove_dir_all(&data).with_context(|| format!("remove `{}`", data.display()));
+    let has_files = std::fs::read_dir(&data).is_ok_and(|mut d| d.next().is_some());
     match maps {
-        Some(maps) if data.exists() => crate::sandbox::nsexec::run_in_userns(
+        // Only files made in the user namespace need it to be removed.
+        Some(maps) if has_files => crate::sandbox::nsexec::run_in_userns(
             maps,
             "remove the container's files",
             remove_data,

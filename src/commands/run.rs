@@ -231,7 +231,7 @@ impl Drop for Cleanup<'_> {
             return;
         }
         if let Err(e) = super::remove_container(self.container, self.maps.as_ref()) {
-            eprintln!("warning: {e:#}");
+            crate::errors::warn(&e.context(format!("clean up container `{}`", self.container.id)));
         }
     }
 }
