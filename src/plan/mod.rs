@@ -177,7 +177,7 @@ impl Plan {
             hostname,
             network,
             userns,
-            mounts: mounts::table(network, &volumes, i.etc_dir),
+            mounts: mounts::table(network, &volumes, i.etc_dir, a.privileged),
             caps: capabilities(&a.cap_add, &a.cap_drop, a.privileged)?,
             no_new_privs,
             seccomp,
@@ -185,7 +185,7 @@ impl Plan {
             readonly_paths: readonly,
             init: a.init,
             remove: a.rm,
-            name: a.name.clone(),
+            name: a.name.as_deref().map(validate_name).transpose()?,
         })
     }
 }
@@ -338,6 +338,18 @@ fn workdir(flag: Option<&str>, image: Option<&str>) -> anyhow::Result<String> {
         bail!("set working directory `{dir}`: the path must be absolute");
     }
     Ok(dir.to_string())
+}
+
+/// Docker's rule: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+fn validate_name(n: &str) -> anyhow::Result<String> {
+    let mut bytes = n.bytes();
+    let ok = bytes.next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+        && n.len() <= 128;
+    if !ok {
+        bail!("use container name `{n}`: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed");
+    }
+    Ok(n.to_string())
 }
 
 fn validate_hostname(h: &str) -> anyhow::Result<String> {

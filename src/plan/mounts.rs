@@ -58,7 +58,9 @@ fn m(destination: &str, kind: Kind, source: Option<PathBuf>, options: &[&str]) -
 }
 
 /// The mount table of a container, in mount order.
-pub fn table(network: Network, volumes: &[Volume], etc_dir: &Path) -> Vec<Mount> {
+/// `privileged` leaves /sys writable, as rootless Podman does (the
+/// kernel still checks the caller's own rights on every write).
+pub fn table(network: Network, volumes: &[Volume], etc_dir: &Path, privileged: bool) -> Vec<Mount> {
     let nosx = ["nosuid", "noexec", "nodev"];
     let mut t = vec![
         m("/proc", Kind::Proc, None, &nosx),
@@ -97,18 +99,19 @@ pub fn table(network: Network, volumes: &[Volume], etc_dir: &Path) -> Vec<Mount>
     ]);
     // A user namespace may mount sysfs only for a network namespace it
     // owns; with the host's network, sysfs is bound from the host.
+    let sys_ro = if privileged { "rw" } else { "ro" };
     t.push(match network {
         Network::None => m(
             "/sys",
             Kind::Sysfs,
             None,
-            &["nosuid", "noexec", "nodev", "ro"],
+            &["nosuid", "noexec", "nodev", sys_ro],
         ),
         Network::Host => m(
             "/sys",
             Kind::Bind,
             Some("/sys".into()),
-            &["rbind", "nosuid", "noexec", "nodev", "ro"],
+            &["rbind", "nosuid", "noexec", "nodev", sys_ro],
         ),
     });
     for v in volumes {
@@ -203,7 +206,7 @@ mod tests {
             target: "/mnt".into(),
             readonly: true,
         }];
-        let t = table(Network::None, &vols, Path::new("/run/c"));
+        let t = table(Network::None, &vols, Path::new("/run/c"), false);
         let dests: Vec<&str> = t.iter().map(|m| m.destination.as_str()).collect();
         assert_eq!(&dests[..2], ["/proc", "/dev"]);
         // /dev comes before everything below it; volumes after /sys.
@@ -216,7 +219,7 @@ mod tests {
             t[pos("/etc/hosts")].source.as_deref(),
             Some(Path::new("/run/c/hosts"))
         );
-        let t = table(Network::Host, &[], Path::new("/run/c"));
+        let t = table(Network::Host, &[], Path::new("/run/c"), false);
         let sys = t.iter().find(|m| m.destination == "/sys").unwrap();
         assert_eq!(
             (sys.kind, sys.source.as_deref()),
