@@ -174,7 +174,7 @@ fn network_and_hostname() {
     assert!(plan(&["--network", "bridge", "oci:x"], Some(&image())).is_err());
     assert!(plan(&["-h", "bad name", "oci:x"], Some(&image())).is_err());
     assert!(plan(&["--name", "web_1.a-b", "oci:x"], Some(&image())).is_ok());
-    for bad in ["-x", "a/b", "..", "a b", ""] {
+    for bad in ["_x", "a/b", "..", "a b", ""] {
         assert!(
             plan(&["--name", bad, "oci:x"], Some(&image())).is_err(),
             "{bad}"
