@@ -86,6 +86,8 @@ pub struct Process {
     pub cwd: String,
     /// `-u` as given (NAME|UID[:GROUP|GID]), resolved in the container.
     pub user: Option<String>,
+    /// The user comes from the image's config, not from `-u`.
+    pub user_from_image: bool,
     pub terminal: bool,
     pub stdin: bool,
 }
@@ -170,6 +172,7 @@ impl Plan {
                 args: command(&img, a.entrypoint.as_deref(), i.command)?,
                 env,
                 cwd: workdir(a.workdir.as_deref(), img.working_dir.as_deref())?,
+                user_from_image: a.user.is_none() && userns == Mode::Root && user.is_some(),
                 user,
                 terminal: a.tty,
                 stdin: a.interactive,

@@ -82,6 +82,7 @@ fn run(chan: &Channel, ctx: &Setup<'_>) -> anyhow::Result<Infallible> {
             plan.process.user.as_deref().unwrap_or("root")
         )
     })?;
+    let who = fit_single_map(who, plan, ctx.setgroups_allowed);
     let mut env = plan.process.env.clone();
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!("HOME={}", who.home));
@@ -110,6 +111,26 @@ fn run(chan: &Channel, ctx: &Setup<'_>) -> anyhow::Result<Infallible> {
         exit_now(EXIT_HUTCH);
     }
     exec(&plan.process.args, &env)
+}
+
+/// Under a single-id map only container root exists. An image that asks
+/// for another user still runs, as root (the caller), with a warning; an
+/// explicit `-u` fails later with a hint instead.
+fn fit_single_map(who: user::Resolved, plan: &Plan, full_map: bool) -> user::Resolved {
+    if full_map || !plan.process.user_from_image || (who.uid == 0 && who.gid == 0) {
+        return who;
+    }
+    eprintln!(
+        "warning: the image runs as user `{}`, which does not exist under a single-id map; \
+         running as container root (your own uid) instead",
+        plan.process.user.as_deref().unwrap_or_default()
+    );
+    user::Resolved {
+        uid: 0,
+        gid: 0,
+        groups: Vec::new(),
+        ..who
+    }
 }
 
 fn chan_raw(chan: &Channel) -> std::os::fd::RawFd {

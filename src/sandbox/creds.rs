@@ -41,12 +41,8 @@ pub fn apply(c: &Creds<'_>) -> anyhow::Result<()> {
         setgroups(&groups).context("set supplementary groups")?;
     }
     let (uid, gid) = (Uid::from_raw(c.user.uid), Gid::from_raw(c.user.gid));
-    setresgid(gid, gid, gid)
-        .with_context(|| format!("switch to gid {gid}"))
-        .map_err(unmapped_hint)?;
-    setresuid(uid, uid, uid)
-        .with_context(|| format!("switch to uid {uid}"))
-        .map_err(unmapped_hint)?;
+    setresgid(gid, gid, gid).map_err(|e| switch_error(e, "gid", gid.as_raw()))?;
+    setresuid(uid, uid, uid).map_err(|e| switch_error(e, "uid", uid.as_raw()))?;
     let mut interim = c.caps.clone();
     if c.seccomp.is_some() && !c.no_new_privs {
         interim.insert(Capability::CAP_SYS_ADMIN);
@@ -78,17 +74,13 @@ fn set_caps(set: &CapsHashSet) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn unmapped_hint(e: anyhow::Error) -> anyhow::Error {
-    let einval = e
-        .root_cause()
-        .downcast_ref::<nix::errno::Errno>()
-        .is_some_and(|e| *e == nix::errno::Errno::EINVAL);
-    if einval {
-        crate::errors::hint(
-            e.context("the id is not mapped in this container's user namespace"),
-            "with a single-id map only your own id exists in the container: drop `-u`, or ask an admin for subordinate ids (`hutch doctor`)",
-        )
-    } else {
-        e
+/// EINVAL from setresuid/setresgid means the id has no mapping here.
+fn switch_error(e: nix::errno::Errno, kind: &str, id: u32) -> anyhow::Error {
+    if e != nix::errno::Errno::EINVAL {
+        return anyhow::Error::new(e).context(format!("switch to {kind} {id}"));
     }
+    crate::errors::hint(
+        anyhow::anyhow!("switch to {kind} {id}: the id is not mapped in this container's user namespace"),
+        "with a single-id map only your own id exists in the container: drop `-u`, or ask an admin for subordinate ids (`hutch doctor`)",
+    )
 }
