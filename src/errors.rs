@@ -45,15 +45,11 @@ impl std::error::Error for HintLayer {}
 /// Extension to attach a hint to a `Result`.
 pub trait WithHint<T> {
     fn hint(self, text: impl Into<String>) -> anyhow::Result<T>;
-    fn with_hint<F: FnOnce() -> String>(self, f: F) -> anyhow::Result<T>;
 }
 
 impl<T, E: Into<anyhow::Error>> WithHint<T> for Result<T, E> {
     fn hint(self, text: impl Into<String>) -> anyhow::Result<T> {
         self.map_err(|e| hint(e, text))
-    }
-    fn with_hint<F: FnOnce() -> String>(self, f: F) -> anyhow::Result<T> {
-        self.map_err(|e| hint(e, f()))
     }
 }
 

@@ -108,6 +108,9 @@ pub struct State {
     pub id: String,
     pub name: Option<String>,
     pub image: String,
+    /// The image's config digest; empty for `--rootfs`.
+    #[serde(default)]
+    pub image_id: String,
     pub command: Vec<String>,
     /// Seconds since the epoch.
     pub created: u64,

@@ -25,6 +25,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         keep: false,
     };
     let image = open_image(&source, &container)?;
+    let image_id = image.as_ref().map(|i| i.id.clone()).unwrap_or_default();
     let plan = make_plan(
         &args,
         image.as_ref().map(|i| &i.config),
@@ -62,6 +63,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         id: id.clone(),
         name: plan.name.clone(),
         image: source_name(&source),
+        image_id,
         command: plan.process.args.clone(),
         created: state::now(),
         status: Status::Created,

@@ -105,6 +105,8 @@ fn detect(media_type: &str, head: &[u8]) -> anyhow::Result<Compression> {
 
 /// Applies a tar stream below `dest` as a layer (tests and callers that
 /// already have the bytes). `dest` must be an existing directory.
+// Used by `hutch load` of docker-archives (issue 3, landing next).
+#[allow(dead_code)]
 pub fn unpack_tar<R: Read>(
     reader: R,
     dest: &Path,

@@ -41,7 +41,7 @@ where
     crate::userns::write::write(pid, maps)?;
     ours.send(&ToChild::Go { winsize: None }, None)?;
     let reply = ours.recv::<ToParent>()?;
-    drop(guard.release());
+    let _ = guard.release(); // reaped just below
     let status = waitpid(pid, None).with_context(|| format!("wait for the process to {what}"))?;
     match reply {
         Some((ToParent::Done, _)) if status == WaitStatus::Exited(pid, 0) => Ok(()),

@@ -108,6 +108,7 @@ pub fn to_host(map: &[IdMapEntry], inside: u32) -> Option<u32> {
 }
 
 /// Number of ids mapped.
+#[cfg(test)]
 pub fn total(map: &[IdMapEntry]) -> u64 {
     map.iter().map(|e| u64::from(e.count)).sum()
 }
