@@ -30,12 +30,35 @@ impl Cli {
     }
 }
 
+// Parsed once per process: the size of `RunArgs` does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a command in a new container
     Run(RunArgs),
     /// Check what this host offers hutch, and how to fix what is missing
     Doctor(DoctorArgs),
+    /// List containers
+    Ps(PsArgs),
+    /// Remove stopped containers
+    Rm(RmArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Show all containers (default shows just running)
+    #[arg(short, long)]
+    pub all: bool,
+    /// Only print container ids
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Containers to remove, by name or id prefix
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -145,6 +168,6 @@ pub struct RunArgs {
     pub pids_limit: Option<String>,
 
     /// IMAGE [COMMAND [ARG...]], or COMMAND [ARG...] with --rootfs
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true, value_name = "IMAGE")]
+    #[arg(trailing_var_arg = true, required = true, value_name = "IMAGE")]
     pub args: Vec<String>,
 }

@@ -9,20 +9,6 @@ pub const EXIT_CANNOT_EXEC: i32 = 126;
 /// The command was not found.
 pub const EXIT_NOT_FOUND: i32 = 127;
 
-/// A hint attached to an error chain: what the user can do about it.
-/// Attach with `.context(Hint("..."))` at the place that knows the fix,
-/// or wrap with [`hint`].
-#[derive(Debug)]
-pub struct Hint(pub String);
-
-impl fmt::Display for Hint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Hint {}
-
 /// An error that carries its own exit code (126/127 for exec failures).
 #[derive(Debug)]
 pub struct ExitCode(pub i32);
@@ -59,33 +45,59 @@ impl std::error::Error for HintLayer {}
 /// Extension to attach a hint to a `Result`.
 pub trait WithHint<T> {
     fn hint(self, text: impl Into<String>) -> anyhow::Result<T>;
-    fn with_hint<F: FnOnce() -> String>(self, f: F) -> anyhow::Result<T>;
 }
 
 impl<T, E: Into<anyhow::Error>> WithHint<T> for Result<T, E> {
     fn hint(self, text: impl Into<String>) -> anyhow::Result<T> {
         self.map_err(|e| hint(e, text))
     }
-    fn with_hint<F: FnOnce() -> String>(self, f: F) -> anyhow::Result<T> {
-        self.map_err(|e| hint(e, f()))
+}
+
+/// Splits an error into its chain (outermost first, hint and exit-code
+/// layers left out), its hints and its exit code. anyhow's `downcast_ref`
+/// finds context layers anywhere in the chain; `chain()` items cannot be
+/// downcast to a context type, so layers are told apart by their text.
+pub fn split(err: &anyhow::Error) -> (Vec<String>, Vec<String>, i32) {
+    let code = err.downcast_ref::<ExitCode>().map_or(EXIT_HUTCH, |c| c.0);
+    let hint = err.downcast_ref::<HintLayer>().map(|h| h.0.clone());
+    let skip_code = ExitCode(code).to_string();
+    let chain = err
+        .chain()
+        .map(|c| c.to_string())
+        .filter(|s| Some(s) != hint.as_ref() && *s != skip_code)
+        .collect();
+    (chain, hint.into_iter().collect(), code)
+}
+
+/// Rebuilds an error reported by another process (the container init).
+pub fn rebuild(chain: &[String], hints: &[String], code: i32) -> anyhow::Error {
+    let mut parts = chain.iter().rev();
+    let mut err = anyhow::anyhow!("{}", parts.next().map_or("unknown error", |s| s.as_str()));
+    for p in parts {
+        err = err.context(p.clone());
+    }
+    if !hints.is_empty() {
+        err = err.context(HintLayer(hints.join("\nhint: ")));
+    }
+    if code != EXIT_HUTCH {
+        err = err.context(ExitCode(code));
+    }
+    err
+}
+
+/// Prints an error that did not stop the command, as `warning: ...`.
+pub fn warn(err: &anyhow::Error) {
+    let (chain, hints, _) = split(err);
+    eprintln!("warning: {}", chain.join(": "));
+    for h in hints {
+        eprintln!("hint: {h}");
     }
 }
 
 /// Prints `hutch: a: b: c` and `hint: ...` once, and returns the exit code.
 pub fn report(err: &anyhow::Error) -> i32 {
-    let mut code = EXIT_HUTCH;
-    let mut hints = Vec::new();
-    let mut parts = Vec::new();
-    for cause in err.chain() {
-        if let Some(h) = cause.downcast_ref::<HintLayer>() {
-            hints.push(h.0.clone());
-        } else if let Some(c) = cause.downcast_ref::<ExitCode>() {
-            code = c.0;
-        } else {
-            parts.push(cause.to_string());
-        }
-    }
-    eprintln!("hutch: {}", parts.join(": "));
+    let (chain, hints, code) = split(err);
+    eprintln!("hutch: {}", chain.join(": "));
     for h in hints {
         eprintln!("hint: {h}");
     }

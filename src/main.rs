@@ -18,8 +18,6 @@ mod state;
 mod sys;
 mod userns;
 
-use clap::Parser;
-
 fn main() {
     let cli = cli::Cli::parse_from_env();
     let code = match commands::dispatch(cli) {

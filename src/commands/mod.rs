@@ -1,6 +1,8 @@
 //! One short function per subcommand; each returns the process exit code.
 
 mod doctor;
+mod ps;
+mod rm;
 mod run;
 
 use crate::cli::{Cli, Command};
@@ -9,5 +11,37 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Run(args) => run::run(args),
         Command::Doctor(args) => doctor::doctor(args),
+        Command::Ps(args) => ps::ps(args),
+        Command::Rm(args) => rm::rm(args),
+    }
+}
+
+/// Removes a container's directories. The unpacked rootfs holds files of
+/// subordinate ids, which only root of a user namespace with the same
+/// maps may delete; the runtime directory is the caller's own.
+pub(crate) fn remove_container(
+    c: &crate::state::Container,
+    maps: Option<&crate::userns::IdMaps>,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let data = c.data_dir.clone();
+    let remove_data =
+        || std::fs::remove_dir_all(&data).with_context(|| format!("remove `{}`", data.display()));
+    let has_files = std::fs::read_dir(&data).is_ok_and(|mut d| d.next().is_some());
+    match maps {
+        // Only files made in the user namespace need it to be removed.
+        Some(maps) if has_files => crate::sandbox::nsexec::run_in_userns(
+            maps,
+            "remove the container's files",
+            remove_data,
+        )?,
+        _ if data.exists() => remove_data()?,
+        _ => {}
+    }
+    match std::fs::remove_dir_all(&c.run_dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("remove `{}`", c.run_dir.display()))
+        }
+        _ => Ok(()),
     }
 }

@@ -1,7 +1,239 @@
-//! `hutch run`: plan, prepare the rootfs, launch, wait, clean up.
+//! `hutch run`: a recipe of named stages (DESIGN.md, "Data flow").
+//! Runs in the user's own process; the container is its descendant.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use caps::CapsHashSet;
 
 use crate::cli::RunArgs;
+use crate::image::{self, ImageRef, UnpackOptions};
+use crate::plan::{self, Inputs, Network, Plan};
+use crate::sandbox::{child, nsexec, parent, seccomp};
+use crate::state::{self, Container, Dirs, State, Status};
+use crate::userns::{self, IdMaps};
 
-pub fn run(_args: RunArgs) -> anyhow::Result<i32> {
-    anyhow::bail!("run: not implemented")
+pub fn run(args: RunArgs) -> anyhow::Result<i32> {
+    let dirs = Dirs::new()?;
+    let (source, command) = source_and_command(&args)?;
+    let id = state::new_id()?;
+    let container = Container::create(&dirs, &id, args.name.as_deref())?;
+    // From here on, the container's directories go away on every error.
+    let mut cleanup = Cleanup {
+        container: &container,
+        maps: None,
+        keep: false,
+    };
+    let image = open_image(&source, &container)?;
+    let image_id = image.as_ref().map(|i| i.id.clone()).unwrap_or_default();
+    let plan = make_plan(
+        &args,
+        image.as_ref().map(|i| &i.config),
+        &command,
+        &id,
+        &container.run_dir,
+    )?;
+    let (facts, maps) = userns::plan(plan.userns)?;
+    if let Some(w) = maps.fallback_warning(&facts.user) {
+        eprintln!("{w}");
+    }
+    cleanup.maps = Some(maps.clone());
+    let rootfs = prepare_rootfs(&source, image, &container, &maps)?;
+    write_etc_files(&container, &plan)?;
+    plan::spec::write(
+        &plan,
+        &rootfs,
+        &maps,
+        &container.run_dir.join("config.json"),
+    )?;
+    let caps = cap_set(&plan)?;
+    let bpf = plan
+        .seccomp
+        .then(|| seccomp::compile_default_cached(&caps, &dirs.runtime))
+        .transpose()?;
+    let setup = child::Setup {
+        plan: &plan,
+        rootfs: &rootfs,
+        caps: &caps,
+        seccomp: bpf.as_ref(),
+        tty_gid_mapped: userns::idmap::to_host(&maps.gid_map, 5).is_some(),
+        setgroups_allowed: maps.helpers.is_some(),
+    };
+    let mut record = State {
+        id: id.clone(),
+        name: plan.name.clone(),
+        image: source_name(&source),
+        image_id,
+        command: plan.process.args.clone(),
+        created: state::now(),
+        status: Status::Created,
+        pid: None,
+        exit_code: None,
+        rootfs: rootfs.clone(),
+    };
+    container.save(&record)?;
+    let running = parent::launch(&setup, &maps)?;
+    record.status = Status::Running;
+    record.pid = running.guard.pid().map(|p| p.as_raw());
+    container.save(&record)?;
+    let code = parent::wait(running, plan.process.stdin)?;
+    record.status = Status::Exited;
+    record.exit_code = Some(code);
+    container.save(&record)?;
+    cleanup.keep = !plan.remove;
+    Ok(code)
+}
+
+/// Where the root filesystem comes from.
+enum Source {
+    Dir(PathBuf),
+    Image(ImageRef),
+}
+
+fn source_and_command(args: &RunArgs) -> anyhow::Result<(Source, Vec<String>)> {
+    match &args.rootfs {
+        Some(dir) => {
+            let dir = std::fs::canonicalize(dir)
+                .with_context(|| format!("find rootfs `{}`", dir.display()))?;
+            Ok((Source::Dir(dir), args.args.clone()))
+        }
+        None => {
+            let (name, rest) = args.args.split_first().context("run: no image given")?;
+            Ok((Source::Image(ImageRef::parse(name)?), rest.to_vec()))
+        }
+    }
+}
+
+fn source_name(source: &Source) -> String {
+    match source {
+        Source::Dir(d) => d.display().to_string(),
+        Source::Image(ImageRef::Oci { path, tag } | ImageRef::OciArchive { path, tag }) => {
+            format!(
+                "{}{}",
+                path.display(),
+                tag.as_ref().map(|t| format!(":{t}")).unwrap_or_default()
+            )
+        }
+    }
+}
+
+fn open_image(source: &Source, c: &Container) -> anyhow::Result<Option<image::Image>> {
+    match source {
+        Source::Dir(_) => Ok(None),
+        Source::Image(r) => image::open(r, &c.data_dir).map(Some),
+    }
+}
+
+fn make_plan(
+    args: &RunArgs,
+    img: Option<&image::ImageConfig>,
+    command: &[String],
+    id: &str,
+    etc_dir: &Path,
+) -> anyhow::Result<Plan> {
+    let host_hostname = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".into());
+    let cwd = std::env::current_dir().context("find the current directory")?;
+    let host_env = |k: &str| std::env::var(k).ok();
+    Plan::new(&Inputs {
+        args,
+        image: img,
+        command,
+        id,
+        host_hostname: &host_hostname,
+        host_uid: nix::unistd::Uid::current().as_raw(),
+        host_gid: nix::unistd::Gid::current().as_raw(),
+        cwd: &cwd,
+        etc_dir,
+        host_env: &host_env,
+    })
+}
+
+/// A plain directory is used in place; an image is unpacked into the
+/// container's data directory, inside the user namespace so that file
+/// owners map into the subordinate range.
+fn prepare_rootfs(
+    source: &Source,
+    image: Option<image::Image>,
+    c: &Container,
+    maps: &IdMaps,
+) -> anyhow::Result<PathBuf> {
+    let (Source::Image(_), Some(image)) = (source, image) else {
+        return match source {
+            Source::Dir(d) => Ok(d.clone()),
+            Source::Image(_) => anyhow::bail!("prepare rootfs: image not opened"),
+        };
+    };
+    let rootfs = c.data_dir.join("rootfs");
+    std::fs::create_dir(&rootfs).with_context(|| format!("create `{}`", rootfs.display()))?;
+    let full_map = maps.helpers.is_some();
+    nsexec::run_in_userns(maps, "unpack the image", || {
+        let report = image::unpack(&image, &rootfs, &UnpackOptions { preserve_ownership: true })?;
+        if full_map && report.flattened_owners > 0 {
+            eprintln!(
+                "warning: {} files kept root as owner: their ids are outside your subordinate range",
+                report.flattened_owners
+            );
+        }
+        if report.skipped_devices > 0 {
+            eprintln!("warning: {} device nodes of the image were skipped: a user namespace cannot create them", report.skipped_devices);
+        }
+        Ok(())
+    })
+    .context("unpack the image")?;
+    Ok(rootfs)
+}
+
+/// /etc/hostname, /etc/hosts and /etc/resolv.conf for the container.
+fn write_etc_files(c: &Container, plan: &Plan) -> anyhow::Result<()> {
+    let host_hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+    let hosts = match plan.network {
+        Network::Host => format!("{host_hosts}127.0.1.1\t{}\n", plan.hostname),
+        Network::None => format!(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{}\n",
+            plan.hostname
+        ),
+    };
+    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    // The plan's mount table binds these names from the runtime dir.
+    let files = [
+        ("hostname", format!("{}\n", plan.hostname)),
+        ("hosts", hosts),
+        ("resolv.conf", resolv),
+    ];
+    for (name, text) in files {
+        let path = c.run_dir.join(name);
+        std::fs::write(&path, text).with_context(|| format!("write `{}`", path.display()))?;
+    }
+    Ok(())
+}
+
+fn cap_set(plan: &Plan) -> anyhow::Result<CapsHashSet> {
+    plan.caps
+        .iter()
+        .map(|c| {
+            c.parse()
+                .map_err(|_| anyhow::anyhow!("parse capability `{c}`"))
+        })
+        .collect()
+}
+
+/// Removes the container's directories unless told to keep them.
+struct Cleanup<'a> {
+    container: &'a Container,
+    maps: Option<IdMaps>,
+    keep: bool,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        if self.keep {
+            return;
+        }
+        if let Err(e) = super::remove_container(self.container, self.maps.as_ref()) {
+            crate::errors::warn(&e.context(format!("clean up container `{}`", self.container.id)));
+        }
+    }
 }

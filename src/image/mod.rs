@@ -6,10 +6,19 @@
 //! in a short-lived child that sits in the container's user namespace so
 //! file ownership maps into the subordinate range.
 
+pub mod archive;
+mod blob;
 pub mod config;
+mod entry;
 pub mod layout;
 pub mod reference;
+mod tree;
 pub mod unpack;
+
+#[cfg(test)]
+mod layout_tests;
+#[cfg(test)]
+mod unpack_tests;
 
 pub use config::ImageConfig;
 pub use layout::{open, Image, Layer};

@@ -1,4 +1,13 @@
 //! The sandbox: the parent side (id maps, sync, wait) and the child side
 //! (mounts, pivot_root, credentials, capabilities, seccomp, exec).
 
+pub mod child;
+pub mod creds;
+pub mod init;
+pub mod mounts;
+pub mod nsexec;
+pub mod parent;
+pub mod pty;
 pub mod seccomp;
+pub mod sync;
+pub mod user;

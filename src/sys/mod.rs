@@ -3,4 +3,5 @@
 #![allow(unsafe_code)]
 
 pub mod fs;
+pub mod process;
 pub mod seccomp;

@@ -1,0 +1,207 @@
+//! Content-addressed blobs of an image layout, treated as hostile.
+//!
+//! Owns digest validation (only `sha256:` + 64 lowercase hex, so a digest
+//! can never smuggle a path), opening blobs without blocking on fifos,
+//! size caps for JSON documents, and the hashing reader that checks a
+//! blob's bytes against its descriptor.
+
+use std::fs::File;
+use std::io::{self, BufRead, Read};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use sha2::{Digest as _, Sha256};
+
+/// Largest JSON document (index, manifest, config) read into memory.
+pub(crate) const MAX_JSON: u64 = 4 * 1024 * 1024;
+
+/// A validated `sha256:HEX` digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Digest {
+    hex: String,
+}
+
+impl Digest {
+    /// Accepts exactly `sha256:` followed by 64 lowercase hex digits.
+    pub(crate) fn parse(s: &str) -> anyhow::Result<Digest> {
+        let Some(hex) = s.strip_prefix("sha256:") else {
+            anyhow::bail!("check digest `{s}`: only `sha256:` digests are supported");
+        };
+        let valid = hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if !valid {
+            anyhow::bail!("check digest `{s}`: expected `sha256:` and 64 lowercase hex digits");
+        }
+        Ok(Digest {
+            hex: hex.to_owned(),
+        })
+    }
+
+    pub(crate) fn hex(&self) -> &str {
+        &self.hex
+    }
+
+    /// `blobs/sha256/HEX` below the layout directory.
+    pub(crate) fn path_in(&self, layout: &Path) -> PathBuf {
+        layout.join("blobs").join("sha256").join(&self.hex)
+    }
+}
+
+impl std::fmt::Display for Digest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "sha256:{}", self.hex)
+    }
+}
+
+/// Opens a regular file for reading without blocking on a fifo, and checks
+/// that its size is `size` when given.
+pub(crate) fn open_regular(path: &Path, size: Option<u64>) -> anyhow::Result<File> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .with_context(|| format!("open `{}`", path.display()))?;
+    let meta = file
+        .metadata()
+        .with_context(|| format!("stat `{}`", path.display()))?;
+    if !meta.is_file() {
+        anyhow::bail!("open `{}`: not a regular file", path.display());
+    }
+    if let Some(size) = size {
+        if meta.len() != size {
+            anyhow::bail!(
+                "check `{}`: it has {} bytes but its descriptor says {size}",
+                path.display(),
+                meta.len()
+            );
+        }
+    }
+    Ok(file)
+}
+
+/// Reads a small file (at most `cap` bytes) completely.
+pub(crate) fn read_capped(path: &Path, cap: u64) -> anyhow::Result<Vec<u8>> {
+    let file = open_regular(path, None)?;
+    let mut buf = Vec::new();
+    file.take(cap.saturating_add(1))
+        .read_to_end(&mut buf)
+        .with_context(|| format!("read `{}`", path.display()))?;
+    if u64::try_from(buf.len()).map_or(true, |n| n > cap) {
+        anyhow::bail!("read `{}`: larger than {cap} bytes", path.display());
+    }
+    Ok(buf)
+}
+
+/// Reads a JSON blob of `size` bytes and checks it against `digest`.
+pub(crate) fn read_json_blob(layout: &Path, digest: &Digest, size: u64) -> anyhow::Result<Vec<u8>> {
+    if size > MAX_JSON {
+        anyhow::bail!("read blob `{digest}`: {size} bytes is over the {MAX_JSON}-byte limit");
+    }
+    let path = digest.path_in(layout);
+    let file = open_regular(&path, Some(size))?;
+    let mut reader = HashingReader::new(file.take(size.saturating_add(1)));
+    let mut buf = Vec::new();
+    reader
+        .read_to_end(&mut buf)
+        .with_context(|| format!("read blob `{digest}`"))?;
+    reader.verify(digest, size)?;
+    Ok(buf)
+}
+
+/// A reader that hashes and counts everything read through it.
+pub(crate) struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    count: u64,
+}
+
+impl<R: Read> HashingReader<R> {
+    pub(crate) fn new(inner: R) -> Self {
+        HashingReader {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+        }
+    }
+
+    /// Checks that exactly `size` bytes with `digest` went through.
+    pub(crate) fn verify(&self, digest: &Digest, size: u64) -> anyhow::Result<()> {
+        if self.count != size {
+            anyhow::bail!(
+                "verify blob `{digest}`: read {} bytes but its descriptor says {size}",
+                self.count
+            );
+        }
+        let got = hex(&self.hasher.clone().finalize());
+        if got != digest.hex() {
+            anyhow::bail!("verify blob `{digest}`: its content has digest `sha256:{got}`");
+        }
+        Ok(())
+    }
+}
+
+impl<R: BufRead> HashingReader<R> {
+    /// The next buffered bytes, without consuming (or hashing) them.
+    pub(crate) fn peek(&mut self) -> io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let chunk = buf.get(..n).unwrap_or_default();
+        self.hasher.update(chunk);
+        let n64 = u64::try_from(n).map_err(io::Error::other)?;
+        self.count = self
+            .count
+            .checked_add(n64)
+            .ok_or_else(|| io::Error::other("blob size overflows u64"))?;
+        Ok(n)
+    }
+}
+
+/// Lowercase hex of a byte string.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_parse_refuses_paths_and_other_forms() {
+        let good = format!("sha256:{}", "a1".repeat(32));
+        assert_eq!(Digest::parse(&good).unwrap().to_string(), good);
+        for bad in [
+            "sha256:../../etc".to_owned(),
+            "sha256:".to_owned(),
+            format!("sha256:{}", "A1".repeat(32)),
+            format!("sha256:{}/", "a1".repeat(32)),
+            format!("sha512:{}", "a1".repeat(64)),
+            format!("sha256:{}0", "a1".repeat(32)),
+            "a1".repeat(32),
+        ] {
+            assert!(Digest::parse(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn hashing_reader_checks_size_and_digest() {
+        let data = b"hello";
+        let digest = Digest::parse(&format!("sha256:{}", hex(&Sha256::digest(data)))).unwrap();
+        let mut r = HashingReader::new(&data[..]);
+        io::copy(&mut r, &mut io::sink()).unwrap();
+        r.verify(&digest, 5).unwrap();
+        assert!(r.verify(&digest, 6).is_err());
+        let mut r = HashingReader::new(&b"hellO"[..]);
+        io::copy(&mut r, &mut io::sink()).unwrap();
+        let err = r.verify(&digest, 5).unwrap_err().to_string();
+        assert!(err.contains("has digest"), "{err}");
+    }
+}

@@ -1,0 +1,456 @@
+//! Tests for layer unpacking with hostile tars built by hand in memory.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use tar::{EntryType, Header};
+
+use super::unpack::unpack_tar;
+use super::{UnpackOptions, UnpackReport};
+
+/// A tar stream written header by header, so names are not sanitised.
+#[derive(Default)]
+pub(crate) struct RawTar(pub(crate) Vec<u8>);
+
+impl RawTar {
+    pub(crate) fn entry(
+        &mut self,
+        kind: EntryType,
+        name: &str,
+        link: &str,
+        mode: u32,
+        data: &[u8],
+    ) -> &mut Self {
+        let mut h = Header::new_ustar();
+        h.set_entry_type(kind);
+        h.set_size(data.len() as u64);
+        h.set_mode(mode);
+        h.set_mtime(1_600_000_000);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_device_major(1).unwrap();
+        h.set_device_minor(3).unwrap();
+        let old = h.as_old_mut();
+        old.name[..name.len()].copy_from_slice(name.as_bytes());
+        old.linkname[..link.len()].copy_from_slice(link.as_bytes());
+        h.set_cksum();
+        self.0.extend_from_slice(h.as_bytes());
+        self.0.extend_from_slice(data);
+        let pad = (512 - data.len() % 512) % 512;
+        self.0.extend(std::iter::repeat(0).take(pad));
+        self
+    }
+
+    pub(crate) fn file(&mut self, name: &str, data: &[u8], mode: u32) -> &mut Self {
+        self.entry(EntryType::Regular, name, "", mode, data)
+    }
+
+    pub(crate) fn dir(&mut self, name: &str, mode: u32) -> &mut Self {
+        self.entry(EntryType::Directory, name, "", mode, b"")
+    }
+
+    fn symlink(&mut self, name: &str, target: &str) -> &mut Self {
+        self.entry(EntryType::Symlink, name, target, 0o777, b"")
+    }
+
+    fn hardlink(&mut self, name: &str, target: &str) -> &mut Self {
+        self.entry(EntryType::Link, name, target, 0o644, b"")
+    }
+
+    fn owned(&mut self, name: &str, uid: u64) -> &mut Self {
+        self.file(name, b"o", 0o640);
+        let at = self.0.len() - 1024;
+        let mut h = Header::new_ustar();
+        h.as_mut_bytes().copy_from_slice(&self.0[at..at + 512]);
+        h.set_uid(uid);
+        h.set_gid(uid);
+        h.set_cksum();
+        self.0[at..at + 512].copy_from_slice(h.as_bytes());
+        self
+    }
+
+    /// A PAX extended header carrying `key=value` for the next entry.
+    fn pax(&mut self, key: &str, value: &str) -> &mut Self {
+        let body = format!(" {key}={value}\n");
+        let total = (1..10)
+            .map(|digits| body.len() + digits)
+            .find(|total| total.to_string().len() + body.len() == *total)
+            .unwrap();
+        let record = format!("{total}{body}");
+        self.entry(EntryType::XHeader, "pax", "", 0o644, record.as_bytes())
+    }
+
+    pub(crate) fn finish(&self) -> Vec<u8> {
+        let mut out = self.0.clone();
+        out.extend_from_slice(&[0; 1024]);
+        out
+    }
+}
+
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    outside: PathBuf,
+}
+
+fn fixture() -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    let outside = tmp.path().join("outside");
+    fs::create_dir(&root).unwrap();
+    fs::create_dir(&outside).unwrap();
+    Fixture {
+        _tmp: tmp,
+        root,
+        outside,
+    }
+}
+
+fn apply(root: &Path, tar: &RawTar) -> anyhow::Result<UnpackReport> {
+    unpack_tar(&tar.finish()[..], root, &UnpackOptions::default())
+}
+
+fn mode(p: &Path) -> u32 {
+    fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+#[test]
+fn unpacks_files_dirs_links_and_modes() {
+    let f = fixture();
+    let mut t = RawTar::default();
+    t.dir("etc/", 0o755)
+        .file("etc/hosts", b"127.0.0.1 localhost\n", 0o644)
+        .file("bin/busybox", b"\x7fELF", 0o755)
+        .file("bin/su", b"su", 0o4755)
+        .file("bin/sgid", b"sg", 0o2711)
+        .dir("tmp", 0o1777)
+        .symlink("bin/sh", "busybox")
+        .hardlink("bin/ls", "bin/busybox")
+        .entry(EntryType::Fifo, "run/fifo", "", 0o600, b"")
+        .entry(EntryType::Char, "dev/null", "", 0o666, b"");
+    let report = apply(&f.root, &t).unwrap();
+    let r = &f.root;
+    assert_eq!(
+        fs::read(r.join("etc/hosts")).unwrap(),
+        b"127.0.0.1 localhost\n"
+    );
+    assert_eq!(mode(&r.join("etc")), 0o755);
+    assert_eq!(mode(&r.join("bin")), 0o755, "implicit parent");
+    assert_eq!(mode(&r.join("bin/su")), 0o4755);
+    assert_eq!(mode(&r.join("bin/sgid")) & 0o777, 0o711);
+    assert_eq!(mode(&r.join("tmp")), 0o1777);
+    assert_eq!(
+        fs::read_link(r.join("bin/sh")).unwrap(),
+        Path::new("busybox")
+    );
+    let ls = fs::metadata(r.join("bin/ls")).unwrap();
+    assert_eq!(ls.ino(), fs::metadata(r.join("bin/busybox")).unwrap().ino());
+    assert_eq!(ls.nlink(), 2);
+    assert_eq!(
+        fs::metadata(r.join("etc/hosts")).unwrap().mtime(),
+        1_600_000_000
+    );
+    assert_eq!(fs::metadata(r.join("etc")).unwrap().mtime(), 1_600_000_000);
+    assert!(fs::metadata(r.join("run/fifo"))
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    let null = fs::symlink_metadata(r.join("dev/null"));
+    match null {
+        Ok(m) => assert!(m.file_type().is_char_device() && report.skipped_devices == 0),
+        Err(_) => assert_eq!(report.skipped_devices, 1),
+    }
+    // Without preserve_ownership everything belongs to whoever unpacked.
+    let me = fs::metadata(&f.root).unwrap().uid();
+    assert_eq!(fs::metadata(r.join("bin/su")).unwrap().uid(), me);
+    assert_eq!(report.flattened_owners, 0);
+}
+
+#[test]
+fn preserve_ownership_applies_or_counts_flattened() {
+    let f = fixture();
+    let mut t = RawTar::default();
+    t.owned("owned", 4242).file("suid", b"x", 0o4755);
+    let opts = UnpackOptions {
+        preserve_ownership: true,
+    };
+    let report = unpack_tar(&t.finish()[..], &f.root, &opts).unwrap();
+    let owned = fs::metadata(f.root.join("owned")).unwrap();
+    assert!(
+        owned.uid() == 4242 || report.flattened_owners >= 1,
+        "{report:?}"
+    );
+    // chown happens before chmod, so setuid survives whatever the owner.
+    assert_eq!(mode(&f.root.join("suid")), 0o4755);
+}
+
+#[test]
+fn whiteout_removes_lower_entries_only() {
+    let f = fixture();
+    let mut lower = RawTar::default();
+    lower
+        .file("a/x", b"x", 0o644)
+        .file("a/y", b"y", 0o644)
+        .file("d/sub/f", b"f", 0o644);
+    apply(&f.root, &lower).unwrap();
+    let mut upper = RawTar::default();
+    upper
+        .file("a/.wh.x", b"", 0o644)
+        .file("a/.wh.missing", b"", 0o644)
+        .file(".wh.d", b"", 0o644)
+        .file("a/new", b"n", 0o644)
+        .file("a/.wh.new", b"", 0o644)
+        .file("a/.wh..wh.plnk", b"", 0o644);
+    apply(&f.root, &upper).unwrap();
+    assert!(!f.root.join("a/x").exists());
+    assert!(
+        !f.root.join("a/.wh.x").exists(),
+        "whiteouts are not written"
+    );
+    assert!(f.root.join("a/y").exists());
+    assert!(!f.root.join("d").exists());
+    assert!(f.root.join("a/new").exists(), "same-layer entries survive");
+}
+
+#[test]
+fn opaque_dir_hides_lower_entries_but_keeps_same_layer_ones() {
+    let f = fixture();
+    let mut lower = RawTar::default();
+    lower
+        .file("o/old", b"1", 0o644)
+        .file("o/gone/old2", b"2", 0o644)
+        .file("o/s/lower", b"3", 0o644)
+        .file("keep/me", b"4", 0o644);
+    apply(&f.root, &lower).unwrap();
+    let mut upper = RawTar::default();
+    upper
+        .dir("o/", 0o755)
+        .file("o/new", b"n", 0o644)
+        .dir("o/s/", 0o700)
+        .file("o/s/upper", b"u", 0o644)
+        .file("o/.wh..wh..opq", b"", 0o644)
+        .file("o/after", b"a", 0o644);
+    apply(&f.root, &upper).unwrap();
+    let r = &f.root;
+    assert!(!r.join("o/old").exists() && !r.join("o/gone").exists());
+    assert!(!r.join("o/s/lower").exists());
+    assert!(r.join("o/new").exists() && r.join("o/after").exists() && r.join("o/s/upper").exists());
+    assert!(!r.join("o/.wh..wh..opq").exists());
+    assert!(r.join("keep/me").exists());
+}
+
+#[test]
+fn dotdot_entries_are_rejected_and_nothing_escapes() {
+    let f = fixture();
+    for name in ["../escape", "a/../../escape", "./../escape"] {
+        let mut t = RawTar::default();
+        t.file(name, b"pwned", 0o644);
+        let err = format!("{:#}", apply(&f.root, &t).unwrap_err());
+        assert!(
+            err.contains(&format!("entry `{name}`")) && err.contains("leaves the root"),
+            "{err}"
+        );
+    }
+    assert!(!f.outside.parent().unwrap().join("escape").exists());
+}
+
+#[test]
+fn absolute_paths_land_inside_root() {
+    let f = fixture();
+    let mut t = RawTar::default();
+    t.file("/abs/file", b"in", 0o644).dir("/", 0o700);
+    apply(&f.root, &t).unwrap();
+    assert_eq!(fs::read(f.root.join("abs/file")).unwrap(), b"in");
+    assert!(!Path::new("/abs/file").exists());
+    assert_ne!(mode(&f.root), 0o700, "the root entry keeps dest's own mode");
+}
+
+#[test]
+fn writes_through_symlinks_stay_inside_root() {
+    let f = fixture();
+    let outside = f.outside.to_str().unwrap().to_owned();
+    let mut t = RawTar::default();
+    t.symlink("up", "../../")
+        .file("up/outside-file", b"x", 0o644)
+        .symlink("slash", "/")
+        .file("slash/slash-file", b"x", 0o644)
+        .dir(&format!("{outside}/"), 0o755)
+        .symlink("abs", &outside)
+        .file("abs/pwned", b"x", 0o644)
+        .symlink("dangling", &format!("{outside}/new"))
+        .file("dangling", b"replaced", 0o644);
+    apply(&f.root, &t).unwrap();
+    let tmp = f.outside.parent().unwrap();
+    assert!(!tmp.join("outside-file").exists() && f.root.join("outside-file").exists());
+    assert!(f.root.join("slash-file").exists());
+    assert!(!f.outside.join("pwned").exists());
+    assert!(f
+        .root
+        .join(outside.trim_start_matches('/'))
+        .join("pwned")
+        .exists());
+    assert!(
+        !f.outside.join("new").exists(),
+        "a file replaces the symlink"
+    );
+    assert_eq!(fs::read(f.root.join("dangling")).unwrap(), b"replaced");
+
+    // Through a symlink whose target does not exist inside the root: an
+    // error, never a directory created outside.
+    let mut t = RawTar::default();
+    t.symlink("far", &format!("{outside}/far"))
+        .file("far/pwned", b"x", 0o644);
+    let err = format!("{:#}", apply(&f.root, &t).unwrap_err());
+    assert!(err.contains("entry `far/pwned`"), "{err}");
+    assert!(!f.outside.join("far").exists());
+}
+
+#[test]
+fn hardlinks_never_reach_outside() {
+    let f = fixture();
+    let mut t = RawTar::default();
+    t.hardlink("passwd", "../../etc/passwd");
+    let err = format!("{:#}", apply(&f.root, &t).unwrap_err());
+    assert!(err.contains("leaves the root"), "{err}");
+    assert!(!f.root.join("passwd").exists());
+
+    let mut t = RawTar::default();
+    t.file("etc/passwd", b"fake", 0o644)
+        .symlink("hostetc", "/etc")
+        .hardlink("x", "hostetc/passwd")
+        .hardlink("y", "/etc/passwd");
+    apply(&f.root, &t).unwrap();
+    assert_eq!(fs::read(f.root.join("x")).unwrap(), b"fake");
+    assert_eq!(fs::read(f.root.join("y")).unwrap(), b"fake");
+
+    let mut t = RawTar::default();
+    t.symlink("out", f.outside.to_str().unwrap())
+        .hardlink("z", "out/nothing");
+    fs::write(f.outside.join("nothing"), b"secret").unwrap();
+    assert!(
+        apply(&f.root, &t).is_err(),
+        "the target resolves inside the root"
+    );
+    assert_eq!(fs::metadata(f.outside.join("nothing")).unwrap().nlink(), 1);
+}
+
+#[test]
+fn replaces_dirs_files_and_symlinks_as_tar_does() {
+    let f = fixture();
+    fs::write(f.outside.join("target"), b"keep").unwrap();
+    let mut lower = RawTar::default();
+    lower
+        .file("d/f", b"1", 0o644)
+        .file("f", b"1", 0o644)
+        .symlink("s", f.outside.join("target").to_str().unwrap())
+        .symlink("sd", f.outside.to_str().unwrap());
+    apply(&f.root, &lower).unwrap();
+    let mut upper = RawTar::default();
+    upper
+        .file("d", b"file now", 0o644)
+        .dir("f", 0o755)
+        .file("s", b"mine", 0o600)
+        .dir("sd", 0o755);
+    apply(&f.root, &upper).unwrap();
+    assert_eq!(fs::read(f.root.join("d")).unwrap(), b"file now");
+    assert!(f.root.join("f").is_dir());
+    assert_eq!(fs::read(f.root.join("s")).unwrap(), b"mine");
+    assert!(fs::symlink_metadata(f.root.join("sd")).unwrap().is_dir());
+    assert_eq!(fs::read(f.outside.join("target")).unwrap(), b"keep");
+}
+
+#[test]
+fn stream_without_end_padding_is_accepted() {
+    let f = fixture();
+    let mut t = RawTar::default();
+    t.file("a", b"hello", 0o644).file("b", b"", 0o644);
+    unpack_tar(&t.0[..], &f.root, &UnpackOptions::default()).unwrap();
+    assert_eq!(fs::read(f.root.join("a")).unwrap(), b"hello");
+    assert!(f.root.join("b").exists());
+}
+
+#[test]
+fn truncated_entry_is_an_error() {
+    let f = fixture();
+    let mut t = RawTar::default();
+    t.file("big", &[7u8; 2000], 0o644);
+    let cut = &t.0[..512 + 1000];
+    let err = format!(
+        "{:#}",
+        unpack_tar(cut, &f.root, &UnpackOptions::default()).unwrap_err()
+    );
+    assert!(
+        err.contains("entry `big`") && err.contains("1000 of its 2000 bytes"),
+        "{err}"
+    );
+    let cut = &t.0[..300];
+    assert!(
+        unpack_tar(cut, &f.root, &UnpackOptions::default()).is_err(),
+        "half a header"
+    );
+}
+
+#[test]
+fn gzip_layers_are_detected_by_magic() {
+    let f = fixture();
+    let mut t = RawTar::default();
+    t.file("gz/file", b"zipped", 0o644);
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(&t.finish()).unwrap();
+    let gz = enc.finish().unwrap();
+    unpack_tar(&gz[..], &f.root, &UnpackOptions::default()).unwrap();
+    assert_eq!(fs::read(f.root.join("gz/file")).unwrap(), b"zipped");
+}
+
+#[test]
+fn zstd_layers_get_a_clear_error() {
+    let f = fixture();
+    let zstd = [0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0];
+    let err = unpack_tar(&zstd[..], &f.root, &UnpackOptions::default()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("zstd layers are not supported yet"),
+        "{err}"
+    );
+}
+
+#[test]
+fn pax_xattrs_are_applied_or_ignored() {
+    let f = fixture();
+    let mut t = RawTar::default();
+    t.pax("SCHILY.xattr.user.test", "v")
+        .file("x", b"x", 0o644)
+        .pax("SCHILY.xattr.trusted.evil", "v")
+        .file("y", b"y", 0o644)
+        .pax("path", "long/pax/name")
+        .file("short", b"z", 0o644);
+    apply(&f.root, &t).unwrap();
+    assert!(f.root.join("x").exists() && f.root.join("y").exists());
+    assert_eq!(fs::read(f.root.join("long/pax/name")).unwrap(), b"z");
+}
+
+#[test]
+fn restrictive_dir_modes_are_applied_after_children() {
+    let f = fixture();
+    fs::set_permissions(&f.outside, fs::Permissions::from_mode(0o755)).unwrap();
+    let outside = f.outside.to_str().unwrap().to_owned();
+    let mut t = RawTar::default();
+    t.dir("ro/", 0o555)
+        .file("ro/f", b"f", 0o444)
+        .dir("locked/", 0o000)
+        .dir("locked/inner/", 0o750)
+        .dir("swapped/", 0o500)
+        .symlink("swapped", &outside);
+    apply(&f.root, &t).unwrap();
+    assert_eq!(mode(&f.root.join("ro")), 0o555);
+    assert_eq!(mode(&f.root.join("locked")), 0o000);
+    assert_eq!(fs::read(f.root.join("ro/f")).unwrap(), b"f");
+    assert_eq!(mode(&f.outside), 0o755, "a later symlink is not followed");
+    // Open up again so any user can look inside and clean up.
+    for d in ["ro", "locked"] {
+        fs::set_permissions(f.root.join(d), fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    assert_eq!(mode(&f.root.join("locked/inner")), 0o750);
+}

@@ -1,1 +1,0 @@
-//! The plan: every decision of `hutch run`, as plain data. Pure.

@@ -1,0 +1,218 @@
+//! Table tests of the pure plan.
+
+use super::*;
+use clap::Parser;
+
+fn args(argv: &[&str]) -> RunArgs {
+    let mut full = vec!["hutch", "run"];
+    full.extend_from_slice(argv);
+    match crate::cli::Cli::try_parse_from(full).unwrap().command {
+        crate::cli::Command::Run(a) => a,
+        _ => unreachable!(),
+    }
+}
+
+fn image() -> ImageConfig {
+    ImageConfig {
+        entrypoint: vec![],
+        cmd: vec!["sh".into()],
+        env: vec!["PATH=/bin".into(), "IMAGE_VAR=1".into()],
+        working_dir: Some("/srv".into()),
+        user: Some("tester".into()),
+    }
+}
+
+/// A plan from flags and a busybox-like image, for other modules' tests.
+pub(crate) fn plan_for(argv: &[&str]) -> Plan {
+    plan(argv, Some(&image())).unwrap()
+}
+
+fn plan(argv: &[&str], img: Option<&ImageConfig>) -> anyhow::Result<Plan> {
+    let a = args(argv);
+    let command: Vec<String> = a
+        .args
+        .iter()
+        .skip(if a.rootfs.is_some() { 0 } else { 1 })
+        .cloned()
+        .collect();
+    let host_env = |k: &str| (k == "FROM_HOST").then(|| "yes".to_string());
+    Plan::new(&Inputs {
+        args: &a,
+        image: img,
+        command: &command,
+        id: "0123456789abcdef0123",
+        host_hostname: "hostbox",
+        host_uid: 1000,
+        host_gid: 1001,
+        cwd: Path::new("/home/u"),
+        etc_dir: Path::new("/run/c1"),
+        host_env: &host_env,
+    })
+}
+
+#[test]
+fn defaults_follow_docker() {
+    let p = plan(&["oci:x"], Some(&image())).unwrap();
+    assert_eq!(p.process.args, ["sh"]);
+    assert_eq!(p.process.cwd, "/srv");
+    assert_eq!(p.process.user.as_deref(), Some("tester"));
+    assert_eq!(p.hostname, "0123456789ab");
+    assert_eq!(p.network, Network::None);
+    assert!(p.seccomp && !p.no_new_privs && !p.init);
+    assert_eq!(p.caps.len(), DEFAULT_CAPS.len());
+    assert!(p.process.env.contains(&"PATH=/bin".to_string()));
+    assert!(p.process.env.contains(&"HOSTNAME=0123456789ab".to_string()));
+    assert_eq!(p.masked_paths.len(), MASKED_PATHS.len());
+}
+
+#[test]
+fn command_entrypoint_rules() {
+    let mut img = image();
+    img.entrypoint = vec!["/bin/echo".into(), "entry:".into()];
+    img.cmd = vec!["default".into()];
+    let cases: &[(&[&str], &[&str])] = &[
+        (&["oci:x"], &["/bin/echo", "entry:", "default"]),
+        (&["oci:x", "a", "b"], &["/bin/echo", "entry:", "a", "b"]),
+        (&["--entrypoint", "/bin/ls", "oci:x"], &["/bin/ls"]),
+        (
+            &["--entrypoint", "/bin/ls", "oci:x", "-l"],
+            &["/bin/ls", "-l"],
+        ),
+        (&["--entrypoint", "", "oci:x", "id"], &["id"]),
+    ];
+    for (argv, want) in cases {
+        assert_eq!(
+            plan(argv, Some(&img)).unwrap().process.args,
+            *want,
+            "{argv:?}"
+        );
+    }
+    assert!(plan(&["--entrypoint", "", "oci:x"], Some(&img)).is_err());
+    assert!(plan(&["--rootfs", "/r", "true"], None).is_ok());
+}
+
+#[test]
+fn env_flags_override_image_and_copy_host() {
+    let p = plan(
+        &[
+            "-e",
+            "IMAGE_VAR=2",
+            "-e",
+            "FROM_HOST",
+            "-e",
+            "UNSET_ON_HOST",
+            "-t",
+            "oci:x",
+        ],
+        Some(&image()),
+    )
+    .unwrap();
+    let env = &p.process.env;
+    assert!(env.contains(&"IMAGE_VAR=2".to_string()));
+    assert!(env.contains(&"FROM_HOST=yes".to_string()));
+    assert!(!env.iter().any(|e| e.starts_with("UNSET_ON_HOST")));
+    assert!(env.contains(&"TERM=xterm".to_string()));
+    assert!(plan(&["-e", "=x", "oci:x"], Some(&image())).is_err());
+}
+
+#[test]
+fn capabilities_add_drop() {
+    let p = plan(
+        &[
+            "--cap-drop",
+            "all",
+            "--cap-add",
+            "net_admin",
+            "--cap-add",
+            "CAP_KILL",
+            "oci:x",
+        ],
+        Some(&image()),
+    )
+    .unwrap();
+    assert_eq!(
+        p.caps.iter().collect::<Vec<_>>(),
+        ["CAP_KILL", "CAP_NET_ADMIN"]
+    );
+    let p = plan(&["--cap-drop", "CHOWN", "oci:x"], Some(&image())).unwrap();
+    assert!(!p.caps.contains("CAP_CHOWN") && p.caps.contains("CAP_KILL"));
+    assert!(plan(&["--cap-add", "NOPE", "oci:x"], Some(&image())).is_err());
+    let p = plan(&["--privileged", "oci:x"], Some(&image())).unwrap();
+    assert!(p.caps.contains("CAP_SYS_ADMIN") && !p.seccomp && p.masked_paths.is_empty());
+}
+
+#[test]
+fn security_opts_and_userns() {
+    let p = plan(
+        &[
+            "--security-opt",
+            "no-new-privileges",
+            "--security-opt",
+            "seccomp=unconfined",
+            "oci:x",
+        ],
+        Some(&image()),
+    )
+    .unwrap();
+    assert!(p.no_new_privs && !p.seccomp);
+    assert!(plan(
+        &["--security-opt", "seccomp=/etc/x.json", "oci:x"],
+        Some(&image())
+    )
+    .is_err());
+    let p = plan(&["--userns", "keep-id", "oci:x"], Some(&image())).unwrap();
+    assert_eq!(p.process.user.as_deref(), Some("1000:1001"));
+    assert!(plan(&["--userns", "host", "oci:x"], Some(&image())).is_err());
+}
+
+#[test]
+fn network_and_hostname() {
+    let p = plan(&["--network", "host", "oci:x"], Some(&image())).unwrap();
+    assert_eq!((p.network, p.hostname.as_str()), (Network::Host, "hostbox"));
+    let p = plan(&["-h", "box", "--net", "none", "oci:x"], Some(&image())).unwrap();
+    assert_eq!(p.hostname, "box");
+    assert!(plan(&["--network", "bridge", "oci:x"], Some(&image())).is_err());
+    assert!(plan(&["-h", "bad name", "oci:x"], Some(&image())).is_err());
+    assert!(plan(&["--name", "web_1.a-b", "oci:x"], Some(&image())).is_ok());
+    for bad in ["_x", "a/b", "..", "a b", ""] {
+        assert!(
+            plan(&["--name", bad, "oci:x"], Some(&image())).is_err(),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn unsupported_flags_are_clear_errors() {
+    for argv in [
+        &["-d", "oci:x"][..],
+        &["--memory", "1g", "oci:x"],
+        &["--pids-limit", "5", "oci:x"],
+    ] {
+        assert!(plan(argv, Some(&image())).is_err(), "{argv:?}");
+    }
+    assert!(plan(&["-w", "relative", "oci:x"], Some(&image())).is_err());
+}
+
+#[test]
+fn volumes() {
+    let cwd = Path::new("/home/u");
+    let v = parse_volume("/data:/mnt:ro", cwd).unwrap();
+    assert_eq!(
+        (v.source.as_path(), v.target.as_str(), v.readonly),
+        (Path::new("/data"), "/mnt", true)
+    );
+    let v = parse_volume("./d:/x", cwd).unwrap();
+    assert_eq!(v.source, Path::new("/home/u/./d"));
+    for bad in [
+        "name:/x",
+        "/a",
+        "/a:rel",
+        "/a:/",
+        "/a:/x/../..",
+        "/a:/x:bogus",
+        "/a:/b:ro:x",
+    ] {
+        assert!(parse_volume(bad, cwd).is_err(), "{bad}");
+    }
+}

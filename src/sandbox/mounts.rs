@@ -1,0 +1,318 @@
+//! The container's mount table, built by the container init in its new
+//! mount namespace, before pivot_root.
+//!
+//! Every target inside the rootfs is resolved with openat2(RESOLVE_IN_ROOT)
+//! from a descriptor of the rootfs, created there if missing, and mounted
+//! through `/proc/self/fd/N`: a symlink planted in the image (`/proc ->
+//! /home/you`) can never redirect a mount or a file creation to the host.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use nix::errno::Errno;
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::stat::mkdirat;
+use nix::sys::stat::{fstat, Mode, SFlag};
+use nix::sys::statvfs::{fstatvfs, FsFlags};
+use nix::unistd::{chdir, pivot_root, symlinkat};
+
+use crate::plan::mounts::Kind as MountKind;
+use crate::plan::{self, Mount, Plan};
+use crate::sys::fs::{openat2, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS};
+
+/// What a mount target must be.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Dir,
+    File,
+    /// Must already exist; `None` from [`resolve`] when it does not.
+    Existing,
+}
+
+/// Everything the mount setup needs besides the plan.
+pub struct Inputs<'a> {
+    pub rootfs: &'a Path,
+    pub plan: &'a Plan,
+    /// Whether gid 5 (tty) is mapped, for devpts' `gid=5`.
+    pub tty_gid_mapped: bool,
+}
+
+/// Builds the mount table of the plan under `inputs.rootfs`, then the
+/// masked and read-only paths.
+pub fn prepare(inp: &Inputs<'_>) -> anyhow::Result<()> {
+    // Nothing we mount may propagate back to the host's namespace.
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .context("make `/` private")?;
+    // pivot_root needs the new root to be a mount point.
+    mount(
+        Some(inp.rootfs),
+        inp.rootfs,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .with_context(|| format!("bind rootfs `{}`", inp.rootfs.display()))?;
+    let root: OwnedFd = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+        .open(inp.rootfs)
+        .with_context(|| format!("open rootfs `{}`", inp.rootfs.display()))?
+        .into();
+    for m in &inp.plan.mounts {
+        apply(&root, m, inp.tty_gid_mapped).with_context(|| match &m.source {
+            Some(src) => format!("mount `{}` on `{}`", src.display(), m.destination),
+            None => format!("mount {} on `{}`", m.kind.fstype(), m.destination),
+        })?;
+    }
+    dev_links(&root)?;
+    for p in &inp.plan.masked_paths {
+        mask(&root, p).with_context(|| format!("mask `{p}`"))?;
+    }
+    for p in &inp.plan.readonly_paths {
+        if let Some(fd) = resolve(&root, p, Kind::Existing)? {
+            mount_fd(
+                Some(&fd_path(&fd)),
+                &fd,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                "",
+            )
+            .with_context(|| format!("bind `{p}` read-only"))?;
+            remount_ro(&root, p, MsFlags::empty())?;
+        }
+    }
+    Ok(())
+}
+
+fn apply(root: &OwnedFd, m: &Mount, tty_gid_mapped: bool) -> anyhow::Result<()> {
+    let mut f = plan::mounts::flags(&m.options);
+    if m.kind == MountKind::Devpts && tty_gid_mapped {
+        f.data.push_str(",gid=5");
+    }
+    match (m.kind, &m.source) {
+        (MountKind::Bind, Some(src)) => {
+            let meta = std::fs::metadata(src)
+                .with_context(|| format!("find `{}` on the host", src.display()))?;
+            let fd = resolve(
+                root,
+                &m.destination,
+                if meta.is_dir() { Kind::Dir } else { Kind::File },
+            )?
+            .with_context(|| format!("resolve `{}`", m.destination))?;
+            let bind = f.flags & (MsFlags::MS_BIND | MsFlags::MS_REC);
+            mount_fd(Some(src), &fd, None, bind, "")?;
+            if f.readonly {
+                let extra = f.flags & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC);
+                remount_ro(root, &m.destination, extra)?;
+            }
+            Ok(())
+        }
+        (MountKind::Bind, None) => bail!("bind mount without a source"),
+        (MountKind::Sysfs, _) => {
+            match fs_mount(root, &m.destination, m.kind.fstype(), f.flags, &f.data) {
+                // Not allowed for a network namespace we do not own: bind
+                // the host's, read-only.
+                Err(e) if e.downcast_ref::<Errno>() == Some(&Errno::EPERM) => {
+                    let host = Mount {
+                        source: Some("/sys".into()),
+                        kind: MountKind::Bind,
+                        ..m.clone()
+                    };
+                    apply(root, &host, tty_gid_mapped)
+                }
+                other => other,
+            }
+        }
+        (kind, _) => fs_mount(root, &m.destination, kind.fstype(), f.flags, &f.data),
+    }
+}
+
+/// Switches the root to the prepared rootfs and detaches the old one.
+pub fn pivot(rootfs: &Path) -> anyhow::Result<()> {
+    chdir(rootfs).with_context(|| format!("enter rootfs `{}`", rootfs.display()))?;
+    // pivot_root(".", ".") stacks the old root on top of the new one;
+    // unmounting "." then detaches it (pivot_root(2), NOTES).
+    pivot_root(".", ".").context("pivot_root into the rootfs")?;
+    umount2(".", MntFlags::MNT_DETACH).context("detach the old root")?;
+    chdir("/").context("enter `/` of the container")?;
+    Ok(())
+}
+
+/// The symlinks every /dev has (runtime-spec, "Default Devices").
+fn dev_links(root: &OwnedFd) -> anyhow::Result<()> {
+    // O_PATH cannot serve as a dirfd for symlinkat: open the new tmpfs.
+    let dev = openat2(
+        root.as_fd(),
+        Path::new("dev"),
+        libc::O_DIRECTORY | libc::O_RDONLY,
+        0,
+        RESOLVE_IN_ROOT,
+    )
+    .context("open `/dev`")?;
+    let links = [
+        ("/proc/self/fd", "fd"),
+        ("/proc/self/fd/0", "stdin"),
+        ("/proc/self/fd/1", "stdout"),
+        ("/proc/self/fd/2", "stderr"),
+        ("pts/ptmx", "ptmx"),
+        ("/proc/kcore", "core"),
+    ];
+    for (target, name) in links {
+        symlinkat(target, Some(dev.as_raw_fd()), name)
+            .with_context(|| format!("create `/dev/{name}`"))?;
+    }
+    Ok(())
+}
+
+fn mask(root: &OwnedFd, path: &str) -> anyhow::Result<()> {
+    let Some(fd) = resolve(root, path, Kind::Existing)? else {
+        return Ok(());
+    };
+    let st = fstat(fd.as_raw_fd()).context("stat")?;
+    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
+        mount_fd(
+            Some(Path::new("tmpfs")),
+            &fd,
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY,
+            "size=0",
+        )
+    } else {
+        mount_fd(
+            Some(Path::new("/dev/null")),
+            &fd,
+            None,
+            MsFlags::MS_BIND,
+            "",
+        )
+    }
+}
+
+fn fs_mount(
+    root: &OwnedFd,
+    target: &str,
+    fstype: &str,
+    flags: MsFlags,
+    data: &str,
+) -> anyhow::Result<()> {
+    let fd = resolve(root, target, Kind::Dir)?.with_context(|| format!("resolve `{target}`"))?;
+    mount_fd(Some(Path::new(fstype)), &fd, Some(fstype), flags, data)
+        .with_context(|| format!("mount {fstype} on `{target}`"))
+}
+
+/// Remounts the bind mount at `target` read-only. Flags the kernel locked
+/// when the mount crossed into our user namespace (nosuid, nodev, noexec,
+/// atime) must be repeated or the remount fails with EPERM.
+fn remount_ro(root: &OwnedFd, target: &str, extra: MsFlags) -> anyhow::Result<()> {
+    // Re-resolve: the earlier descriptor points below the new mount.
+    let fd =
+        resolve(root, target, Kind::Existing)?.with_context(|| format!("resolve `{target}`"))?;
+    let st = fstatvfs(&fd).with_context(|| format!("statvfs `{target}`"))?;
+    let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | extra;
+    for (have, add) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if st.flags().contains(have) {
+            flags |= add;
+        }
+    }
+    mount_fd(None, &fd, None, flags, "").with_context(|| format!("remount `{target}` read-only"))
+}
+
+fn fd_path(fd: &OwnedFd) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+fn mount_fd(
+    src: Option<&Path>,
+    target: &OwnedFd,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: &str,
+) -> anyhow::Result<()> {
+    let data = (!data.is_empty()).then_some(data);
+    mount(src, &fd_path(target), fstype, flags, data).map_err(anyhow::Error::new)
+}
+
+/// Opens `path` (absolute, inside the rootfs) as O_PATH, creating missing
+/// directories (and the last component as a file for `Kind::File`).
+fn resolve(root: &OwnedFd, path: &str, kind: Kind) -> anyhow::Result<Option<OwnedFd>> {
+    let rel = path.trim_start_matches('/');
+    let open = |p: &Path| {
+        openat2(
+            root.as_fd(),
+            p,
+            libc::O_PATH,
+            0,
+            RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+        )
+    };
+    match open(Path::new(rel)) {
+        Ok(fd) => return Ok(Some(fd)),
+        Err(Errno::ENOENT) if kind != Kind::Existing => {}
+        Err(Errno::ENOENT) => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("open `{path}` in the rootfs")),
+    }
+    let mut parent = open(Path::new("")).or_else(|_| open(Path::new(".")))?;
+    let mut sofar = PathBuf::new();
+    let comps: Vec<&str> = rel
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
+    for (i, comp) in comps.iter().enumerate() {
+        if *comp == ".." {
+            bail!("create mount target `{path}`: `..` is not allowed");
+        }
+        sofar.push(comp);
+        if let Ok(fd) = open(&sofar) {
+            parent = fd;
+            continue;
+        }
+        let last = i + 1 == comps.len();
+        // The parent is an O_PATH descriptor: create through a real one.
+        let dir = openat2(
+            parent.as_fd(),
+            Path::new("."),
+            libc::O_DIRECTORY | libc::O_RDONLY,
+            0,
+            0,
+        )
+        .with_context(|| format!("open parent of `{path}`"))?;
+        let made = if last && kind == Kind::File {
+            openat2(
+                dir.as_fd(),
+                Path::new(comp),
+                libc::O_CREAT | libc::O_WRONLY | libc::O_NOFOLLOW,
+                0o644,
+                0,
+            )
+            .map(drop)
+        } else {
+            mkdirat(
+                Some(dir.as_raw_fd()),
+                *comp,
+                Mode::from_bits_truncate(0o755),
+            )
+        };
+        match made {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => return Err(e).with_context(|| format!("create mount target `{path}`")),
+        }
+        parent = open(&sofar)
+            .with_context(|| format!("open mount target `{path}` (a dangling symlink?)"))?;
+    }
+    Ok(Some(parent))
+}

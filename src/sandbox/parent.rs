@@ -1,0 +1,264 @@
+//! The parent side of a container: clone the init into new namespaces,
+//! write its id maps, let it go, then wait for it while forwarding
+//! signals and, with `-t`, relaying the pty. Runs in the `hutch` process.
+
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+use anyhow::{bail, Context};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sched::CloneFlags;
+use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use super::child;
+use super::pty;
+use super::sync::{Channel, ToChild, ToParent};
+use crate::plan::Network;
+use crate::sys::process::clone_fork;
+use crate::userns::IdMaps;
+
+/// Signals hutch forwards to the container (as docker and podman do).
+const FORWARDED: [Signal; 7] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGWINCH,
+];
+
+/// Kills and reaps the child on every early return, unless disarmed.
+pub struct ChildGuard(Option<Pid>);
+
+impl ChildGuard {
+    pub fn new(pid: Pid) -> ChildGuard {
+        ChildGuard(Some(pid))
+    }
+    /// Disarms the guard: the caller reaps the child itself.
+    pub fn release(mut self) -> Option<Pid> {
+        self.0.take()
+    }
+    pub fn pid(&self) -> Option<Pid> {
+        self.0
+    }
+    fn disarm(&mut self) -> Option<Pid> {
+        self.0.take()
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+        }
+    }
+}
+
+/// A started container.
+pub struct Running {
+    pub guard: ChildGuard,
+    signals: SignalFd,
+    master: Option<OwnedFd>,
+}
+
+fn signal_set() -> SigSet {
+    let mut set = SigSet::empty();
+    for s in FORWARDED {
+        set.add(s);
+    }
+    set.add(Signal::SIGCHLD);
+    set
+}
+
+/// Clones the container init and takes it through the sync protocol
+/// (`sync.rs`) up to its execve.
+pub fn launch(ctx: &child::Setup<'_>, maps: &IdMaps) -> anyhow::Result<Running> {
+    let (ours, theirs) = Channel::pair()?;
+    // Blocked before clone, so a SIGCHLD of a fast child stays pending for
+    // the signalfd; the child unblocks them first thing.
+    let set = signal_set();
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
+        .context("block signals")?;
+    let signals = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC).context("create signalfd")?;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    let mut flags = CloneFlags::CLONE_NEWUSER
+        | CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWCGROUP;
+    if ctx.plan.network == Network::None {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
+    let pid = match clone_fork(flags).context("clone the container process")? {
+        None => {
+            drop(ours);
+            drop(signals);
+            child::main(theirs, ctx)
+        }
+        Some(pid) => pid,
+    };
+    drop(theirs);
+    let mut guard = ChildGuard(Some(pid));
+    crate::userns::write::write(pid, maps)?;
+    let winsize = if ctx.plan.process.terminal {
+        pty::host_winsize()
+    } else {
+        None
+    };
+    ours.send(&ToChild::Go { winsize }, None)?;
+    let mut master = None;
+    loop {
+        match ours.recv::<ToParent>()? {
+            None => break, // [4] execve succeeded: the channel closed on exec.
+            Some((ToParent::PtyMaster, Some(fd)))
+                if ctx.plan.process.terminal && master.is_none() =>
+            {
+                master = Some(fd)
+            }
+            Some((ToParent::Failed { chain, hints, code }, _)) => {
+                // The child exits with `code`; reap it here.
+                if let Some(pid) = guard.disarm() {
+                    let _ = waitpid(pid, None);
+                }
+                return Err(crate::errors::rebuild(&chain, &hints, code));
+            }
+            Some((msg, _)) => {
+                bail!("start container: unexpected message {msg:?} from the container init")
+            }
+        }
+    }
+    Ok(Running {
+        guard,
+        signals,
+        master,
+    })
+}
+
+/// Waits for the container init to exit; returns Docker's exit code.
+pub fn wait(mut r: Running, relay_stdin: bool) -> anyhow::Result<i32> {
+    let pid = r.guard.pid().context("wait for container: no process")?;
+    let _raw = match &r.master {
+        Some(_) => pty::RawMode::enter()?,
+        None => None,
+    };
+    let mut stdin_open = relay_stdin && r.master.is_some();
+    let mut master_open = r.master.is_some();
+    loop {
+        if let Some(code) = reap(pid)? {
+            if let Some(m) = &r.master {
+                drain(m);
+            }
+            r.guard.disarm();
+            return Ok(code);
+        }
+        let stdin = std::io::stdin();
+        let mut fds = vec![PollFd::new(r.signals.as_fd(), PollFlags::POLLIN)];
+        if let (Some(m), true) = (&r.master, master_open) {
+            fds.push(PollFd::new(m.as_fd(), PollFlags::POLLIN));
+        }
+        let stdin_slot = fds.len();
+        if stdin_open {
+            fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+        }
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            other => other.context("wait for the container")?,
+        };
+        let ready = |i: usize| {
+            fds.get(i)
+                .and_then(|f| f.revents())
+                .is_some_and(|r| !r.is_empty())
+        };
+        let (sig_ready, master_ready, stdin_ready) = (
+            ready(0),
+            master_open && ready(1),
+            stdin_open && ready(stdin_slot),
+        );
+        drop(fds);
+        if sig_ready {
+            on_signal(&r, pid)?;
+        }
+        if master_ready {
+            master_open = copy_out(r.master.as_ref());
+        }
+        if stdin_ready {
+            stdin_open = copy_in(r.master.as_ref());
+        }
+    }
+}
+
+fn on_signal(r: &Running, pid: Pid) -> anyhow::Result<()> {
+    let Some(info) = r.signals.read_signal().context("read signalfd")? else {
+        return Ok(());
+    };
+    let Ok(sig) = Signal::try_from(info.ssi_signo as i32) else {
+        return Ok(());
+    };
+    match (sig, &r.master) {
+        (Signal::SIGCHLD, _) => {}
+        (Signal::SIGWINCH, Some(m)) => pty::forward_winsize(m),
+        (Signal::SIGWINCH, None) => {}
+        (sig, _) => {
+            let _ = kill(pid, sig);
+        }
+    }
+    Ok(())
+}
+
+/// Docker's code for a finished child: its status, or 128+signal.
+fn reap(pid: Pid) -> anyhow::Result<Option<i32>> {
+    match waitpid(pid, Some(WaitPidFlag::WNOHANG)).context("wait for the container process")? {
+        WaitStatus::Exited(_, code) => Ok(Some(code)),
+        WaitStatus::Signaled(_, sig, _) => Ok(Some(128 + sig as i32)),
+        _ => Ok(None),
+    }
+}
+
+/// pty → stdout. False once the pty has no writer left (EIO).
+fn copy_out(master: Option<&OwnedFd>) -> bool {
+    let Some(m) = master else { return false };
+    let mut buf = [0u8; 16384];
+    match nix::unistd::read(m.as_raw_fd(), &mut buf) {
+        Ok(0) | Err(_) => false,
+        Ok(n) => {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(&buf[..n]);
+            let _ = out.flush();
+            true
+        }
+    }
+}
+
+/// stdin → pty. False at end of input, which sends the terminal's EOF.
+fn copy_in(master: Option<&OwnedFd>) -> bool {
+    let Some(m) = master else { return false };
+    let mut buf = [0u8; 16384];
+    // Unbuffered: poll said fd 0 is ready, a BufReader could hide bytes.
+    match nix::unistd::read(0, &mut buf) {
+        Ok(0) | Err(_) => {
+            let _ = nix::unistd::write(m, &[4u8]); // ^D
+            false
+        }
+        Ok(n) => nix::unistd::write(m, &buf[..n]).is_ok(),
+    }
+}
+
+/// Reads what the container wrote before it exited.
+fn drain(master: &OwnedFd) {
+    let _ = nix::fcntl::fcntl(
+        master.as_raw_fd(),
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    );
+    for _ in 0..1024 {
+        if !copy_out(Some(master)) {
+            break;
+        }
+    }
+}

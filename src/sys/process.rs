@@ -1,0 +1,127 @@
+//! Process-level syscalls nix does not wrap safely: a fork-like `clone`
+//! with namespace flags, `_exit`, terminal ioctls, `close_range`.
+
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+
+use nix::errno::Errno;
+use nix::sched::CloneFlags;
+use nix::unistd::Pid;
+
+/// `clone(flags | SIGCHLD)` with no new stack: like fork(2), the child
+/// continues on a copy of the caller's stack and returns `None`.
+///
+/// Callers must be single-threaded (DESIGN.md: no threads exist when
+/// `clone` is called), since only the calling thread is copied; this is
+/// how crun creates its container process (`syscall_clone`).
+pub fn clone_fork(flags: CloneFlags) -> nix::Result<Option<Pid>> {
+    let flags = flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
+    // SAFETY: with a NULL stack and without CLONE_VM the kernel gives the
+    // child a copy-on-write copy of the address space, exactly as fork(2);
+    // no pointers are passed. The caller is single-threaded, so no lock
+    // can be held by a thread that does not exist in the child.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            flags,
+            std::ptr::null_mut::<libc::c_void>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            0 as libc::c_ulong,
+        )
+    };
+    match Errno::result(ret)? {
+        0 => Ok(None),
+        pid => Ok(Some(Pid::from_raw(pid as libc::pid_t))),
+    }
+}
+
+/// fork(2), for the `--init` reaper (single-threaded caller).
+pub fn fork() -> nix::Result<Option<Pid>> {
+    clone_fork(CloneFlags::empty())
+}
+
+/// Ends the calling process at once, without running exit handlers or
+/// flushing buffers that belong to the parent's copy of the process.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit(2) has no preconditions and does not return.
+    unsafe { libc::_exit(code) }
+}
+
+/// Makes `fd` (a terminal) the controlling terminal of this session.
+pub fn set_controlling_tty(fd: BorrowedFd<'_>) -> nix::Result<()> {
+    // SAFETY: TIOCSCTTY takes an int argument by value; fd is borrowed
+    // and open for the duration of the call.
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0) };
+    Errno::result(ret).map(drop)
+}
+
+/// Window size of a terminal as (rows, cols).
+pub fn window_size(fd: BorrowedFd<'_>) -> nix::Result<(u16, u16)> {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one `struct winsize` to the valid pointer.
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) };
+    Errno::result(ret).map(|_| (ws.ws_row, ws.ws_col))
+}
+
+/// Sets the window size of a terminal.
+pub fn set_window_size(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> nix::Result<()> {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one `struct winsize` from the valid pointer.
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    Errno::result(ret).map(drop)
+}
+
+/// Marks every fd from `first` up close-on-exec, so nothing of the host
+/// leaks into the container's command (CVE-2024-21626 class).
+pub fn cloexec_from(first: RawFd) -> nix::Result<()> {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range(2) only changes flags on this process's fds.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            libc::c_uint::MAX,
+            CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// Takes ownership of an fd the kernel just installed (SCM_RIGHTS).
+pub fn own_fd(raw: RawFd) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    // SAFETY: the caller passes an fd received from recvmsg(2), which the
+    // kernel installed for this process and nothing else owns yet.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) }
+}
+
+/// Resets every catchable signal to its default disposition. Rust's
+/// runtime ignores SIGPIPE, and an ignored disposition survives execve:
+/// without this, `yes | head` would behave differently in a container.
+pub fn reset_signal_dispositions() {
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: SIG_DFL installs no handler code; signals numbers the
+        // kernel rejects (32, 33 used by glibc) just fail with EINVAL.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+}
+
+/// Borrows a raw fd the caller keeps open for the program's lifetime.
+pub fn borrow_fd(fd: RawFd) -> BorrowedFd<'static> {
+    // SAFETY: callers pass fds they own and do not close while borrowed
+    // (the container init's pty slave until it execs).
+    unsafe { BorrowedFd::borrow_raw(fd) }
+}
