@@ -82,6 +82,11 @@ tester:x:1000:
 extra:x:1001:tester
 nogroup:x:65534:
 EOF
+# Mount targets a runtime binds over (a --rootfs directory the user cannot
+# write must already have them, as distribution root filesystems do).
+echo localhost >"$R/etc/hostname"
+printf '127.0.0.1\tlocalhost\n::1\tlocalhost\n' >"$R/etc/hosts"
+: >"$R/etc/resolv.conf"
 echo "owned by tester" >"$R/home/tester/owned-by-tester"
 # The rootfs for --rootfs is mostly owned by whoever builds it (root in CI);
 # give tester its home where we can.

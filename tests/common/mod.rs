@@ -32,6 +32,9 @@ pub use nix::sys::signal::Signal;
 
 /// Default bound on a single hutch invocation.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(90);
+/// Window size of the terminal that tty-mode runs give hutch.
+pub const TTY_ROWS: u16 = 31;
+pub const TTY_COLS: u16 = 101;
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Where the test images are (built by rootfs-tools/build-images.sh).
@@ -591,11 +594,16 @@ read s < /proc/self/sessionid; echo "$s" > "$2"; shift 2; exec "$@""#;
     sh_argv.extend(inner);
 
     let mut cmd = if opts.tty {
-        let line = sh_argv
-            .iter()
-            .map(|s| shell_quote(s))
-            .collect::<Vec<_>>()
-            .join(" ");
+        // script's terminal starts at 0x0 without a terminal of our own;
+        // give it a known size so tests can see hutch pass it on.
+        let line = format!(
+            "stty rows {TTY_ROWS} cols {TTY_COLS}; {}",
+            sh_argv
+                .iter()
+                .map(|s| shell_quote(s))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
         let mut c = Command::new("script");
         c.args(["-qefc", &line, "/dev/null"])
             .env("SHELL", "/bin/sh");
