@@ -443,6 +443,8 @@ fn exit_code_127_when_command_not_found() {
     assert_eq!(r.code(), Some(127), "{r}");
     let r = exit_code(&u, &[], &["no-such-command-anywhere"]);
     assert_eq!(r.code(), Some(127), "{r}");
+    // A command that could not start leaves no container behind with --rm.
+    assert_eq!(u.leftover_containers(), Vec::<std::path::PathBuf>::new());
 }
 
 #[test]
@@ -522,6 +524,10 @@ fn sigterm_to_hutch_reaches_the_command_as_pid_1() {
     let out = sigprobe(&u, false, &[Signal::SIGTERM]);
     assert!(out.stdout.contains("got TERM"), "{out}");
     assert_eq!(out.code(), Some(143), "{out}");
+    // A signalled hutch still tears everything down.
+    let left = wait_session_empty(out.session.unwrap(), Duration::from_secs(5));
+    assert!(left.is_empty(), "processes left behind: {left:?}");
+    assert_eq!(u.leftover_containers(), Vec::<std::path::PathBuf>::new());
 }
 
 #[test]
@@ -897,6 +903,36 @@ fn no_new_privileges_disables_setuid() {
     );
     assert!(out.contains("ruid=1000 euid=1000 "), "{out}");
     assert_eq!(cap_eff(&out), 0, "{out}");
+}
+
+#[test]
+fn privileged_gives_all_capabilities_but_only_the_callers_rights() {
+    let Some(u) = TestUser::t1() else { return };
+    let dir = u.root_scratch("hostroot");
+    let target = dir.join("root-owned");
+    fs::write(&target, "host root's file\n").unwrap();
+    fs::set_permissions(&target, fs::Permissions::from_mode(0o644)).unwrap();
+    let vol = format!("{}:/hostroot", dir.display());
+    let r = hutch_run(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "--privileged",
+            "-v",
+            &vol,
+            &images().oci_ref("latest"),
+            "/usr/local/bin/suidprobe",
+            "/hostroot/root-owned",
+        ],
+    );
+    let caps = cap_eff(&r.stdout);
+    assert_ne!(caps & (1 << 21), 0, "CAP_SYS_ADMIN with --privileged: {r}");
+    assert!(
+        r.stdout.contains("write /hostroot/root-owned: errno=13"),
+        "capabilities in the user namespace give no power over host root's files: {r}"
+    );
+    assert_eq!(fs::read_to_string(&target).unwrap(), "host root's file\n");
 }
 
 #[test]

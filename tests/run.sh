@@ -7,6 +7,10 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 [[ $(id -u) -eq 0 ]] || { echo "tests/run.sh: run as root (sudo tests/run.sh)" >&2; exit 1; }
+if ! command -v cargo >/dev/null && [[ -f ${CARGO_HOME:-$HOME/.cargo}/env ]]; then
+    . "${CARGO_HOME:-$HOME/.cargo}/env"
+fi
+command -v cargo >/dev/null || { echo "$0: cargo not found on PATH" >&2; exit 1; }
 HUTCH_TEST_IMAGES=$(tests/setup-host.sh)
 export HUTCH_TEST_IMAGES
 exec cargo test --no-fail-fast "$@"
