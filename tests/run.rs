@@ -623,6 +623,22 @@ fn user_without_subids_gets_a_single_id_map_and_a_warning() {
     assert_eq!(lines.next(), Some("0"), "{r}");
     assert_eq!(parse_map(&r.stdout), vec![(0, u.uid, 1)], "{r}");
     assert!(r.stdout.contains("loginuid=0\n"), "{r}");
+
+    // Images work too, and --rm cleans up.
+    let r = hutch_run(
+        &u,
+        &[
+            "run",
+            "--rm",
+            &images().oci_ref("latest"),
+            "cat",
+            "/etc/layer2",
+        ],
+    );
+    assert_eq!(r.code(), Some(0), "{r}");
+    assert_eq!(r.stdout, "layer2\n", "{r}");
+    assert!(r.stderr.to_lowercase().contains("single"), "warning: {r}");
+    assert_eq!(u.leftover_containers(), Vec::<std::path::PathBuf>::new());
 }
 
 // ---------------------------------------------------------------------------
