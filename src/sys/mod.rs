@@ -3,4 +3,5 @@
 #![allow(unsafe_code)]
 
 pub mod fs;
+pub mod probe;
 pub mod seccomp;
