@@ -272,8 +272,9 @@ fn apparmor_hint(exe: &Path) -> String {
     )
 }
 
+/// `ENOSPC: No space left on device`.
 fn errno_text(errno: Errno) -> String {
-    format!("{} ({})", errno.desc(), errno)
+    errno.to_string()
 }
 
 // ---- subordinate ids ---------------------------------------------------------
@@ -316,7 +317,10 @@ fn judge_subids(
             a = r.start,
             b = r.last()
         ),
-        None => format!("an administrator can add a free range of 65536 ids for {user} to /etc/subuid and /etc/subgid"),
+        None => format!(
+            "an administrator can add a free range of 65536 ids for {user} \
+             to /etc/subuid and /etc/subgid"
+        ),
     };
     if ranges.is_empty() {
         let detail = format!(
@@ -481,5 +485,335 @@ fn judge_program(
         None => Check::new(name, severity, format!("not found; {why}")).hint(format!(
             "an administrator can install it: `sudo apt-get install {package}`"
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range(start: u32, count: u32) -> SubidRange {
+        SubidRange { start, count }
+    }
+
+    fn sysctls(max: Option<u64>, clone: Option<u64>, apparmor: Option<u64>) -> UsernsSysctls {
+        UsernsSysctls {
+            max_user_namespaces: max,
+            unprivileged_userns_clone: clone,
+            apparmor_restrict: apparmor,
+        }
+    }
+
+    fn failed(step: &'static str, errno: Errno) -> ProbeOutcome {
+        ProbeOutcome::Failed { step, errno }
+    }
+
+    #[test]
+    fn judge_userns_table() {
+        let exe = Path::new("/usr/bin/hutch");
+        let ok = ProbeOutcome::Ok;
+        // (sysctls, outcome, status, detail contains, hint contains)
+        let cases = [
+            (
+                sysctls(Some(96343), None, None),
+                ok.clone(),
+                Status::Ok,
+                "max_user_namespaces=96343",
+                None,
+            ),
+            (
+                sysctls(Some(5), None, Some(1)),
+                ok.clone(),
+                Status::Ok,
+                "allows hutch",
+                None,
+            ),
+            (
+                sysctls(Some(0), None, None),
+                failed("unshare", Errno::ENOSPC),
+                Status::Fail,
+                "max_user_namespaces is 0",
+                Some("user.max_user_namespaces="),
+            ),
+            (
+                sysctls(Some(9), Some(0), None),
+                failed("unshare", Errno::EPERM),
+                Status::Fail,
+                "unprivileged_userns_clone is 0",
+                Some("unprivileged_userns_clone=1"),
+            ),
+            (
+                sysctls(Some(9), Some(1), Some(1)),
+                failed("uid_map", Errno::EPERM),
+                Status::Fail,
+                "AppArmor",
+                Some("userns,"),
+            ),
+            (
+                sysctls(Some(9), None, None),
+                failed("unshare", Errno::ENOSPC),
+                Status::Fail,
+                "limit is reached",
+                Some("max_user_namespaces"),
+            ),
+            (
+                sysctls(None, None, None),
+                failed("unshare", Errno::EINVAL),
+                Status::Fail,
+                "CONFIG_USER_NS",
+                Some("CONFIG_USER_NS=y"),
+            ),
+            (
+                sysctls(Some(9), None, None),
+                failed("unshare", Errno::EPERM),
+                Status::Fail,
+                "security policy",
+                Some("seccomp"),
+            ),
+            (
+                sysctls(Some(9), None, None),
+                ProbeOutcome::TimedOut,
+                Status::Warn,
+                "timed out",
+                None,
+            ),
+            (
+                sysctls(Some(0), None, None),
+                ProbeOutcome::TimedOut,
+                Status::Fail,
+                "max_user_namespaces is 0",
+                Some("sysctl"),
+            ),
+        ];
+        for (s, outcome, status, detail, hint) in cases {
+            let c = judge_userns(&s, &outcome, exe);
+            assert_eq!(c.status, status, "{outcome:?}: {c:?}");
+            assert!(c.detail.contains(detail), "{c:?}");
+            match hint {
+                Some(h) => assert!(c.hint.as_deref().is_some_and(|x| x.contains(h)), "{c:?}"),
+                None => assert_eq!(c.hint, None),
+            }
+        }
+    }
+
+    #[test]
+    fn apparmor_hint_is_a_complete_profile() {
+        let hint = apparmor_hint(Path::new("/opt/hutch/bin/hutch"));
+        let want = "abi <abi/4.0>,\n\
+                    include <tunables/global>\n\
+                    \n\
+                    profile hutch /opt/hutch/bin/hutch flags=(unconfined) {\n\
+                    \x20 userns,\n\
+                    \n\
+                    \x20 include if exists <local/hutch>\n\
+                    }\n";
+        assert!(hint.contains(want), "{hint}");
+        assert!(hint.contains("/etc/apparmor.d/hutch"));
+        assert!(hint.contains("`sudo apparmor_parser -r /etc/apparmor.d/hutch`"));
+    }
+
+    #[test]
+    fn suggest_range_table() {
+        let cases = [
+            ("empty file", vec![], Some(100_000)),
+            (
+                "first block taken",
+                vec![range(100_000, 65536)],
+                Some(165_536),
+            ),
+            (
+                "two taken",
+                vec![range(100_000, 65536), range(165_536, 65536)],
+                Some(231_072),
+            ),
+            (
+                "odd range overlaps the next block",
+                vec![range(100_000, 65536), range(170_000, 10)],
+                Some(231_072),
+            ),
+            (
+                "ranges below 100000 are ignored",
+                vec![range(1000, 5000)],
+                Some(100_000),
+            ),
+            ("gap is reused", vec![range(165_536, 65536)], Some(100_000)),
+            ("everything taken", vec![range(0, u32::MAX - 1)], None),
+        ];
+        for (what, taken, want) in cases {
+            assert_eq!(
+                suggest_range(&taken, 65536).map(|r| r.start),
+                want,
+                "{what}"
+            );
+        }
+    }
+
+    #[test]
+    fn judge_subids_table() {
+        let path = Path::new("/etc/subuid");
+        let sugg = Some(range(165_536, 65536));
+        let c = judge_subids("subuid", path, &[range(100_000, 65536)], sugg, "alice");
+        assert_eq!(
+            (c.status, c.detail.as_str()),
+            (Status::Ok, "100000-165535 (65536 ids)")
+        );
+        let two = [range(100_000, 65000), range(300_000, 1000)];
+        let c = judge_subids("subuid", path, &two, sugg, "alice");
+        assert_eq!(c.status, Status::Ok);
+        assert_eq!(c.detail, "100000-164999, 300000-300999 (66000 ids)");
+        let c = judge_subids("subuid", path, &[range(100_000, 1000)], sugg, "alice");
+        assert_eq!(c.status, Status::Warn);
+        assert!(c.detail.contains("65534"));
+        let c = judge_subids("subgid", path, &[], sugg, "alice");
+        assert_eq!(c.status, Status::Warn);
+        assert!(c.detail.contains("single-id map"));
+        let want = "`sudo usermod --add-subuids 165536-231071 --add-subgids 165536-231071 alice`";
+        assert!(
+            c.hint.as_deref().is_some_and(|h| h.ends_with(want)),
+            "{c:?}"
+        );
+        let c = judge_subids("subuid", path, &[], None, "alice");
+        assert!(c.hint.is_some_and(|h| h.contains("free range")));
+    }
+
+    #[test]
+    fn judge_helper_table() {
+        let file = |mode, owner, has_caps| HelperFile {
+            path: "/usr/bin/newuidmap".into(),
+            mode,
+            owner,
+            has_caps,
+        };
+        let cases = [
+            (
+                None,
+                Status::Warn,
+                "not found",
+                Some("apt-get install uidmap"),
+            ),
+            (
+                Some(file(0o104755, 0, false)),
+                Status::Ok,
+                "setuid root",
+                None,
+            ),
+            (
+                Some(file(0o100755, 0, true)),
+                Status::Ok,
+                "file capabilities",
+                None,
+            ),
+            (
+                Some(file(0o104755, 1000, false)),
+                Status::Warn,
+                "owner uid 1000",
+                Some("chmod u+s"),
+            ),
+            (
+                Some(file(0o100755, 0, false)),
+                Status::Warn,
+                "mode 0755",
+                Some("setcap cap_setuid+ep /usr/bin/newuidmap"),
+            ),
+        ];
+        for (f, status, detail, hint) in cases {
+            let c = judge_helper("newuidmap", "cap_setuid", f.as_ref());
+            assert_eq!(c.status, status, "{c:?}");
+            assert!(c.detail.contains(detail), "{c:?}");
+            assert_eq!(c.hint.is_some(), hint.is_some(), "{c:?}");
+            if let (Some(h), Some(got)) = (hint, &c.hint) {
+                assert!(got.contains(h), "{c:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn judge_device_table() {
+        let dev = |exists, read_write, mode| DeviceAccess {
+            exists,
+            read_write,
+            mode,
+        };
+        let c = judge_device(
+            "/dev/fuse",
+            dev(true, true, 0o666),
+            "bob",
+            Status::Warn,
+            "x",
+        );
+        assert_eq!(c.status, Status::Ok);
+        let c = judge_device(
+            "/dev/fuse",
+            dev(true, false, 0o600),
+            "bob",
+            Status::Warn,
+            "x",
+        );
+        assert_eq!(
+            (c.status, c.detail.as_str()),
+            (Status::Warn, "mode 0600: not readable and writable by bob")
+        );
+        assert_eq!(
+            c.hint.as_deref(),
+            Some("an administrator can open it up: `sudo chmod 0666 /dev/fuse`")
+        );
+        let c = judge_device(
+            "/dev/net/tun",
+            dev(false, false, 0),
+            "bob",
+            Status::Info,
+            "`sudo modprobe tun`",
+        );
+        assert_eq!((c.status, c.detail.as_str()), (Status::Info, "missing"));
+        assert!(c.hint.is_some_and(|h| h.contains("modprobe tun")));
+    }
+
+    #[test]
+    fn judge_program_table() {
+        let c = judge_program(
+            "pasta",
+            Some(Path::new("/usr/bin/pasta")),
+            Status::Warn,
+            "passt",
+            "why",
+        );
+        assert_eq!(
+            (c.status, c.detail.as_str(), c.hint),
+            (Status::Ok, "/usr/bin/pasta", None)
+        );
+        let c = judge_program("pasta", None, Status::Warn, "passt", "why");
+        assert_eq!(
+            (c.status, c.detail.as_str()),
+            (Status::Warn, "not found; why")
+        );
+        assert!(c
+            .hint
+            .is_some_and(|h| h.contains("`sudo apt-get install passt`")));
+    }
+
+    #[test]
+    fn can_run_only_fails_on_fail() {
+        let report = |statuses: &[Status]| Report {
+            user: "a".into(),
+            uid: 1,
+            checks: statuses.iter().map(|&s| Check::new("x", s, "")).collect(),
+            facts: Facts::default(),
+        };
+        assert!(report(&[]).can_run());
+        assert!(report(&[Status::Ok, Status::Warn, Status::Info]).can_run());
+        assert!(!report(&[Status::Ok, Status::Fail]).can_run());
+        assert_eq!(report(&[Status::Warn, Status::Warn]).count(Status::Warn), 2);
+    }
+
+    /// The real probe on this host: structure only, since hosts differ.
+    #[test]
+    fn probe_reports_every_check_once() {
+        let report = probe();
+        let mut names: Vec<&str> = report.checks.iter().map(|c| c.name).collect();
+        assert_eq!(names.len(), 14, "{names:?}");
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), 14);
+        assert!(report.checks.iter().all(|c| !c.detail.is_empty()));
     }
 }

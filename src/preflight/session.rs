@@ -94,9 +94,11 @@ fn judge_cgroups(
     user: &str,
 ) -> Check {
     const NAME: &str = "cgroups";
-    const NONE: &str = "resource limits (--memory, --cpus, --pids-limit) are unavailable; containers run without cgroups";
+    const NONE: &str = "resource limits (--memory, --cpus, --pids-limit) are unavailable; \
+        containers run without cgroups";
     const DELEGATE: &str = "an administrator can delegate controllers: write \
-        /etc/systemd/system/user@.service.d/delegate.conf containing\n[Service]\nDelegate=cpu cpuset io memory pids\n\
+        /etc/systemd/system/user@.service.d/delegate.conf containing\n\
+        [Service]\nDelegate=cpu cpuset io memory pids\n\
         then `sudo systemctl daemon-reload` and log in again";
     let version = match mode {
         CgroupMode::Unified => "cgroup v2",
@@ -120,7 +122,11 @@ fn judge_cgroups(
         .filter(|c| !have.contains(c))
         .collect();
     if !missing.is_empty() {
-        let detail = format!("{version}, {own} is delegated but lacks controllers {}: some resource limits are unavailable", missing.join(" "));
+        let detail = format!(
+            "{version}, {own} is delegated but lacks controllers {}: \
+             some resource limits are unavailable",
+            missing.join(" ")
+        );
         return Check::new(NAME, Status::Info, detail).hint(DELEGATE);
     }
     Check::new(
@@ -200,7 +206,10 @@ fn judge_runtime_dir(
     };
     let f = fallback.display();
     if fallback_meta.is_some() && !private_to(fallback_meta, uid) {
-        let detail = format!("{f} exists but is not a private dir owned by uid {uid}: someone else could tamper with container state");
+        let detail = format!(
+            "{f} exists but is not a private dir owned by uid {uid}: \
+             someone else could tamper with container state"
+        );
         let hint = format!(
             "remove it (`sudo rm -rf {f}`), or log in through a session that sets XDG_RUNTIME_DIR"
         );
@@ -231,21 +240,217 @@ pub(super) fn check_audit() -> Check {
 
 fn judge_audit(loginuid: Option<u32>, sessionid: Option<u32>, name: Option<String>) -> Check {
     const NAME: &str = "audit identity";
+    const NO_AUDIT: &str =
+        "no /proc/self/loginuid: the kernel does not track login identity (no CONFIG_AUDIT)";
+    const LOGIN_HINT: &str = "run hutch from a login session (ssh, console, \
+        `machinectl shell USER@`) so audit records name you";
     let session = match sessionid {
         Some(s) if s != UNSET_ID => format!(", session {s}"),
         _ => String::new(),
     };
     match loginuid {
-        None => Check::new(NAME, Status::Info, "no /proc/self/loginuid: the kernel does not track login identity (no CONFIG_AUDIT)"),
+        None => Check::new(NAME, Status::Info, NO_AUDIT),
         Some(UNSET_ID) => Check::new(
             NAME,
             Status::Info,
-            "loginuid is unset (not started from a login session): audit records of containers will show auid=unset",
+            "loginuid is unset (not started from a login session): \
+             audit records of containers will show auid=unset",
         )
-        .hint("run hutch from a login session (ssh, console, `machinectl shell USER@`) so audit records name you"),
+        .hint(LOGIN_HINT),
         Some(n) => {
             let who = name.unwrap_or_else(|| "no passwd entry".to_string());
-            Check::new(NAME, Status::Ok, format!("containers will be attributed to loginuid {n} ({who}){session}"))
+            let detail = format!("containers will be attributed to loginuid {n} ({who}){session}");
+            Check::new(NAME, Status::Ok, detail)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_cgroup_finds_the_v2_line() {
+        let hybrid = "9:name=systemd:/user.slice\n4:memory:/x\n\
+                      0::/user.slice/user-1000.slice/session-3.scope\n";
+        assert_eq!(
+            own_cgroup(hybrid),
+            Some("/user.slice/user-1000.slice/session-3.scope")
+        );
+        assert_eq!(own_cgroup("0::/\n"), Some("/"));
+        assert_eq!(own_cgroup("4:memory:/x\n"), None);
+        assert_eq!(own_cgroup(""), None);
+    }
+
+    #[test]
+    fn judge_cgroups_table() {
+        use CgroupMode::*;
+        let own = "/user.slice/user-1000.slice/user@1000.service/app.slice";
+        // (mode, writable, controllers, status, detail contains)
+        let cases = [
+            (
+                Unified,
+                true,
+                "cpuset cpu io memory pids",
+                Status::Ok,
+                "delegated",
+            ),
+            (
+                Unified,
+                true,
+                "memory pids",
+                Status::Info,
+                "lacks controllers cpu",
+            ),
+            (
+                Unified,
+                false,
+                "cpu memory pids",
+                Status::Info,
+                "is not delegated to alice",
+            ),
+            (
+                Hybrid,
+                true,
+                "cpu memory pids",
+                Status::Info,
+                "cgroup v1 (hybrid)",
+            ),
+            (Legacy, false, "", Status::Info, "cgroup v1:"),
+            (Unknown, false, "", Status::Info, "no cgroup filesystem"),
+        ];
+        for (mode, writable, controllers, status, detail) in cases {
+            let c = judge_cgroups(mode, own, writable, controllers, "alice");
+            assert_eq!(c.status, status, "{c:?}");
+            assert!(c.detail.contains(detail), "{c:?}");
+            if status != Status::Ok {
+                assert!(
+                    c.detail.contains("containers run without cgroups")
+                        || c.detail.contains("some resource limits")
+                );
+                assert!(c.hint.is_some(), "{c:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn judge_runtime_dir_table() {
+        let meta = |owner, mode, is_dir| {
+            Some(DirMeta {
+                owner,
+                mode,
+                is_dir,
+            })
+        };
+        let run = Some(PathBuf::from("/run/user/1000"));
+        let fallback = PathBuf::from("/tmp/hutch-1000");
+        // (xdg, xdg meta, fallback meta, status, chosen dir, detail contains)
+        let cases = [
+            (
+                run.clone(),
+                meta(1000, 0o700, true),
+                None,
+                Status::Ok,
+                "/run/user/1000",
+                "$XDG_RUNTIME_DIR",
+            ),
+            (None, None, None, Status::Info, "/tmp/hutch-1000", "unset"),
+            (
+                None,
+                None,
+                meta(1000, 0o700, true),
+                Status::Info,
+                "/tmp/hutch-1000",
+                "unset",
+            ),
+            (
+                run.clone(),
+                None,
+                None,
+                Status::Warn,
+                "/tmp/hutch-1000",
+                "does not exist",
+            ),
+            (
+                run.clone(),
+                meta(0, 0o700, true),
+                None,
+                Status::Warn,
+                "/tmp/hutch-1000",
+                "owner 0",
+            ),
+            (
+                run.clone(),
+                meta(1000, 0o755, true),
+                None,
+                Status::Warn,
+                "/tmp/hutch-1000",
+                "mode 0755",
+            ),
+            (
+                run.clone(),
+                meta(1000, 0o700, false),
+                None,
+                Status::Warn,
+                "/tmp/hutch-1000",
+                "not a 0700 dir",
+            ),
+            (
+                Some("run/user".into()),
+                meta(1000, 0o700, true),
+                None,
+                Status::Warn,
+                "/tmp/hutch-1000",
+                "not a 0700 dir",
+            ),
+            (
+                None,
+                None,
+                meta(1001, 0o700, true),
+                Status::Fail,
+                "/tmp/hutch-1000",
+                "someone else",
+            ),
+            (
+                None,
+                None,
+                meta(1000, 0o777, true),
+                Status::Fail,
+                "/tmp/hutch-1000",
+                "someone else",
+            ),
+            (
+                None,
+                None,
+                meta(1000, 0o700, false),
+                Status::Fail,
+                "/tmp/hutch-1000",
+                "not a private dir",
+            ),
+        ];
+        for (xdg, xdg_meta, fb_meta, status, dir, detail) in cases {
+            let (c, chosen) = judge_runtime_dir(xdg, xdg_meta, fallback.clone(), fb_meta, 1000);
+            assert_eq!((c.status, chosen.to_str()), (status, Some(dir)), "{c:?}");
+            assert!(c.detail.contains(detail), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn judge_audit_table() {
+        let c = judge_audit(Some(1000), Some(3), Some("alice".into()));
+        assert_eq!(c.status, Status::Ok);
+        assert_eq!(
+            c.detail,
+            "containers will be attributed to loginuid 1000 (alice), session 3"
+        );
+        let c = judge_audit(Some(1000), Some(UNSET_ID), None);
+        assert_eq!(
+            c.detail,
+            "containers will be attributed to loginuid 1000 (no passwd entry)"
+        );
+        let c = judge_audit(Some(UNSET_ID), Some(UNSET_ID), None);
+        assert_eq!(c.status, Status::Info);
+        assert!(c.detail.contains("auid=unset") && c.hint.is_some());
+        assert_eq!(judge_audit(None, None, None).status, Status::Info);
     }
 }

@@ -138,7 +138,14 @@ pub(super) fn check_fuse(who: &Who, facts: &mut Facts) -> [Check; 2] {
     if dev.status == Status::Ok {
         facts.fuse_overlayfs = bin;
     }
-    [dev, prog]
+    [dev, prog].map(|mut check| {
+        if check.status == Status::Info {
+            check
+                .detail
+                .push_str("; only needed when kernel overlay does not work");
+        }
+        check
+    })
 }
 
 // ---- data dir --------------------------------------------------------------
@@ -219,12 +226,165 @@ fn judge_data_dir(dir: &Path, not_yet: bool, magic: Option<u32>) -> Check {
     };
     match fs_kind(magic) {
         (name, FsFit::Good) => Check::new(NAME, Status::Ok, format!("{d}{created} on {name}")),
-        (_, FsFit::Unknown) => Check::new(NAME, Status::Info, format!("{d}{created} on an unrecognized filesystem (magic {magic:#x})")),
-        (name, FsFit::NoUpper) => Check::new(
-            NAME,
-            Status::Warn,
-            format!("{d}{created} is on {name}: NFS, Lustre and other network or stacked filesystems cannot hold overlay upper dirs; layers will be copied"),
-        )
-        .hint("point XDG_DATA_HOME at a local disk, e.g. `export XDG_DATA_HOME=/var/tmp/$USER/share`"),
+        (_, FsFit::Unknown) => {
+            let detail = format!("{d}{created} on an unrecognized filesystem (magic {magic:#x})");
+            Check::new(NAME, Status::Info, detail)
+        }
+        (name, FsFit::NoUpper) => {
+            let detail = format!(
+                "{d}{created} is on {name}: NFS, Lustre and other network or stacked \
+                 filesystems cannot hold overlay upper dirs"
+            );
+            let hint = "point XDG_DATA_HOME at a local disk, \
+                e.g. `export XDG_DATA_HOME=/var/tmp/$USER/share`";
+            Check::new(NAME, Status::Warn, detail).hint(hint)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn judge_overlay_table() {
+        let base = Path::new("/home/a/.local/share/hutch");
+        let failed = |step, errno| ProbeOutcome::Failed { step, errno };
+        // (outcome, status, detail contains, hint contains)
+        let cases = [
+            (ProbeOutcome::Ok, Status::Ok, "works", None),
+            (
+                failed("unshare", Errno::EPERM),
+                Status::Info,
+                "no user namespace",
+                None,
+            ),
+            (
+                failed("uid_map", Errno::EPERM),
+                Status::Info,
+                "no user namespace",
+                None,
+            ),
+            (
+                failed("mount overlay", Errno::ENODEV),
+                Status::Warn,
+                "fuse-overlayfs or a plain copy",
+                Some("modprobe overlay"),
+            ),
+            (
+                failed("mount overlay", Errno::EINVAL),
+                Status::Warn,
+                "Invalid argument",
+                Some("5.11"),
+            ),
+            (
+                failed("whiteout", Errno::EPERM),
+                Status::Warn,
+                "whiteout failed",
+                Some("fuse-overlayfs"),
+            ),
+            (ProbeOutcome::TimedOut, Status::Warn, "timed out", None),
+            (
+                ProbeOutcome::Died("killed by SIGSEGV".into()),
+                Status::Warn,
+                "SIGSEGV",
+                None,
+            ),
+        ];
+        for (outcome, status, detail, hint) in cases {
+            let c = judge_overlay(&outcome, base);
+            assert_eq!(c.status, status, "{c:?}");
+            assert!(c.detail.contains(detail), "{c:?}");
+            assert_eq!(c.hint.is_some(), hint.is_some(), "{c:?}");
+            if let (Some(h), Some(got)) = (hint, &c.hint) {
+                assert!(got.contains(h), "{c:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn data_dir_table() {
+        let home = Some(PathBuf::from("/home/a"));
+        let cases = [
+            (Some("/data"), home.clone(), Some("/data/hutch")),
+            (None, home.clone(), Some("/home/a/.local/share/hutch")),
+            (
+                Some("relative/ignored"),
+                home.clone(),
+                Some("/home/a/.local/share/hutch"),
+            ),
+            (Some(""), home.clone(), Some("/home/a/.local/share/hutch")),
+            (None, Some(PathBuf::from("relative")), None),
+            (None, None, None),
+        ];
+        for (xdg, home, want) in cases {
+            let got = data_dir(xdg.map(OsString::from), home);
+            assert_eq!(got.as_deref(), want.map(Path::new));
+        }
+    }
+
+    #[test]
+    fn fs_kind_table() {
+        let cases = [
+            (0xEF53, "ext4", FsFit::Good),
+            (0x5846_5342, "xfs", FsFit::Good),
+            (0x0102_1994, "tmpfs", FsFit::Good),
+            (0x6969, "NFS", FsFit::NoUpper),
+            (0x0BD0_0BD0, "Lustre", FsFit::NoUpper),
+            (0xFF53_4D42, "SMB/CIFS", FsFit::NoUpper),
+            (0x794C_7630, "overlayfs", FsFit::NoUpper),
+            (0x1234_5678, "unknown", FsFit::Unknown),
+        ];
+        for (magic, name, fit) in cases {
+            assert_eq!(fs_kind(magic), (name, fit), "{magic:#x}");
+        }
+    }
+
+    #[test]
+    fn judge_data_dir_table() {
+        let dir = Path::new("/home/a/.local/share/hutch");
+        let c = judge_data_dir(dir, true, Some(0xEF53));
+        assert_eq!(c.status, Status::Ok);
+        assert_eq!(
+            c.detail,
+            "/home/a/.local/share/hutch (not created yet) on ext4"
+        );
+        let c = judge_data_dir(dir, false, Some(0x6969));
+        assert_eq!(c.status, Status::Warn);
+        assert!(
+            c.detail.contains("is on NFS") && c.detail.contains("cannot hold overlay upper dirs")
+        );
+        assert!(c.hint.is_some_and(|h| h.contains("XDG_DATA_HOME")));
+        assert_eq!(judge_data_dir(dir, false, Some(1)).status, Status::Info);
+        assert_eq!(judge_data_dir(dir, false, None).status, Status::Info);
+        assert_eq!(check_data_dir(None).status, Status::Fail);
+    }
+
+    #[test]
+    fn remove_tree_opens_up_mode_0_dirs() -> std::io::Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let scratch = tmp.path().join("s");
+        std::fs::create_dir_all(scratch.join("work/work/inner"))?;
+        std::fs::write(scratch.join("work/work/inner/f"), b"x")?;
+        std::fs::set_permissions(
+            scratch.join("work/work"),
+            std::fs::Permissions::from_mode(0o000),
+        )?;
+        remove_tree(&scratch);
+        assert!(!scratch.exists());
+        Ok(())
+    }
+
+    #[test]
+    fn overlay_dirs_are_laid_out_for_the_probe() -> std::io::Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let scratch = tmp.path().join("s");
+        assert!(make_overlay_dirs(&scratch).is_ok());
+        for sub in ["lower/victim", "upper", "work", "merged"] {
+            assert!(scratch.join(sub).exists(), "{sub}");
+        }
+        // A second run in the same place must not silently reuse the dirs.
+        assert_eq!(make_overlay_dirs(&scratch).err(), Some(Errno::EEXIST));
+        Ok(())
     }
 }
