@@ -419,7 +419,7 @@ fn judge_helper(name: &'static str, cap: &str, file: Option<&HelperFile>) -> Che
 }
 
 /// `name` on $PATH, else in the usual system dirs; must be an executable file.
-fn find_program(name: &str) -> Option<PathBuf> {
+pub fn find_program(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     let system = ["/usr/bin", "/usr/sbin", "/bin", "/sbin"].map(PathBuf::from);
     std::env::split_paths(&path)
@@ -489,8 +489,19 @@ fn judge_program(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A check has this status, its detail contains `detail`, and it has
+    /// a hint containing `hint` exactly when one is expected.
+    pub(super) fn assert_check(c: &Check, status: Status, detail: &str, hint: Option<&str>) {
+        assert_eq!(c.status, status, "{c:?}");
+        assert!(c.detail.contains(detail), "{c:?}");
+        assert_eq!(c.hint.is_some(), hint.is_some(), "{c:?}");
+        if let (Some(h), Some(got)) = (hint, &c.hint) {
+            assert!(got.contains(h), "{c:?}");
+        }
+    }
 
     fn range(start: u32, count: u32) -> SubidRange {
         SubidRange { start, count }
@@ -717,13 +728,12 @@ mod tests {
             ),
         ];
         for (f, status, detail, hint) in cases {
-            let c = judge_helper("newuidmap", "cap_setuid", f.as_ref());
-            assert_eq!(c.status, status, "{c:?}");
-            assert!(c.detail.contains(detail), "{c:?}");
-            assert_eq!(c.hint.is_some(), hint.is_some(), "{c:?}");
-            if let (Some(h), Some(got)) = (hint, &c.hint) {
-                assert!(got.contains(h), "{c:?}");
-            }
+            assert_check(
+                &judge_helper("newuidmap", "cap_setuid", f.as_ref()),
+                status,
+                detail,
+                hint,
+            );
         }
     }
 

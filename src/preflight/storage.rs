@@ -292,13 +292,12 @@ mod tests {
             ),
         ];
         for (outcome, status, detail, hint) in cases {
-            let c = judge_overlay(&outcome, base);
-            assert_eq!(c.status, status, "{c:?}");
-            assert!(c.detail.contains(detail), "{c:?}");
-            assert_eq!(c.hint.is_some(), hint.is_some(), "{c:?}");
-            if let (Some(h), Some(got)) = (hint, &c.hint) {
-                assert!(got.contains(h), "{c:?}");
-            }
+            crate::preflight::tests::assert_check(
+                &judge_overlay(&outcome, base),
+                status,
+                detail,
+                hint,
+            );
         }
     }
 
