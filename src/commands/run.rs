@@ -25,62 +25,75 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         keep: false,
     };
     let image = open_image(&source, &container)?;
-    let image_id = image.as_ref().map(|i| i.id.clone()).unwrap_or_default();
-    let plan = make_plan(
-        &args,
-        image.as_ref().map(|i| &i.config),
-        &command,
-        &id,
-        &container.run_dir,
-    )?;
-    let (facts, maps) = userns::plan(plan.userns)?;
-    if let Some(w) = maps.fallback_warning(&facts.user) {
-        eprintln!("{w}");
-    }
+    let config = image.as_ref().map(|i| &i.config);
+    let plan = make_plan(&args, config, &command, &id, &container.run_dir)?;
+    let mut record = new_record(&plan, &source, image.as_ref(), &container);
+    // Saved before the slow steps, so `ps -a` and `rm` see an interrupted start.
+    container.save(&record)?;
+    let maps = id_maps(&plan)?;
     cleanup.maps = Some(maps.clone());
     let rootfs = prepare_rootfs(&source, image, &container, &maps)?;
     write_etc_files(&container, &plan)?;
-    plan::spec::write(
-        &plan,
-        &rootfs,
-        &maps,
-        &container.run_dir.join("config.json"),
-    )?;
-    let caps = cap_set(&plan)?;
-    let bpf = plan
-        .seccomp
-        .then(|| seccomp::compile_default_cached(&caps, &dirs.runtime))
-        .transpose()?;
-    let setup = child::Setup {
-        plan: &plan,
-        rootfs: &rootfs,
-        caps: &caps,
-        seccomp: bpf.as_ref(),
-        tty_gid_mapped: userns::idmap::to_host(&maps.gid_map, 5).is_some(),
-        setgroups_allowed: maps.helpers.is_some(),
-    };
-    let mut record = State {
-        id: id.clone(),
+    let config_json = container.run_dir.join("config.json");
+    plan::spec::write(&plan, &rootfs, &maps, &config_json)?;
+    let code = start_and_wait(&plan, &rootfs, &maps, &dirs, &container, &mut record)?;
+    cleanup.keep = !plan.remove;
+    Ok(code)
+}
+
+fn new_record(plan: &Plan, source: &Source, image: Option<&image::Image>, c: &Container) -> State {
+    State {
+        id: c.id.clone(),
         name: plan.name.clone(),
-        image: source_name(&source),
-        image_id,
+        image: source_name(source),
+        image_id: image.map(|i| i.id.clone()).unwrap_or_default(),
         command: plan.process.args.clone(),
         created: state::now(),
         status: Status::Created,
         pid: None,
         exit_code: None,
-        rootfs: rootfs.clone(),
+        rootfs: rootfs_path(source, c),
+    }
+}
+
+fn id_maps(plan: &Plan) -> anyhow::Result<IdMaps> {
+    let (facts, maps) = userns::plan(plan.userns)?;
+    if let Some(w) = maps.fallback_warning(&facts.user) {
+        eprintln!("{w}");
+    }
+    Ok(maps)
+}
+
+/// Launches the container, records it as running, waits, records its end.
+fn start_and_wait(
+    plan: &Plan,
+    rootfs: &Path,
+    maps: &IdMaps,
+    dirs: &Dirs,
+    container: &Container,
+    record: &mut State,
+) -> anyhow::Result<i32> {
+    let caps = cap_set(plan)?;
+    let bpf = plan
+        .seccomp
+        .then(|| seccomp::compile_default_cached(&caps, &dirs.runtime))
+        .transpose()?;
+    let setup = child::Setup {
+        plan,
+        rootfs,
+        caps: &caps,
+        seccomp: bpf.as_ref(),
+        tty_gid_mapped: userns::idmap::to_host(&maps.gid_map, 5).is_some(),
+        setgroups_allowed: maps.helpers.is_some(),
     };
-    container.save(&record)?;
-    let running = parent::launch(&setup, &maps)?;
+    let running = parent::launch(&setup, maps)?;
     record.status = Status::Running;
     record.pid = running.guard.pid().map(|p| p.as_raw());
-    container.save(&record)?;
+    container.save(record)?;
     let code = parent::wait(running, plan.process.stdin)?;
     record.status = Status::Exited;
     record.exit_code = Some(code);
-    container.save(&record)?;
-    cleanup.keep = !plan.remove;
+    container.save(record)?;
     Ok(code)
 }
 
@@ -166,7 +179,7 @@ fn prepare_rootfs(
             Source::Image(_) => anyhow::bail!("prepare rootfs: image not opened"),
         };
     };
-    let rootfs = c.data_dir.join("rootfs");
+    let rootfs = rootfs_path(source, c);
     std::fs::create_dir(&rootfs).with_context(|| format!("create `{}`", rootfs.display()))?;
     let full_map = maps.helpers.is_some();
     nsexec::run_in_userns(maps, "unpack the image", || {
@@ -184,6 +197,14 @@ fn prepare_rootfs(
     })
     .context("unpack the image")?;
     Ok(rootfs)
+}
+
+/// The plain directory, or where an image is unpacked.
+fn rootfs_path(source: &Source, c: &Container) -> PathBuf {
+    match source {
+        Source::Dir(d) => d.clone(),
+        Source::Image(_) => c.data_dir.join("rootfs"),
+    }
 }
 
 /// /etc/hostname, /etc/hosts and /etc/resolv.conf for the container.

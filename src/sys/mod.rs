@@ -3,5 +3,6 @@
 #![allow(unsafe_code)]
 
 pub mod fs;
+pub mod probe;
 pub mod process;
 pub mod seccomp;

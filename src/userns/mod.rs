@@ -106,16 +106,10 @@ impl IdMaps {
 }
 
 fn find_helpers() -> Option<Helpers> {
-    let find = |name: &str| {
-        let path = std::env::var_os("PATH").unwrap_or_default();
-        std::env::split_paths(&path)
-            .chain(["/usr/bin".into(), "/usr/sbin".into(), "/bin".into()])
-            .map(|d| d.join(name))
-            .find(|p| p.is_file())
-    };
+    use crate::preflight::find_program;
     Some(Helpers {
-        newuidmap: find("newuidmap")?,
-        newgidmap: find("newgidmap")?,
+        newuidmap: find_program("newuidmap")?,
+        newgidmap: find_program("newgidmap")?,
     })
 }
 
