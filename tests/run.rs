@@ -1203,3 +1203,36 @@ fn doctor_reports_user_namespaces() {
     assert_eq!(r.code(), Some(0), "{r}");
     assert!(r.stdout.to_lowercase().contains("user namespaces"), "{r}");
 }
+
+#[test]
+fn a_read_only_rootfs_runs_and_a_missing_mount_point_gets_a_hint() {
+    let Some(u) = TestUser::t1() else { return };
+    // A root-owned copy without /etc/hosts, /etc/hostname, /etc/resolv.conf
+    // and without /data: the caller cannot create anything in it.
+    let rootfs = u.root_scratch("ro-rootfs");
+    let (ok, out) = host(
+        "cp",
+        &[
+            "-a",
+            &format!("{}/.", images().rootfs()),
+            &rootfs.display().to_string(),
+        ],
+    );
+    assert!(ok, "{out}");
+    for f in ["hosts", "hostname", "resolv.conf"] {
+        let _ = fs::remove_file(rootfs.join("etc").join(f));
+    }
+    let _ = fs::remove_dir_all(rootfs.join("data"));
+    let root = rootfs.display().to_string();
+    let r = hutch_run(
+        &u,
+        &["run", "--rm", "--rootfs", &root, "cat", "/etc/passwd"],
+    );
+    assert_eq!(r.code(), Some(0), "{r}");
+    assert!(r.stdout.contains("root:x:0:0"), "{r}");
+    let vol = format!("{}:/data", u.scratch("vol").display());
+    let r = hutch_run(&u, &["run", "--rm", "-v", &vol, "--rootfs", &root, "true"]);
+    assert_eq!(r.code(), Some(125), "{r}");
+    assert!(r.stderr.contains("create mount target `/data`"), "{r}");
+    assert!(r.stderr.contains("hint: the rootfs is not writable"), "{r}");
+}

@@ -46,6 +46,10 @@ pub struct Mount {
     pub source: Option<PathBuf>,
     /// OCI-style options: `nosuid`, `ro`, `rbind`, `mode=755`, ...
     pub options: Vec<String>,
+    /// Skipped when the rootfs cannot take the mount point (a read-only
+    /// `--rootfs` without /etc/hosts, say); not part of the OCI spec.
+    #[serde(skip)]
+    pub optional: bool,
 }
 
 fn m(destination: &str, kind: Kind, source: Option<PathBuf>, options: &[&str]) -> Mount {
@@ -54,6 +58,7 @@ fn m(destination: &str, kind: Kind, source: Option<PathBuf>, options: &[&str]) -
         kind,
         source,
         options: options.iter().map(|o| o.to_string()).collect(),
+        optional: false,
     }
 }
 
@@ -123,12 +128,14 @@ pub fn table(network: Network, volumes: &[Volume], etc_dir: &Path, privileged: b
         t.push(m(&v.target, Kind::Bind, Some(v.source.clone()), opts));
     }
     for name in ["hostname", "hosts", "resolv.conf"] {
-        t.push(m(
+        let mut etc = m(
             &format!("/etc/{name}"),
             Kind::Bind,
             Some(etc_dir.join(name)),
             &["bind"],
-        ));
+        );
+        etc.optional = true;
+        t.push(etc);
     }
     t
 }

@@ -101,12 +101,22 @@ fn apply(root: &OwnedFd, m: &Mount, tty_gid_mapped: bool) -> anyhow::Result<()> 
         (MountKind::Bind, Some(src)) => {
             let meta = std::fs::metadata(src)
                 .with_context(|| format!("find `{}` on the host", src.display()))?;
-            let fd = resolve(
-                root,
-                &m.destination,
-                if meta.is_dir() { Kind::Dir } else { Kind::File },
-            )?
-            .with_context(|| format!("resolve `{}`", m.destination))?;
+            let kind = if meta.is_dir() { Kind::Dir } else { Kind::File };
+            let fd = match resolve(root, &m.destination, kind) {
+                Ok(Some(fd)) => fd,
+                Ok(None) => bail!("resolve `{}`", m.destination),
+                Err(e) if read_only_rootfs(&e) && m.optional => return Ok(()),
+                Err(e) if read_only_rootfs(&e) => {
+                    return Err(crate::errors::hint(
+                        e,
+                        format!(
+                            "the rootfs is not writable: create `{}` in it first, or run an image",
+                            m.destination
+                        ),
+                    ))
+                }
+                Err(e) => return Err(e),
+            };
             let bind = f.flags & (MsFlags::MS_BIND | MsFlags::MS_REC);
             mount_fd(Some(src), &fd, None, bind, "")?;
             if f.readonly {
@@ -206,6 +216,15 @@ fn fs_mount(
     let fd = resolve(root, target, Kind::Dir)?.with_context(|| format!("resolve `{target}`"))?;
     mount_fd(Some(Path::new(fstype)), &fd, Some(fstype), flags, data)
         .with_context(|| format!("mount {fstype} on `{target}`"))
+}
+
+/// Whether creating a mount point failed because the rootfs is read-only
+/// or not the caller's (a `--rootfs` owned by someone else).
+fn read_only_rootfs(e: &anyhow::Error) -> bool {
+    matches!(
+        e.root_cause().downcast_ref::<Errno>(),
+        Some(Errno::EACCES | Errno::EROFS | Errno::EPERM)
+    )
 }
 
 /// Remounts the bind mount at `target` read-only. Flags the kernel locked
