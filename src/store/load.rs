@@ -120,6 +120,7 @@ impl Store {
         if !gz {
             return Ok((ArchiveIndex::open(open_regular(path)?)?, None));
         }
+        self.ensure_lease()?; // keeps `open`'s cleanup off the scratch file
         let mut tmp = fsutil::TempFile::create(&self.tmp_dir(), 0o600)?;
         digest::copy_hashed(&mut MultiGzDecoder::new(head), &mut tmp.file, MAX_BLOB)
             .context("decompress archive")?;

@@ -1,7 +1,8 @@
 //! The store lock and writer leases.
 //!
-//! `store.lock` is taken with flock(2): shared by readers and blob writers,
-//! exclusive by everything that changes records, names or deletes blobs.
+//! `store.lock` is taken with flock(2): shared by readers (and briefly by
+//! blob writers, to take their lease), exclusive by everything that
+//! changes records or names or deletes blobs.
 //! flock locks belong to an open file description, so two `Store`s in one
 //! process exclude each other just like two processes do; within one
 //! thread of one `Store` the lock is re-entrant, so a caller holding

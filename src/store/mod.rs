@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! storage/
-//!   store.lock              flock: shared to read or add blobs, exclusive to change
+//!   store.lock              flock: shared to read, exclusive to change
 //!   blobs/sha256/<hex>      immutable blobs (configs, manifests, layers), mode 0444
 //!   images/<config-hex>.json  one record per image (see record.rs)
 //!   names.json              name → image id, the authority for tags
@@ -13,8 +13,9 @@
 //!
 //! Every write is a temp file in the destination directory, fsync, rename;
 //! a writer that dies leaves only a `.tmp-*` file that [`Store::open`]
-//! removes (all of them when it can take the lock exclusively, otherwise
-//! those older than an hour). Nothing outside the root is ever written:
+//! removes (all of them when no lock or lease is held, otherwise those
+//! older than an hour). Blobs stream in without the store lock, under the
+//! writer's lease. Nothing outside the root is ever written:
 //! digests are validated (`sha256:` + 64 hex) before they become paths.
 
 mod archive;
@@ -92,14 +93,12 @@ impl Store {
     }
 
     /// Removes leftovers of interrupted writes: all of them when nobody
-    /// holds the store lock (no write can be in progress), else old ones.
+    /// holds the store lock or a lease (no write can be in progress),
+    /// else old ones.
     fn clean_temps(&self) -> anyhow::Result<()> {
         let alone = lock::flock_file(&self.lock_path(), true, false)?;
-        let age = if alone.is_some() {
-            None
-        } else {
-            Some(STALE_TEMP)
-        };
+        let idle = alone.is_some() && lock::live_leases(&self.leases_dir(), None)? == 0;
+        let age = if idle { None } else { Some(STALE_TEMP) };
         for dir in [
             self.root.clone(),
             self.blob_dir(),
@@ -153,16 +152,20 @@ impl Store {
         size: Option<u64>,
         r: &mut dyn Read,
     ) -> anyhow::Result<(Digest, u64, PathBuf)> {
-        let _lock = self.lock_shared()?;
-        self.ensure_lease()?;
-        if let Some(want) = want {
-            let path = self.blob_dir().join(want.hex());
-            if let Some(len) = existing_len(&path) {
-                if size.map_or(true, |s| s == len) {
-                    return Ok((want.clone(), len, path));
+        {
+            let _lock = self.lock_shared()?;
+            self.ensure_lease()?;
+            if let Some(want) = want {
+                let path = self.blob_dir().join(want.hex());
+                if let Some(len) = existing_len(&path) {
+                    if size.map_or(true, |s| s == len) {
+                        return Ok((want.clone(), len, path));
+                    }
                 }
             }
         }
+        // Streamed without the store lock (a pull may take minutes); the
+        // lease keeps prune and `open`'s temp cleanup away meanwhile.
         let mut tmp = fsutil::TempFile::create(&self.blob_dir(), 0o600)?;
         let cap = size.unwrap_or(MAX_BLOB);
         let (got, len) = digest::copy_hashed(r, &mut tmp.file, cap)
