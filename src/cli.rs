@@ -42,6 +42,107 @@ pub enum Command {
     Ps(PsArgs),
     /// Remove stopped containers
     Rm(RmArgs),
+    /// List images in the local store
+    Images(ImagesArgs),
+    /// Manage images: ls, inspect, rm, prune
+    Image(ImageArgs),
+    /// Give an image another name
+    Tag(TagArgs),
+    /// Remove images by name or id
+    Rmi(RmiArgs),
+    /// Load images from a docker-archive or oci-archive file
+    Load(LoadArgs),
+    /// Save images to a docker-archive or oci-archive file
+    Save(SaveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    /// Only print image ids
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Do not truncate image ids
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    /// Output format: `table` (default) or `json`
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    #[command(subcommand)]
+    pub command: ImageCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// List images (same as `hutch images`)
+    #[command(alias = "list")]
+    Ls(ImagesArgs),
+    /// Show details of images as JSON
+    Inspect(InspectArgs),
+    /// Remove images (same as `hutch rmi`)
+    Rm(RmiArgs),
+    /// Remove dangling images and unused blobs
+    Prune(PruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Images, by name or id
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    /// The image to name, by name or id
+    #[arg(value_name = "SOURCE_IMAGE")]
+    pub source: String,
+    /// The new name, NAME[:TAG]
+    #[arg(value_name = "TARGET_IMAGE")]
+    pub target: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RmiArgs {
+    /// Remove an image even when it has several names
+    #[arg(short, long)]
+    pub force: bool,
+    /// Images, by name or id
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// The archive to read
+    #[arg(short, long, value_name = "FILE")]
+    pub input: PathBuf,
+    /// Accepted for Docker compatibility (hutch prints no progress)
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SaveArgs {
+    /// The archive to write
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// Archive format: docker-archive (default) or oci-archive
+    #[arg(long, value_name = "FORMAT", default_value = "docker-archive")]
+    pub format: String,
+    /// Images, by name or id
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -15,6 +15,7 @@ mod plan;
 mod preflight;
 mod sandbox;
 mod state;
+mod store;
 mod sys;
 mod userns;
 

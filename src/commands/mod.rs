@@ -1,9 +1,15 @@
 //! One short function per subcommand; each returns the process exit code.
 
 mod doctor;
+mod image;
+mod images;
+mod load;
 mod ps;
 mod rm;
+mod rmi;
 mod run;
+mod save;
+mod tag;
 
 use crate::cli::{Cli, Command};
 
@@ -13,6 +19,12 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Doctor(args) => doctor::doctor(args),
         Command::Ps(args) => ps::ps(args),
         Command::Rm(args) => rm::rm(args),
+        Command::Images(args) => images::images(args),
+        Command::Image(args) => image::image(args),
+        Command::Tag(args) => tag::tag(args),
+        Command::Rmi(args) => rmi::rmi(args),
+        Command::Load(args) => load::load(args),
+        Command::Save(args) => save::save(args),
     }
 }
 

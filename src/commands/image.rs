@@ -1,0 +1,111 @@
+//! `hutch image ls|inspect|rm|prune`.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use anyhow::Context;
+use serde_json::{json, Value};
+
+use crate::cli::{ImageArgs, ImageCommand, InspectArgs, PruneArgs};
+use crate::state::Dirs;
+use crate::store::{Digest, ImageRecord, Store};
+
+pub fn image(args: ImageArgs) -> anyhow::Result<i32> {
+    match args.command {
+        ImageCommand::Ls(a) => super::images::images(a),
+        ImageCommand::Inspect(a) => inspect(a),
+        ImageCommand::Rm(a) => super::rmi::rmi(a),
+        ImageCommand::Prune(a) => prune(a),
+    }
+}
+
+/// A JSON array shaped like `podman image inspect`.
+fn inspect(args: InspectArgs) -> anyhow::Result<i32> {
+    let store = Store::open(&Dirs::new()?)?;
+    let mut out = Vec::new();
+    for key in &args.images {
+        let rec = store.find(key)?;
+        out.push(inspect_one(&store, &rec)?);
+    }
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(0)
+}
+
+fn inspect_one(store: &Store, rec: &ImageRecord) -> anyhow::Result<Value> {
+    let id = Digest::parse(&rec.id)?;
+    let bytes = store.read_json_blob(&id, Some(rec.config_size))?;
+    let config: Value = serde_json::from_slice(&bytes)
+        .with_context(|| format!("decode config of image `{}`", id.short()))?;
+    let run = config.get("config").cloned().unwrap_or(Value::Null);
+    let pick = |k: &str| run.get(k).cloned().unwrap_or(Value::Null);
+    let mut repo_digests: Vec<String> = rec
+        .names
+        .iter()
+        .map(|n| format!("{}@{}", repo_of(n), rec.manifest_digest))
+        .collect();
+    repo_digests.dedup();
+    Ok(json!({
+        "Id": id.hex(),
+        "Digest": rec.manifest_digest,
+        "RepoTags": rec.names,
+        "RepoDigests": repo_digests,
+        "Created": config.get("created").cloned().unwrap_or(Value::Null),
+        "Architecture": config.get("architecture").cloned().unwrap_or(Value::Null),
+        "Os": config.get("os").cloned().unwrap_or(Value::Null),
+        "Size": rec.size,
+        "Config": {
+            "Env": pick("Env"),
+            "Cmd": pick("Cmd"),
+            "Entrypoint": pick("Entrypoint"),
+            "WorkingDir": pick("WorkingDir"),
+            "User": pick("User"),
+        },
+        "RootFS": {"Type": "layers", "Layers": rec.diff_ids},
+        "ManifestType": rec.manifest_media_type,
+        "Source": rec.source,
+    }))
+}
+
+fn repo_of(name: &str) -> &str {
+    match name.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => repo,
+        _ => name,
+    }
+}
+
+/// Removes dangling images and unreferenced blobs, after asking as
+/// Docker does when a person is at the terminal.
+fn prune(args: PruneArgs) -> anyhow::Result<i32> {
+    if !args.force && std::io::stdin().is_terminal() && !confirm()? {
+        return Ok(0);
+    }
+    let store = Store::open(&Dirs::new()?)?;
+    let report = store.prune()?;
+    if !report.images.is_empty() {
+        println!("Deleted Images:");
+        for id in &report.images {
+            println!("deleted: {id}");
+        }
+        println!();
+    }
+    if report.kept_for_writers {
+        eprintln!("note: unused blobs were kept because a load or pull is running");
+    }
+    println!(
+        "Total reclaimed space: {}",
+        super::images::human_size(report.reclaimed)
+    );
+    Ok(0)
+}
+
+fn confirm() -> anyhow::Result<bool> {
+    print!(
+        "WARNING! This will remove all dangling images.\nAre you sure you want to continue? [y/N] "
+    );
+    std::io::stdout().flush().context("write prompt")?;
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("read answer")?;
+    Ok(matches!(line.trim(), "y" | "Y" | "yes" | "Yes"))
+}
