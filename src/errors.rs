@@ -26,21 +26,31 @@ pub fn hint<E>(err: E, text: impl Into<String>) -> anyhow::Error
 where
     E: Into<anyhow::Error>,
 {
-    let err: anyhow::Error = err.into();
-    err.context(HintLayer(text.into()))
+    anyhow::Error::new(Hinted {
+        hint: text.into(),
+        inner: err.into(),
+    })
 }
 
-/// Wrapper so a hint does not print as a context line of its own.
+/// An error with a hint: a link of the chain of its own (not a context
+/// layer), so [`split`] can find every hint, however deep, by type.
 #[derive(Debug)]
-struct HintLayer(String);
+struct Hinted {
+    hint: String,
+    inner: anyhow::Error,
+}
 
-impl fmt::Display for HintLayer {
+impl fmt::Display for Hinted {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.hint)
     }
 }
 
-impl std::error::Error for HintLayer {}
+impl std::error::Error for Hinted {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.inner.as_ref())
+    }
+}
 
 /// Extension to attach a hint to a `Result`.
 pub trait WithHint<T> {
@@ -54,19 +64,21 @@ impl<T, E: Into<anyhow::Error>> WithHint<T> for Result<T, E> {
 }
 
 /// Splits an error into its chain (outermost first, hint and exit-code
-/// layers left out), its hints and its exit code. anyhow's `downcast_ref`
-/// finds context layers anywhere in the chain; `chain()` items cannot be
-/// downcast to a context type, so layers are told apart by their text.
+/// links left out), its hints (outermost first) and its exit code.
+/// Hints are links of their own type; the exit code is a context layer,
+/// which anyhow's `downcast_ref` finds anywhere in the chain.
 pub fn split(err: &anyhow::Error) -> (Vec<String>, Vec<String>, i32) {
     let code = err.downcast_ref::<ExitCode>().map_or(EXIT_HUTCH, |c| c.0);
-    let hint = err.downcast_ref::<HintLayer>().map(|h| h.0.clone());
-    let skip_code = ExitCode(code).to_string();
-    let chain = err
-        .chain()
-        .map(|c| c.to_string())
-        .filter(|s| Some(s) != hint.as_ref() && *s != skip_code)
-        .collect();
-    (chain, hint.into_iter().collect(), code)
+    let code_text = ExitCode(code).to_string();
+    let (mut chain, mut hints) = (Vec::new(), Vec::new());
+    for cause in err.chain() {
+        match cause.downcast_ref::<Hinted>() {
+            Some(h) => hints.push(h.hint.clone()),
+            None if cause.to_string() == code_text => {}
+            None => chain.push(cause.to_string()),
+        }
+    }
+    (chain, hints, code)
 }
 
 /// Rebuilds an error reported by another process (the container init).
@@ -76,8 +88,8 @@ pub fn rebuild(chain: &[String], hints: &[String], code: i32) -> anyhow::Error {
     for p in parts {
         err = err.context(p.clone());
     }
-    if !hints.is_empty() {
-        err = err.context(HintLayer(hints.join("\nhint: ")));
+    for h in hints.iter().rev() {
+        err = hint(err, h.clone());
     }
     if code != EXIT_HUTCH {
         err = err.context(ExitCode(code));
@@ -110,15 +122,43 @@ mod tests {
     use anyhow::Context;
 
     #[test]
-    fn report_picks_exit_code_and_keeps_hint_out_of_chain() {
+    fn split_finds_exit_code_and_every_hint() {
         let err = anyhow::anyhow!("not found")
             .context(ExitCode(127))
             .context("exec `foo`");
-        assert_eq!(report(&err), 127);
-        let err: anyhow::Result<()> = Err(anyhow::anyhow!("boom")).hint("do x");
-        let err = err.context("start container").unwrap_err();
-        assert_eq!(report(&err), EXIT_HUTCH);
-        let shown: Vec<String> = err.chain().map(|c| c.to_string()).collect();
-        assert_eq!(shown, ["start container", "do x", "boom"]);
+        assert_eq!(
+            split(&err),
+            (vec!["exec `foo`".into(), "not found".into()], vec![], 127)
+        );
+        // Two hints at different depths, with context layers between.
+        let inner: anyhow::Result<()> = Err(anyhow::anyhow!("boom")).hint("do x");
+        let outer = inner
+            .context("find image")
+            .hint("do y")
+            .context("start container");
+        let (chain, hints, code) = split(&outer.unwrap_err());
+        assert_eq!(chain, ["start container", "find image", "boom"]);
+        assert_eq!(hints, ["do y", "do x"]);
+        assert_eq!(code, EXIT_HUTCH);
+    }
+
+    #[test]
+    fn rebuild_round_trips_through_split() {
+        let chain = vec!["start container".to_string(), "boom".to_string()];
+        let hints = vec!["do y".to_string(), "do x".to_string()];
+        let err = rebuild(&chain, &hints, 126);
+        assert_eq!(split(&err), (chain, hints, 126));
+    }
+
+    #[test]
+    fn root_cause_survives_a_hint() {
+        let err = hint(
+            anyhow::Error::new(nix::errno::Errno::EACCES).context("create"),
+            "fix it",
+        );
+        assert_eq!(
+            err.root_cause().downcast_ref::<nix::errno::Errno>(),
+            Some(&nix::errno::Errno::EACCES)
+        );
     }
 }

@@ -1236,3 +1236,50 @@ fn a_read_only_rootfs_runs_and_a_missing_mount_point_gets_a_hint() {
     assert!(r.stderr.contains("create mount target `/data`"), "{r}");
     assert!(r.stderr.contains("hint: the rootfs is not writable"), "{r}");
 }
+
+#[test]
+fn a_loaded_image_runs_by_name_and_a_missing_one_is_a_clear_error() {
+    let Some(u) = TestUser::t1() else { return };
+    if !require(
+        "skopeo",
+        have_tool("skopeo"),
+        "needed to build a docker-archive",
+    ) {
+        return;
+    }
+    let dir = u.root_scratch("archive");
+    let archive = dir.join("busybox.tar");
+    let dest = format!("docker-archive:{}:test/busybox:latest", archive.display());
+    let (ok, out) = host(
+        "skopeo",
+        &["copy", "-q", &images().oci_ref("latest"), &dest],
+    );
+    assert!(ok, "{out}");
+    fs::set_permissions(&archive, fs::Permissions::from_mode(0o644)).unwrap();
+    let out = hutch_ok(&u, &["load", "-i", &archive.display().to_string()]);
+    assert!(
+        out.contains("Loaded image: docker.io/test/busybox:latest"),
+        "{out}"
+    );
+    let out = hutch_ok(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "test/busybox",
+            "sh",
+            "-c",
+            "cat /etc/layer2; stat -c %u /home/tester/owned-by-tester",
+        ],
+    );
+    assert_eq!(out, "layer2\n1000\n");
+    let r = hutch_run(&u, &["run", "--rm", "no/such-image", "true"]);
+    assert_eq!(r.code(), Some(125), "{r}");
+    assert!(r.stderr.contains("find image `no/such-image`"), "{r}");
+    assert!(r.stderr.contains("hint: "), "{r}");
+    assert!(
+        u.leftover_containers().is_empty(),
+        "{:?}",
+        u.leftover_containers()
+    );
+}

@@ -7,10 +7,12 @@ use anyhow::Context;
 use caps::CapsHashSet;
 
 use crate::cli::RunArgs;
+use crate::errors::WithHint;
 use crate::image::{self, ImageRef, UnpackOptions};
 use crate::plan::{self, Inputs, Network, Plan};
 use crate::sandbox::{child, nsexec, parent, seccomp};
 use crate::state::{self, Container, Dirs, State, Status};
+use crate::store::Store;
 use crate::userns::{self, IdMaps};
 
 pub fn run(args: RunArgs) -> anyhow::Result<i32> {
@@ -24,7 +26,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         maps: None,
         keep: false,
     };
-    let image = open_image(&source, &container)?;
+    let image = open_image(&source, &container, &dirs)?;
     let config = image.as_ref().map(|i| &i.config);
     let plan = make_plan(&args, config, &command, &id, &container.run_dir)?;
     let mut record = new_record(&plan, &source, image.as_ref(), &container);
@@ -101,6 +103,8 @@ fn start_and_wait(
 enum Source {
     Dir(PathBuf),
     Image(ImageRef),
+    /// A name or id in the image store (`hutch load`).
+    Stored(String),
 }
 
 fn source_and_command(args: &RunArgs) -> anyhow::Result<(Source, Vec<String>)> {
@@ -112,7 +116,12 @@ fn source_and_command(args: &RunArgs) -> anyhow::Result<(Source, Vec<String>)> {
         }
         None => {
             let (name, rest) = args.args.split_first().context("run: no image given")?;
-            Ok((Source::Image(ImageRef::parse(name)?), rest.to_vec()))
+            let source = if name.starts_with("oci:") || name.starts_with("oci-archive:") {
+                Source::Image(ImageRef::parse(name)?)
+            } else {
+                Source::Stored(name.clone())
+            };
+            Ok((source, rest.to_vec()))
         }
     }
 }
@@ -120,20 +129,20 @@ fn source_and_command(args: &RunArgs) -> anyhow::Result<(Source, Vec<String>)> {
 fn source_name(source: &Source) -> String {
     match source {
         Source::Dir(d) => d.display().to_string(),
-        Source::Image(ImageRef::Oci { path, tag } | ImageRef::OciArchive { path, tag }) => {
-            format!(
-                "{}{}",
-                path.display(),
-                tag.as_ref().map(|t| format!(":{t}")).unwrap_or_default()
-            )
-        }
+        Source::Image(r) => r.to_string(),
+        Source::Stored(name) => name.clone(),
     }
 }
 
-fn open_image(source: &Source, c: &Container) -> anyhow::Result<Option<image::Image>> {
+fn open_image(source: &Source, c: &Container, dirs: &Dirs) -> anyhow::Result<Option<image::Image>> {
     match source {
         Source::Dir(_) => Ok(None),
         Source::Image(r) => image::open(r, &c.data_dir).map(Some),
+        Source::Stored(name) => {
+            let store = Store::open(dirs)?;
+            let rec = store.find(name)?;
+            store.to_image(&rec).map(Some)
+        }
     }
 }
 
@@ -173,11 +182,10 @@ fn prepare_rootfs(
     c: &Container,
     maps: &IdMaps,
 ) -> anyhow::Result<PathBuf> {
-    let (Source::Image(_), Some(image)) = (source, image) else {
-        return match source {
-            Source::Dir(d) => Ok(d.clone()),
-            Source::Image(_) => anyhow::bail!("prepare rootfs: image not opened"),
-        };
+    let image = match (source, image) {
+        (Source::Dir(d), _) => return Ok(d.clone()),
+        (_, Some(image)) => image,
+        (_, None) => anyhow::bail!("prepare rootfs: image not opened"),
     };
     let rootfs = rootfs_path(source, c);
     std::fs::create_dir(&rootfs).with_context(|| format!("create `{}`", rootfs.display()))?;
@@ -203,7 +211,7 @@ fn prepare_rootfs(
 fn rootfs_path(source: &Source, c: &Container) -> PathBuf {
     match source {
         Source::Dir(d) => d.clone(),
-        Source::Image(_) => c.data_dir.join("rootfs"),
+        Source::Image(_) | Source::Stored(_) => c.data_dir.join("rootfs"),
     }
 }
 

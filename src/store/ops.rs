@@ -159,9 +159,6 @@ impl Store {
     }
 
     /// The image `run` unpacks: layers are the store's blob files.
-    // Used by `run` once it resolves plain image names from the store
-    // (the next step of issue 3); tested here meanwhile.
-    #[allow(dead_code)]
     pub fn to_image(&self, rec: &ImageRecord) -> anyhow::Result<Image> {
         let id = rec.digest()?;
         let config = self.read_json_blob(&id, Some(rec.config_size))?;
