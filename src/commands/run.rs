@@ -7,7 +7,6 @@ use anyhow::Context;
 use caps::CapsHashSet;
 
 use crate::cli::RunArgs;
-use crate::errors::WithHint;
 use crate::image::{self, ImageRef, UnpackOptions};
 use crate::plan::{self, Inputs, Network, Plan};
 use crate::sandbox::{child, nsexec, parent, seccomp};
