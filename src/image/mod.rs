@@ -8,6 +8,7 @@
 
 pub mod archive;
 mod blob;
+pub mod compression;
 pub mod config;
 mod entry;
 pub mod layout;

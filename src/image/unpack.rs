@@ -1,4 +1,4 @@
-//! Safe unpacking of layer tars (gzip or plain) with OCI whiteouts.
+//! Safe unpacking of layer tars (plain, gzip or zstd) with OCI whiteouts.
 //!
 //! Owns the layer loop: opening each layer blob, detecting compression
 //! (media type and magic bytes), hashing the compressed bytes as they are
@@ -8,8 +8,8 @@
 use std::io::{self, BufReader, Read};
 use std::path::Path;
 
+use super::compression::Compression;
 use anyhow::Context;
-use flate2::read::MultiGzDecoder;
 
 use super::blob::{self, Digest, HashingReader};
 use super::entry::{Applier, Policy};
@@ -29,16 +29,6 @@ pub struct UnpackReport {
     pub flattened_owners: u64,
     /// Device nodes that could not be created (mknod is not allowed).
     pub skipped_devices: u64,
-}
-
-const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
-const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
-
-/// How a layer blob is compressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Compression {
-    None,
-    Gzip,
 }
 
 /// Unpacks every layer of `image` into `dest`, bottom first.
@@ -65,7 +55,7 @@ fn unpack_layer(
     let file = blob::open_regular(&layer.path, Some(layer.size))?;
     let mut hashed = HashingReader::new(BufReader::new(file));
     let head = hashed.peek().context("read layer")?.to_vec();
-    let compression = detect(&layer.media_type, &head)?;
+    let compression = Compression::detect(&layer.media_type, &head);
     let policy = Policy::Layer {
         preserve_ownership: opts.preserve_ownership,
     };
@@ -85,22 +75,7 @@ fn apply_stream<R: Read>(
     compression: Compression,
 ) -> anyhow::Result<()> {
     let mut applier = Applier::new(root, policy, report);
-    match compression {
-        Compression::None => applier.apply_tar(reader),
-        Compression::Gzip => applier.apply_tar(MultiGzDecoder::new(reader)),
-    }
-}
-
-/// Picks the decompressor from the magic bytes, which win over the media
-/// type (some registries label plain tars as gzip and vice versa).
-fn detect(media_type: &str, head: &[u8]) -> anyhow::Result<Compression> {
-    if head.starts_with(ZSTD_MAGIC) || media_type.ends_with("zstd") {
-        anyhow::bail!("zstd layers are not supported yet (media type `{media_type}`)");
-    }
-    if head.starts_with(GZIP_MAGIC) {
-        return Ok(Compression::Gzip);
-    }
-    Ok(Compression::None)
+    applier.apply_tar(compression.reader(reader)?)
 }
 
 /// Applies a tar stream below `dest` as a layer (tests and callers that
@@ -118,7 +93,7 @@ pub fn unpack_tar<R: Read>(
     let head = io::BufRead::fill_buf(&mut reader)
         .context("read layer")?
         .to_vec();
-    let compression = detect("", &head)?;
+    let compression = Compression::detect("", &head);
     let policy = Policy::Layer {
         preserve_ownership: opts.preserve_ownership,
     };
@@ -135,6 +110,6 @@ pub(crate) fn extract_archive<R: Read>(reader: R, dest: &Path) -> anyhow::Result
     let head = io::BufRead::fill_buf(&mut reader)
         .context("read archive")?
         .to_vec();
-    let compression = detect("", &head)?;
+    let compression = Compression::detect("", &head);
     apply_stream(&root, Policy::Archive, &mut report, reader, compression)
 }

@@ -405,15 +405,18 @@ fn gzip_layers_are_detected_by_magic() {
 }
 
 #[test]
-fn zstd_layers_get_a_clear_error() {
+fn zstd_layers_unpack_and_corrupt_ones_fail() {
     let f = fixture();
-    let zstd = [0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0];
-    let err = unpack_tar(&zstd[..], &f.root, &UnpackOptions::default()).unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("zstd layers are not supported yet"),
-        "{err}"
+    let mut t = RawTar::default();
+    t.file("etc/zstd-file", b"from zstd\n", 0o644);
+    let zst = zstd::stream::encode_all(&t.finish()[..], 3).unwrap();
+    unpack_tar(&zst[..], &f.root, &UnpackOptions::default()).unwrap();
+    assert_eq!(
+        fs::read_to_string(f.root.join("etc/zstd-file")).unwrap(),
+        "from zstd\n"
     );
+    let corrupt = [0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0];
+    assert!(unpack_tar(&corrupt[..], &f.root, &UnpackOptions::default()).is_err());
 }
 
 #[test]

@@ -9,11 +9,13 @@
 //! which is what ties a docker-archive's layers to the image id.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 
 use anyhow::Context;
 use flate2::read::MultiGzDecoder;
+
+use crate::image::compression::Compression;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -28,13 +30,10 @@ const MAX_JSON: u64 = 4 * 1024 * 1024;
 /// Most images in one archive, and layers in one image.
 const MAX_ITEMS: usize = 1000;
 const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
-const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
 pub(super) const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub(super) const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
-const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 
 /// One image added by a load.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,10 +169,10 @@ impl Store {
             let (d, _, path) = self
                 .write_blob(None, Some(size), &mut r)
                 .with_context(|| format!("store layer `{name}`"))?;
-            let gzip = verify_diff_id(&path, &d, diff_id)
+            let compression = verify_diff_id(&path, &d, diff_id)
                 .with_context(|| format!("check layer `{name}`"))?;
             layers.push(LayerRecord {
-                media_type: if gzip { OCI_LAYER_GZIP } else { OCI_LAYER }.to_owned(),
+                media_type: compression.oci_layer_media_type().to_owned(),
                 digest: d.to_string(),
                 size,
             });
@@ -385,23 +384,19 @@ struct ParsedFacts {
 }
 
 /// Checks that the layer blob at `path` (digest `blob`) uncompresses to
-/// `diff_id`; returns whether it is gzip-compressed.
-pub(super) fn verify_diff_id(path: &Path, blob: &Digest, diff_id: &Digest) -> anyhow::Result<bool> {
+/// `diff_id`; returns its compression.
+pub(super) fn verify_diff_id(
+    path: &Path,
+    blob: &Digest,
+    diff_id: &Digest,
+) -> anyhow::Result<Compression> {
     let file = open_regular(path)?;
     let mut r = BufReader::new(file);
-    let head = r.fill_buf().context("read layer")?;
-    if head.starts_with(ZSTD_MAGIC) {
-        anyhow::bail!("zstd layers are not supported yet");
+    let compression = Compression::detect("", r.fill_buf().context("read layer")?);
+    if compression == Compression::None && blob == diff_id {
+        return Ok(compression);
     }
-    let gzip = head.starts_with(GZIP_MAGIC);
-    if !gzip && blob == diff_id {
-        return Ok(false);
-    }
-    let mut plain: Box<dyn Read> = if gzip {
-        Box::new(MultiGzDecoder::new(r))
-    } else {
-        Box::new(r)
-    };
+    let mut plain = compression.reader(r)?;
     let (got, _) = digest::copy_hashed(&mut plain, &mut std::io::sink(), u64::MAX)
         .context("decompress layer")?;
     if got != *diff_id {
@@ -409,7 +404,7 @@ pub(super) fn verify_diff_id(path: &Path, blob: &Digest, diff_id: &Digest) -> an
             "verify layer: its content has diff_id `{got}` but the config says `{diff_id}`"
         );
     }
-    Ok(gzip)
+    Ok(compression)
 }
 
 /// Opens a regular file without blocking on a fifo.

@@ -10,8 +10,8 @@ use std::collections::BTreeSet;
 use std::io::{Read, Seek, Write};
 use std::path::Path;
 
+use crate::image::compression::Compression;
 use anyhow::Context;
-use flate2::read::MultiGzDecoder;
 use serde_json::json;
 
 use super::digest::{self, Digest};
@@ -106,12 +106,12 @@ impl Store {
         diff_id: &Digest,
     ) -> anyhow::Result<()> {
         let path = self.blob_dir().join(blob.hex());
-        let gzip = super::load::verify_diff_id(&path, blob, diff_id)?;
-        if !gzip {
+        let compression = super::load::verify_diff_id(&path, blob, diff_id)?;
+        if compression == Compression::None {
             return append_file(b, name, &path);
         }
         let mut tmp = fsutil::TempFile::create(&self.tmp_dir(), 0o600)?;
-        let mut plain = MultiGzDecoder::new(open_regular(&path)?);
+        let mut plain = compression.reader(open_regular(&path)?)?;
         let (got, _) = digest::copy_hashed(&mut plain, &mut tmp.file, MAX_BLOB)
             .with_context(|| format!("decompress layer `{blob}`"))?;
         if got != *diff_id {
