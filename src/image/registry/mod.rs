@@ -1,0 +1,13 @@
+//! Pulling from OCI distribution registries: image references, the
+//! registries.conf subset that picks where a name is fetched from,
+//! credentials, and the HTTP client that resolves manifests and streams
+//! blobs with every digest and size checked.
+//!
+//! Runs in the `hutch` process, before any namespace exists (DESIGN.md:
+//! no threads when `clone` is called, so pulls finish first).
+// Used by `hutch pull` (issue 3), which lands next.
+#![allow(dead_code, unused_imports)]
+
+pub mod reference;
+
+pub use reference::Reference;
