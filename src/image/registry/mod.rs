@@ -8,6 +8,8 @@
 // Used by `hutch pull` (issue 3), which lands next.
 #![allow(dead_code, unused_imports)]
 
+pub mod conf;
 pub mod reference;
 
+pub use conf::{Endpoint, RegistriesConf};
 pub use reference::Reference;
