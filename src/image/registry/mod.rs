@@ -8,6 +8,7 @@
 // Used by `hutch pull` (issue 3), which lands next.
 #![allow(dead_code, unused_imports)]
 
+pub mod auth;
 pub mod conf;
 pub mod reference;
 
