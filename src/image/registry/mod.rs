@@ -9,8 +9,13 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod auth;
+pub mod challenge;
 pub mod conf;
+pub mod manifest;
+pub mod platform;
 pub mod reference;
 
 pub use conf::{Endpoint, RegistriesConf};
+pub use manifest::{Descriptor, Manifest};
+pub use platform::Platform;
 pub use reference::Reference;
