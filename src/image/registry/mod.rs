@@ -10,11 +10,14 @@
 
 pub mod auth;
 pub mod challenge;
+pub mod client;
 pub mod conf;
+mod http;
 pub mod manifest;
 pub mod platform;
 pub mod reference;
 
+pub use client::{Client, ClientOptions, Resolved};
 pub use conf::{Endpoint, RegistriesConf};
 pub use manifest::{Descriptor, Manifest};
 pub use platform::Platform;
