@@ -22,3 +22,6 @@ pub use conf::{Endpoint, RegistriesConf};
 pub use manifest::{Descriptor, Manifest};
 pub use platform::Platform;
 pub use reference::Reference;
+
+#[cfg(test)]
+mod live_tests;
