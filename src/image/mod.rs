@@ -13,6 +13,7 @@ pub mod config;
 mod entry;
 pub mod layout;
 pub mod reference;
+pub mod registry;
 mod tree;
 pub mod unpack;
 

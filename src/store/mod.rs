@@ -158,7 +158,7 @@ impl Store {
             if let Some(want) = want {
                 let path = self.blob_dir().join(want.hex());
                 if let Some(len) = existing_len(&path) {
-                    if size.map_or(true, |s| s == len) {
+                    if size.is_none_or(|s| s == len) {
                         return Ok((want.clone(), len, path));
                     }
                 }

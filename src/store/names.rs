@@ -68,9 +68,8 @@ fn valid_domain(d: &str) -> bool {
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         });
-    let port_ok = port.map_or(true, |p| {
-        !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit())
-    });
+    let port_ok =
+        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
     host_ok && port_ok
 }
 

@@ -1,0 +1,431 @@
+//! HTTP for the registry client: choosing https or plain http for a host,
+//! authenticating (anonymous, then the `WWW-Authenticate` challenge:
+//! Bearer token or Basic), and retrying transient failures.
+//!
+//! Owns every request hutch sends to a registry. Runs in the `hutch`
+//! process, one request at a time on the calling thread (ureq, blocking).
+//!
+//! ```text
+//! GET /v2/<repo>/...           (cached Authorization for host+repo, if any)
+//!   401 + Bearer realm,scope → GET realm?service&scope [Basic user:pass] → token → retry once
+//!   401 + Basic              → retry once with Basic user:pass from auth.json
+//!   5xx, 429, reset          → sleep 250 ms, 1 s (Retry-After up to 5 s); 3 tries at most
+//! ```
+//!
+//! Redirects are followed by ureq; an `Authorization` header goes along
+//! only to the same host over https (`RedirectAuthHeaders::SameHost`), so
+//! a blob store's signed URL never sees the registry token.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use anyhow::Context;
+use ureq::config::RedirectAuthHeaders;
+use ureq::http::{HeaderMap, Response};
+use ureq::{Agent, Body};
+
+use super::auth::{self, Credentials};
+use super::challenge::{self, Challenge};
+use super::conf::Endpoint;
+use crate::errors::hint;
+
+/// Tries of one request, counting the first.
+pub(crate) const MAX_TRIES: u32 = 3;
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(5);
+/// Largest token response or error body read.
+const MAX_SMALL_BODY: u64 = 1024 * 1024;
+
+/// Which host a name's API lives on (Docker Hub's differs from its name).
+pub(crate) fn api_host(registry: &str) -> &str {
+    match registry {
+        "docker.io" => "registry-1.docker.io",
+        other => other,
+    }
+}
+
+/// Agents, per-host scheme and per-repository credentials.
+pub(crate) struct Transport {
+    verified: Agent,
+    unverified: Agent,
+    tls_verify: bool,
+    auth_files: Vec<PathBuf>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// `https://host` or `http://host`, once known.
+    bases: HashMap<String, String>,
+    /// `Authorization` values by `host/repository`.
+    auth: HashMap<String, String>,
+}
+
+/// What is left of a request's retries.
+pub(crate) struct Budget {
+    tries_left: u32,
+    delay: Duration,
+}
+
+impl Budget {
+    pub(crate) fn new() -> Budget {
+        Budget {
+            tries_left: MAX_TRIES.saturating_sub(1),
+            delay: Duration::from_millis(250),
+        }
+    }
+
+    /// Sleeps before the next try and returns true, or returns false when
+    /// no tries are left.
+    pub(crate) fn retry(&mut self, retry_after: Option<Duration>) -> bool {
+        if self.tries_left == 0 {
+            return false;
+        }
+        self.tries_left -= 1;
+        std::thread::sleep(retry_after.unwrap_or(self.delay).min(MAX_RETRY_AFTER));
+        self.delay = self.delay.saturating_mul(4);
+        true
+    }
+}
+
+impl Transport {
+    pub(crate) fn new(tls_verify: bool, user_agent: &str, auth_files: Vec<PathBuf>) -> Transport {
+        Transport {
+            verified: agent(user_agent, true),
+            unverified: agent(user_agent, false),
+            tls_verify,
+            auth_files,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// A lock poisoned by a panic elsewhere still holds usable maps.
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn insecure(&self, ep: &Endpoint) -> bool {
+        !self.tls_verify || ep.insecure
+    }
+
+    fn agent(&self, ep: &Endpoint) -> &Agent {
+        match self.insecure(ep) {
+            true => &self.unverified,
+            false => &self.verified,
+        }
+    }
+
+    /// `https://host`, or for an insecure endpoint whichever of https
+    /// (unverified) and plain http answers `/v2/`, as podman does.
+    pub(crate) fn base(&self, ep: &Endpoint) -> anyhow::Result<String> {
+        let host = api_host(&ep.reference.registry).to_owned();
+        if let Some(base) = self.state().bases.get(&host) {
+            return Ok(base.clone());
+        }
+        let https = format!("https://{host}");
+        let base = if !self.insecure(ep) {
+            https
+        } else {
+            match self.unverified.get(format!("{https}/v2/")).call() {
+                Ok(_) => https,
+                Err(https_err) => {
+                    let http = format!("http://{host}");
+                    self.unverified
+                        .get(format!("{http}/v2/"))
+                        .call()
+                        .map_err(|e| anyhow::anyhow!("{e} (and over https: {https_err})"))
+                        .with_context(|| format!("connect to registry `{host}`"))?;
+                    http
+                }
+            }
+        };
+        self.state().bases.insert(host, base.clone());
+        Ok(base)
+    }
+
+    /// GETs `/v2/<repo>/<path>` with authentication and retries; any
+    /// status is returned for the caller to judge.
+    pub(crate) fn get(
+        &self,
+        ep: &Endpoint,
+        path: &str,
+        headers: &[(&str, String)],
+        budget: &mut Budget,
+    ) -> anyhow::Result<Response<Body>> {
+        let base = self.base(ep)?;
+        let url = format!("{base}/v2/{}/{path}", ep.reference.repository);
+        let key = auth_key(ep);
+        let mut authenticated = false;
+        loop {
+            let mut req = self.agent(ep).get(&url);
+            for (k, v) in headers {
+                req = req.header(*k, v.as_str());
+            }
+            if let Some(a) = self.state().auth.get(&key) {
+                req = req.header("Authorization", a.as_str());
+            }
+            let resp = match req.call() {
+                Ok(resp) => resp,
+                Err(e) if is_transient(&e) && budget.retry(None) => continue,
+                Err(e) => return Err(self.transport_error(e, ep, &url)),
+            };
+            let status = resp.status().as_u16();
+            if status == 401 && !authenticated && has_challenge(resp.headers()) {
+                authenticated = true;
+                let value = self.authorize(ep, resp.headers())?;
+                self.state().auth.insert(key.clone(), value);
+                continue;
+            }
+            if (status >= 500 || status == 429) && budget.retry(retry_after(resp.headers())) {
+                continue;
+            }
+            return Ok(resp);
+        }
+    }
+
+    fn transport_error(&self, e: ureq::Error, ep: &Endpoint, url: &str) -> anyhow::Error {
+        let unreachable = matches!(e, ureq::Error::HostNotFound | ureq::Error::ConnectionFailed)
+            || matches!(&e, ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused);
+        let err = anyhow::anyhow!("{e}").context(format!("connect to `{url}`"));
+        if unreachable || self.insecure(ep) {
+            return err;
+        }
+        let host = &ep.reference.registry;
+        hint(
+            err,
+            format!(
+                "if `{host}` is a local registry serving plain HTTP, pass \
+                 `--tls-verify=false` or mark it `insecure = true` in registries.conf"
+            ),
+        )
+    }
+
+    /// The `Authorization` value that answers the challenge in `headers`.
+    fn authorize(&self, ep: &Endpoint, headers: &HeaderMap) -> anyhow::Result<String> {
+        let challenges: Vec<Challenge> = headers
+            .get_all("www-authenticate")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(challenge::parse)
+            .collect();
+        let creds = self.credentials(ep)?;
+        let registry = &ep.reference.registry;
+        if let Some(bearer) = challenges.iter().find(|c| c.scheme == "bearer") {
+            let token = self
+                .token(ep, bearer, creds.as_ref())
+                .with_context(|| format!("authenticate to `{registry}`"))?;
+            return Ok(format!("Bearer {token}"));
+        }
+        if challenges.iter().any(|c| c.scheme == "basic") {
+            let Some(creds) = creds else {
+                let err = anyhow::anyhow!(
+                    "authenticate to `{registry}`: it asks for a user name and password"
+                );
+                return Err(hint(err, format!("log in first: `hutch login {registry}`")));
+            };
+            return Ok(format!("Basic {}", creds.encode()));
+        }
+        anyhow::bail!("authenticate to `{registry}`: no supported scheme in `WWW-Authenticate`")
+    }
+
+    fn credentials(&self, ep: &Endpoint) -> anyhow::Result<Option<Credentials>> {
+        let r = &ep.reference;
+        for path in &self.auth_files {
+            if let Some(c) = auth::lookup_in(path, &r.registry, &r.repository)? {
+                return Ok(Some(c));
+            }
+        }
+        Ok(None)
+    }
+
+    /// GETs a token from the challenge's realm (RFC 6750; the Docker
+    /// token protocol), sending basic credentials when we have them.
+    fn token(
+        &self,
+        ep: &Endpoint,
+        bearer: &Challenge,
+        creds: Option<&Credentials>,
+    ) -> anyhow::Result<String> {
+        let realm = bearer.param("realm").unwrap_or_default();
+        // Credentials go to the realm: never in clear text from a registry
+        // that is itself reached over verified TLS.
+        let plain_ok = self.insecure(ep) && realm.starts_with("http://");
+        if !(realm.starts_with("https://") || plain_ok) {
+            anyhow::bail!("read the token realm `{realm}`: not an https URL");
+        }
+        let default_scope = format!("repository:{}:pull", ep.reference.repository);
+        let scope = bearer.param("scope").unwrap_or(&default_scope);
+        let mut query = vec![("scope", scope)];
+        if let Some(service) = bearer.param("service") {
+            query.push(("service", service));
+        }
+        let mut req = self.agent(ep).get(realm);
+        for (k, v) in query {
+            req = req.query(k, v);
+        }
+        if let Some(c) = creds {
+            req = req.header("Authorization", format!("Basic {}", c.encode()));
+        }
+        let resp = req
+            .call()
+            .with_context(|| format!("get a token from `{realm}`"))?;
+        let status = resp.status().as_u16();
+        let body = read_small(resp.into_body())?;
+        if status != 200 {
+            let err = anyhow::anyhow!(
+                "get a token from `{realm}`: HTTP {status}{}",
+                error_detail(&body)
+            );
+            if status == 401 || status == 403 {
+                let registry = &ep.reference.registry;
+                return Err(hint(
+                    err,
+                    format!("check your login: `hutch login {registry}`"),
+                ));
+            }
+            return Err(err);
+        }
+        parse_token(&body).with_context(|| format!("read the token from `{realm}`"))
+    }
+}
+
+fn agent(user_agent: &str, verify: bool) -> Agent {
+    let tls = ureq::tls::TlsConfig::builder()
+        .disable_verification(!verify)
+        .build();
+    Agent::config_builder()
+        .http_status_as_error(false)
+        .user_agent(user_agent)
+        .tls_config(tls)
+        .max_redirects(5)
+        .redirect_auth_headers(RedirectAuthHeaders::SameHost)
+        .timeout_connect(Some(Duration::from_secs(30)))
+        .timeout_recv_response(Some(Duration::from_secs(60)))
+        .timeout_per_read(Some(Duration::from_secs(60)))
+        .build()
+        .new_agent()
+}
+
+fn auth_key(ep: &Endpoint) -> String {
+    format!("{}/{}", ep.reference.registry, ep.reference.repository)
+}
+
+fn has_challenge(headers: &HeaderMap) -> bool {
+    headers.contains_key("www-authenticate")
+}
+
+/// Connection resets, timeouts and dropped connections; not refused
+/// connections, TLS or protocol errors, which a retry would only repeat.
+pub(crate) fn is_transient(e: &ureq::Error) -> bool {
+    match e {
+        ureq::Error::Io(io) => is_transient_io(io.kind()),
+        ureq::Error::Timeout(_) => true,
+        _ => false,
+    }
+}
+
+pub(crate) fn is_transient_io(kind: std::io::ErrorKind) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        kind,
+        ConnectionReset | ConnectionAborted | BrokenPipe | TimedOut | UnexpectedEof | Interrupted
+    )
+}
+
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers.get("retry-after")?.to_str().ok()?;
+    v.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// Reads at most [`MAX_SMALL_BODY`] bytes of a body.
+pub(crate) fn read_small(body: Body) -> anyhow::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    body.into_reader()
+        .take(MAX_SMALL_BODY.saturating_add(1))
+        .read_to_end(&mut buf)
+        .context("read the response")?;
+    if u64::try_from(buf.len()).map_or(true, |n| n > MAX_SMALL_BODY) {
+        anyhow::bail!("read the response: larger than {MAX_SMALL_BODY} bytes");
+    }
+    Ok(buf)
+}
+
+fn parse_token(body: &[u8]) -> anyhow::Result<String> {
+    #[derive(serde::Deserialize)]
+    struct TokenResponse {
+        token: Option<String>,
+        access_token: Option<String>,
+    }
+    let t: TokenResponse = serde_json::from_slice(body).context("decode the token response")?;
+    let token = t.token.or(t.access_token).unwrap_or_default();
+    let printable = token.bytes().all(|b| b.is_ascii_graphic());
+    if token.is_empty() || !printable {
+        anyhow::bail!("decode the token response: no usable `token` or `access_token`");
+    }
+    Ok(token)
+}
+
+/// `: CODE: message` from an OCI error body, printable and short.
+pub(crate) fn error_detail(body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Errors {
+        errors: Vec<ErrorItem>,
+    }
+    #[derive(serde::Deserialize)]
+    struct ErrorItem {
+        #[serde(default)]
+        code: String,
+        #[serde(default)]
+        message: String,
+    }
+    let Ok(errors) = serde_json::from_slice::<Errors>(body) else {
+        return String::new();
+    };
+    let Some(first) = errors.errors.first() else {
+        return String::new();
+    };
+    let text: String = format!("{}: {}", first.code, first.message)
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect();
+    format!(" ({text})")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_and_error_bodies_are_checked() {
+        assert_eq!(parse_token(br#"{"token":"abc"}"#).unwrap(), "abc");
+        assert_eq!(parse_token(br#"{"access_token":"xyz"}"#).unwrap(), "xyz");
+        for bad in [
+            &br#"{}"#[..],
+            br#"{"token":""}"#,
+            br#"{"token":"a\r\nX-Evil: 1"}"#,
+            b"<html>",
+        ] {
+            assert!(parse_token(bad).is_err());
+        }
+        let body = br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest\nunknown"}]}"#;
+        assert_eq!(error_detail(body), " (MANIFEST_UNKNOWN: manifestunknown)");
+        assert_eq!(error_detail(b"nope"), "");
+        assert_eq!(error_detail(br#"{"errors":[]}"#), "");
+    }
+
+    #[test]
+    fn budget_is_bounded() {
+        let mut b = Budget {
+            tries_left: MAX_TRIES - 1,
+            delay: Duration::from_millis(1),
+        };
+        assert!(b.retry(None));
+        assert!(b.retry(Some(Duration::from_millis(1))));
+        assert!(!b.retry(None));
+        assert_eq!(api_host("docker.io"), "registry-1.docker.io");
+        assert_eq!(api_host("quay.io"), "quay.io");
+    }
+}
