@@ -50,10 +50,34 @@ pub enum Command {
     Tag(TagArgs),
     /// Remove images by name or id
     Rmi(RmiArgs),
+    /// Pull an image from a registry
+    Pull(PullArgs),
     /// Load images from a docker-archive or oci-archive file
     Load(LoadArgs),
     /// Save images to a docker-archive or oci-archive file
     Save(SaveArgs),
+}
+
+/// How to reach registries; shared by `pull` and `run`.
+#[derive(Debug, Args, Default, Clone)]
+pub struct RegistryArgs {
+    /// Require HTTPS with verified certificates (`--tls-verify=false` allows plain HTTP)
+    #[arg(long = "tls-verify", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub tls_verify: Option<bool>,
+    /// Pull for this platform (os/arch[/variant]) instead of the host's
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// The image: NAME[:TAG|@DIGEST]
+    pub image: String,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Print nothing but the image id
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -267,6 +291,17 @@ pub struct RunArgs {
     /// Process limit (needs cgroup v2 delegation)
     #[arg(long = "pids-limit", value_name = "N")]
     pub pids_limit: Option<String>,
+
+    /// Pull the image: always, missing (default) or never
+    #[arg(long, value_name = "POLICY")]
+    pub pull: Option<String>,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+
+    /// Suppress pull progress
+    #[arg(short, long)]
+    pub quiet: bool,
 
     /// IMAGE [COMMAND [ARG...]], or COMMAND [ARG...] with --rootfs
     #[arg(trailing_var_arg = true, required = true, value_name = "IMAGE")]

@@ -1273,7 +1273,10 @@ fn a_loaded_image_runs_by_name_and_a_missing_one_is_a_clear_error() {
         ],
     );
     assert_eq!(out, "layer2\n1000\n");
-    let r = hutch_run(&u, &["run", "--rm", "no/such-image", "true"]);
+    let r = hutch_run(
+        &u,
+        &["run", "--rm", "--pull=never", "no/such-image", "true"],
+    );
     assert_eq!(r.code(), Some(125), "{r}");
     assert!(r.stderr.contains("find image `no/such-image`"), "{r}");
     assert!(r.stderr.contains("hint: "), "{r}");

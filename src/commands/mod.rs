@@ -5,6 +5,7 @@ mod image;
 mod images;
 mod load;
 mod ps;
+pub(crate) mod pull;
 mod rm;
 mod rmi;
 mod run;
@@ -24,6 +25,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Tag(args) => tag::tag(args),
         Command::Rmi(args) => rmi::rmi(args),
         Command::Load(args) => load::load(args),
+        Command::Pull(args) => pull::pull(args),
         Command::Save(args) => save::save(args),
     }
 }

@@ -25,7 +25,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         maps: None,
         keep: false,
     };
-    let image = open_image(&source, &container, &dirs)?;
+    let image = open_image(&source, &container, &dirs, &args)?;
     let config = image.as_ref().map(|i| &i.config);
     let plan = make_plan(&args, config, &command, &id, &container.run_dir)?;
     let mut record = new_record(&plan, &source, image.as_ref(), &container);
@@ -133,15 +133,38 @@ fn source_name(source: &Source) -> String {
     }
 }
 
-fn open_image(source: &Source, c: &Container, dirs: &Dirs) -> anyhow::Result<Option<image::Image>> {
+fn open_image(
+    source: &Source,
+    c: &Container,
+    dirs: &Dirs,
+    args: &RunArgs,
+) -> anyhow::Result<Option<image::Image>> {
     match source {
         Source::Dir(_) => Ok(None),
         Source::Image(r) => image::open(r, &c.data_dir).map(Some),
         Source::Stored(name) => {
             let store = Store::open(dirs)?;
-            let rec = store.find(name)?;
+            let rec = find_or_pull(&store, name, args)?;
             store.to_image(&rec).map(Some)
         }
+    }
+}
+
+/// Docker's and Podman's `--pull` policies; `missing` is the default.
+fn find_or_pull(
+    store: &Store,
+    name: &str,
+    args: &RunArgs,
+) -> anyhow::Result<crate::store::ImageRecord> {
+    let opts = || super::pull::PullOptions::new(&args.registry, args.quiet);
+    match args.pull.as_deref().unwrap_or("missing") {
+        "always" => super::pull::pull_image(store, name, &opts()?),
+        "missing" => match store.find(name) {
+            Ok(rec) => Ok(rec),
+            Err(_) => super::pull::pull_image(store, name, &opts()?),
+        },
+        "never" => store.find(name),
+        other => anyhow::bail!("use pull policy `{other}`: expected always, missing or never"),
     }
 }
 

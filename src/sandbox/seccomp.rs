@@ -401,7 +401,7 @@ fn export(ctx: &ScmpFilterContext) -> anyhow::Result<Bpf> {
 /// Decodes raw `struct sock_filter`s.
 fn decode(bytes: &[u8]) -> anyhow::Result<Bpf> {
     const INSN: usize = std::mem::size_of::<libc::sock_filter>();
-    if bytes.is_empty() || bytes.len() % INSN != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(INSN) {
         bail!(
             "decode seccomp program of {} bytes: not a whole number of instructions",
             bytes.len()

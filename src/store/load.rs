@@ -358,7 +358,7 @@ fn normalize_all(tags: &[String]) -> anyhow::Result<Vec<String>> {
 }
 
 /// The config's creation time and diff_ids, which must match the layers.
-fn config_facts(config: &[u8], layers: usize) -> anyhow::Result<ParsedFacts> {
+pub(super) fn config_facts(config: &[u8], layers: usize) -> anyhow::Result<ParsedFacts> {
     let facts: ConfigFacts = serde_json::from_slice(config).context("decode image config")?;
     if facts.rootfs.diff_ids.len() != layers {
         anyhow::bail!(
@@ -378,9 +378,9 @@ fn config_facts(config: &[u8], layers: usize) -> anyhow::Result<ParsedFacts> {
     })
 }
 
-struct ParsedFacts {
-    created: Option<String>,
-    diff_ids: Vec<Digest>,
+pub(super) struct ParsedFacts {
+    pub(super) created: Option<String>,
+    pub(super) diff_ids: Vec<Digest>,
 }
 
 /// Checks that the layer blob at `path` (digest `blob`) uncompresses to

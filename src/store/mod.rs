@@ -25,6 +25,7 @@ mod load;
 mod lock;
 mod names;
 mod ops;
+mod pull;
 mod record;
 mod save;
 
@@ -45,6 +46,7 @@ use crate::state::Dirs;
 pub use digest::Digest;
 pub use lock::Lock;
 use lock::{Holders, Lease};
+pub use pull::Pulled;
 pub use record::ImageRecord;
 pub use save::Format;
 

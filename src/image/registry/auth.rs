@@ -88,6 +88,7 @@ pub fn auth_files() -> Vec<PathBuf> {
 
 /// Where `hutch login` writes: `$REGISTRY_AUTH_FILE`, else
 /// `$XDG_RUNTIME_DIR/containers/auth.json`.
+#[allow(dead_code)] // for `hutch login/logout`, the next step of issue 3
 pub fn write_path() -> anyhow::Result<PathBuf> {
     let env = |k: &str| {
         std::env::var_os(k)
@@ -107,6 +108,7 @@ pub fn write_path() -> anyhow::Result<PathBuf> {
 
 /// Credentials for `registry` (and `repository` below it) from the first
 /// file of [`auth_files`] that has any.
+#[allow(dead_code)] // for `hutch login/logout`, the next step of issue 3
 pub fn lookup(registry: &str, repository: &str) -> anyhow::Result<Option<Credentials>> {
     for path in auth_files() {
         if let Some(found) = lookup_in(&path, registry, repository)? {
@@ -156,6 +158,7 @@ pub fn lookup_in(
 }
 
 /// Adds or replaces the entry for `key` (`host[:port][/path]`).
+#[allow(dead_code)] // for `hutch login/logout`, the next step of issue 3
 pub fn add(path: &Path, key: &str, creds: &Credentials) -> anyhow::Result<()> {
     let mut doc = read(path)?.unwrap_or_else(|| Value::Object(Map::new()));
     let auths = auths_mut(&mut doc, path)?;
@@ -166,6 +169,7 @@ pub fn add(path: &Path, key: &str, creds: &Credentials) -> anyhow::Result<()> {
 }
 
 /// Removes the entry for `key`; returns whether there was one.
+#[allow(dead_code)] // for `hutch login/logout`, the next step of issue 3
 pub fn remove(path: &Path, key: &str) -> anyhow::Result<bool> {
     let Some(mut doc) = read(path)? else {
         return Ok(false);
@@ -216,6 +220,7 @@ fn read(path: &Path) -> anyhow::Result<Option<Value>> {
     Ok(Some(doc))
 }
 
+#[allow(dead_code)] // for `hutch login/logout`, the next step of issue 3
 fn auths_mut<'a>(doc: &'a mut Value, path: &Path) -> anyhow::Result<&'a mut Map<String, Value>> {
     let bad = || anyhow::anyhow!("update `{}`: `auths` is not a JSON object", path.display());
     let obj = doc.as_object_mut().ok_or_else(bad)?;
@@ -228,6 +233,7 @@ fn auths_mut<'a>(doc: &'a mut Value, path: &Path) -> anyhow::Result<&'a mut Map<
 
 /// Writes `doc` to a 0600 temporary file beside `path` and renames it
 /// over `path`, so a reader never sees half a file.
+#[allow(dead_code)] // for `hutch login/logout`, the next step of issue 3
 fn write_atomic(path: &Path, doc: &Value) -> anyhow::Result<()> {
     let dir = path
         .parent()

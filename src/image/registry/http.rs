@@ -186,10 +186,15 @@ impl Transport {
     }
 
     fn transport_error(&self, e: ureq::Error, ep: &Endpoint, url: &str) -> anyhow::Error {
-        let unreachable = matches!(e, ureq::Error::HostNotFound | ureq::Error::ConnectionFailed)
-            || matches!(&e, ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused);
+        // Only a failed TLS handshake suggests a plain-HTTP registry:
+        // rustls reports it as Tls, or as an I/O error of kind InvalidData
+        // ("received corrupt message"), or the server hangs up on the
+        // ClientHello (UnexpectedEof). DNS and connection failures do not.
+        use std::io::ErrorKind::{InvalidData, UnexpectedEof};
+        let tls_failed = matches!(e, ureq::Error::Tls(_))
+            || matches!(&e, ureq::Error::Io(io) if matches!(io.kind(), InvalidData | UnexpectedEof));
         let err = anyhow::anyhow!("{e}").context(format!("connect to `{url}`"));
-        if unreachable || self.insecure(ep) {
+        if !tls_failed || self.insecure(ep) {
             return err;
         }
         let host = &ep.reference.registry;

@@ -11,6 +11,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use super::conf::RegistriesConf;
+use super::manifest::Manifest;
 use super::*;
 use crate::image::registry::auth::{self, Credentials};
 use crate::image::registry::manifest::{Document, OCI_INDEX, OCI_MANIFEST};

@@ -5,8 +5,6 @@
 //!
 //! Runs in the `hutch` process, before any namespace exists (DESIGN.md:
 //! no threads when `clone` is called, so pulls finish first).
-// Used by `hutch pull` (issue 3), which lands next.
-#![allow(dead_code, unused_imports)]
 
 pub mod auth;
 pub mod challenge;
@@ -18,8 +16,7 @@ pub mod platform;
 pub mod reference;
 
 pub use client::{Client, ClientOptions, Resolved};
-pub use conf::{Endpoint, RegistriesConf};
-pub use manifest::{Descriptor, Manifest};
+pub use manifest::Descriptor;
 pub use platform::Platform;
 pub use reference::Reference;
 

@@ -59,6 +59,7 @@ impl Reference {
 
     /// Whether `input` names no registry (`alpine`, `user/app:1`), so that
     /// the search registries of registries.conf apply.
+    #[allow(dead_code)] // for Podman's short-name prompts, not used yet
     pub fn is_short_name(input: &str) -> anyhow::Result<bool> {
         Ok(Parts::parse(input)?.registry.is_none())
     }

@@ -1,0 +1,188 @@
+//! `hutch pull`: resolve a name (short names through registries.conf),
+//! fetch the manifest and config, stream the layers into the store (a few
+//! at a time, each verified against its digest and size while it
+//! streams), and record the image. `run` calls [`pull_image`] for a
+//! missing image. The download threads end before `run` clones anything
+//! (DESIGN.md: no threads exist at clone).
+
+use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+
+use super::images::human_size;
+use crate::cli::{PullArgs, RegistryArgs};
+use crate::image::registry::{Client, ClientOptions, Descriptor, Platform, Reference, Resolved};
+use crate::state::Dirs;
+use crate::store::{ImageRecord, Pulled, Store};
+
+/// Layers fetched at once: enough to fill a link, few enough for a
+/// 2-core machine to decompress-check what arrives.
+const PARALLEL_LAYERS: usize = 3;
+
+pub struct PullOptions {
+    pub tls_verify: bool,
+    pub platform: Platform,
+    pub quiet: bool,
+}
+
+impl PullOptions {
+    pub fn new(r: &RegistryArgs, quiet: bool) -> anyhow::Result<PullOptions> {
+        Ok(PullOptions {
+            tls_verify: r.tls_verify.unwrap_or(true),
+            platform: match &r.platform {
+                Some(p) => Platform::parse(p)?,
+                None => Platform::host(),
+            },
+            quiet,
+        })
+    }
+
+    fn say(&self, line: &str) {
+        if !self.quiet {
+            let _ = writeln!(std::io::stderr(), "{line}");
+        }
+    }
+}
+
+pub fn pull(args: PullArgs) -> anyhow::Result<i32> {
+    let dirs = Dirs::new()?;
+    let store = Store::open(&dirs)?;
+    let opts = PullOptions::new(&args.registry, args.quiet)?;
+    let rec = pull_image(&store, &args.image, &opts)?;
+    println!("{}", rec.id.trim_start_matches("sha256:"));
+    Ok(0)
+}
+
+/// Pulls `name`, trying each registry a short name may live in, in order.
+pub(crate) fn pull_image(
+    store: &Store,
+    name: &str,
+    opts: &PullOptions,
+) -> anyhow::Result<ImageRecord> {
+    let client_opts = ClientOptions::from_env(opts.tls_verify, opts.platform.clone())?;
+    let candidates = client_opts.conf.candidates(name)?;
+    let client = Client::new(client_opts);
+    let mut failures = Vec::new();
+    for r in &candidates {
+        match pull_one(&client, store, r, opts) {
+            Ok(rec) => return Ok(rec),
+            Err(e) if candidates.len() == 1 => return Err(e),
+            Err(e) => failures.push(format!("{r}: {e:#}")),
+        }
+    }
+    bail!(
+        "pull `{name}`: no search registry has it ({})",
+        failures.join("; ")
+    )
+}
+
+fn pull_one(
+    client: &Client,
+    store: &Store,
+    r: &Reference,
+    opts: &PullOptions,
+) -> anyhow::Result<ImageRecord> {
+    opts.say(&format!("Trying to pull {r}..."));
+    let resolved = client.resolve(r)?;
+    fetch_layers(client, store, &resolved, opts)?;
+    opts.say(&format!(
+        "Copying config {} done",
+        short(&resolved.config_digest)
+    ));
+    opts.say("Writing manifest to image destination");
+    let layers = resolved
+        .manifest
+        .layers
+        .iter()
+        .map(|l| (l.media_type.clone(), l.digest.clone(), l.size))
+        .collect();
+    store
+        .add_pulled(&Pulled {
+            name: &r.to_string(),
+            manifest_digest: &resolved.manifest_digest,
+            manifest_media_type: &resolved.manifest.media_type,
+            manifest_bytes: &resolved.manifest_bytes,
+            config_digest: &resolved.config_digest,
+            config_bytes: &resolved.config_bytes,
+            layers,
+            source: &format!("docker://{}", resolved.source),
+        })
+        .with_context(|| format!("store image `{r}`"))
+}
+
+/// Fetches every missing layer, [`PARALLEL_LAYERS`] at a time.
+fn fetch_layers(
+    client: &Client,
+    store: &Store,
+    resolved: &Resolved,
+    opts: &PullOptions,
+) -> anyhow::Result<()> {
+    let layers = &resolved.manifest.layers;
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..layers.len().min(PARALLEL_LAYERS))
+            .map(|_| {
+                s.spawn(|| loop {
+                    let Some(layer) = layers.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                        return Ok(());
+                    };
+                    fetch_layer(client, store, &resolved.source, layer, opts)?;
+                })
+            })
+            .collect();
+        workers.into_iter().try_for_each(|w| {
+            w.join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("a download thread panicked")))
+        })
+    })
+}
+
+/// Streams one layer from the registry into the store through a pipe:
+/// nothing is written twice, and nothing is stored unless it verifies.
+fn fetch_layer(
+    client: &Client,
+    store: &Store,
+    r: &Reference,
+    layer: &Descriptor,
+    opts: &PullOptions,
+) -> anyhow::Result<()> {
+    let id = short(&layer.digest);
+    if store.has_blob(&layer.digest) {
+        opts.say(&format!("Copying blob {id} skipped: already exists"));
+        return Ok(());
+    }
+    let started = Instant::now();
+    let (mut rd, mut wr) = std::io::pipe().context("create a pipe for a layer download")?;
+    let (fetched, stored) = std::thread::scope(|s| {
+        let fetch = s.spawn(move || client.fetch_blob(r, &layer.digest, layer.size, &mut wr));
+        let stored = store.put_blob(&layer.digest, Some(layer.size), &mut rd);
+        // A store that stopped reading must not leave the fetch blocked.
+        drop(rd);
+        let fetched = fetch
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the download thread panicked")));
+        (fetched, stored)
+    });
+    // The store holds only verified content: once it has the blob (from
+    // this download or, in a concurrent pull, from another one, when it
+    // stops reading and the fetch sees a broken pipe), the layer is done.
+    if let Err(stored) = stored {
+        fetched.with_context(|| format!("fetch layer `{}`", layer.digest))?;
+        return Err(stored.context(format!("store layer `{}`", layer.digest)));
+    }
+    let secs = started.elapsed().as_secs_f64().max(0.001);
+    let rate = human_size((layer.size as f64 / secs) as u64);
+    opts.say(&format!(
+        "Copying blob {id} done  {} in {secs:.1}s ({rate}/s)",
+        human_size(layer.size)
+    ));
+    Ok(())
+}
+
+/// The first 12 hex digits of a digest, as podman prints them.
+fn short(digest: &str) -> &str {
+    let hex = digest.trim_start_matches("sha256:");
+    hex.get(..12).unwrap_or(hex)
+}
