@@ -4,6 +4,7 @@ mod doctor;
 mod image;
 mod images;
 mod load;
+mod progress;
 mod ps;
 pub(crate) mod pull;
 mod rm;

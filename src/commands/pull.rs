@@ -6,12 +6,11 @@
 //! (DESIGN.md: no threads exist at clone).
 
 use std::io::Write;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use anyhow::{bail, Context};
 
-use super::images::human_size;
+use super::progress::{Board, Counting, Finished};
 use crate::cli::{PullArgs, RegistryArgs};
 use crate::image::registry::{Client, ClientOptions, Descriptor, Platform, Reference, Resolved};
 use crate::state::Dirs;
@@ -112,7 +111,8 @@ fn pull_one(
         .with_context(|| format!("store image `{r}`"))
 }
 
-/// Fetches every missing layer, [`PARALLEL_LAYERS`] at a time.
+/// Fetches every missing layer, [`PARALLEL_LAYERS`] at a time, while
+/// the progress board redraws.
 fn fetch_layers(
     client: &Client,
     store: &Store,
@@ -120,43 +120,84 @@ fn fetch_layers(
     opts: &PullOptions,
 ) -> anyhow::Result<()> {
     let layers = &resolved.manifest.layers;
+    let board = Board::new(
+        layers
+            .iter()
+            .map(|l| (short(&l.digest).to_string(), l.size))
+            .collect(),
+        opts.quiet,
+    );
     let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
+        s.spawn(|| board.run(&stop));
         let workers: Vec<_> = (0..layers.len().min(PARALLEL_LAYERS))
             .map(|_| {
                 s.spawn(|| loop {
-                    let Some(layer) = layers.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(layer) = layers.get(i) else {
                         return Ok(());
                     };
-                    fetch_layer(client, store, &resolved.source, layer, opts)?;
+                    match fetch_layer(client, store, &resolved.source, layer, &board, i) {
+                        Ok(()) => board.finish(i, Finished::Done),
+                        Err(e) if e.downcast_ref::<Skipped>().is_some() => {
+                            board.finish(i, Finished::Skipped)
+                        }
+                        Err(e) => {
+                            board.finish(i, Finished::Failed);
+                            return Err(e);
+                        }
+                    }
                 })
             })
             .collect();
-        workers.into_iter().try_for_each(|w| {
+        let result = workers.into_iter().try_for_each(|w| {
             w.join()
                 .unwrap_or_else(|_| Err(anyhow::anyhow!("a download thread panicked")))
-        })
+        });
+        stop.store(true, Ordering::Relaxed);
+        result
     })
 }
 
+/// Not an error: the layer was already stored.
+#[derive(Debug)]
+struct Skipped;
+
+impl std::fmt::Display for Skipped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("already stored")
+    }
+}
+
+impl std::error::Error for Skipped {}
+
 /// Streams one layer from the registry into the store through a pipe:
 /// nothing is written twice, and nothing is stored unless it verifies.
+/// Another pull downloading the same layer is waited for, not repeated.
 fn fetch_layer(
     client: &Client,
     store: &Store,
     r: &Reference,
     layer: &Descriptor,
-    opts: &PullOptions,
+    board: &Board,
+    row: usize,
 ) -> anyhow::Result<()> {
-    let id = short(&layer.digest);
+    let _once = store.download_lock(&layer.digest)?;
     if store.has_blob(&layer.digest) {
-        opts.say(&format!("Copying blob {id} skipped: already exists"));
-        return Ok(());
+        return Err(Skipped.into());
     }
-    let started = Instant::now();
-    let (mut rd, mut wr) = std::io::pipe().context("create a pipe for a layer download")?;
+    board.start(row);
+    let (mut rd, wr) = std::io::pipe().context("create a pipe for a layer download")?;
     let (fetched, stored) = std::thread::scope(|s| {
-        let fetch = s.spawn(move || client.fetch_blob(r, &layer.digest, layer.size, &mut wr));
+        let fetch = s.spawn(move || {
+            let mut out = Counting {
+                inner: wr,
+                board,
+                row,
+            };
+            client.fetch_blob(r, &layer.digest, layer.size, &mut out)
+        });
         let stored = store.put_blob(&layer.digest, Some(layer.size), &mut rd);
         // A store that stopped reading must not leave the fetch blocked.
         drop(rd);
@@ -165,19 +206,12 @@ fn fetch_layer(
             .unwrap_or_else(|_| Err(anyhow::anyhow!("the download thread panicked")));
         (fetched, stored)
     });
-    // The store holds only verified content: once it has the blob (from
-    // this download or, in a concurrent pull, from another one, when it
-    // stops reading and the fetch sees a broken pipe), the layer is done.
+    // The store holds only verified content: once it has the blob, the
+    // layer is done, whatever the fetch said after the last byte.
     if let Err(stored) = stored {
         fetched.with_context(|| format!("fetch layer `{}`", layer.digest))?;
         return Err(stored.context(format!("store layer `{}`", layer.digest)));
     }
-    let secs = started.elapsed().as_secs_f64().max(0.001);
-    let rate = human_size((layer.size as f64 / secs) as u64);
-    opts.say(&format!(
-        "Copying blob {id} done  {} in {secs:.1}s ({rate}/s)",
-        human_size(layer.size)
-    ));
     Ok(())
 }
 

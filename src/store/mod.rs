@@ -192,6 +192,34 @@ impl Store {
         Ok((got, len, path))
     }
 
+    /// Serialises downloads of one blob across processes: a second pull of
+    /// the same layer waits here, then finds the blob stored and skips it
+    /// (issue 3: each layer fetched once even when pulls run at once).
+    /// The lock files stay, one empty file per blob ever downloaded:
+    /// removing one while another process waits on it would let a third
+    /// download the blob alongside.
+    pub fn download_lock(&self, digest: &str) -> anyhow::Result<nix::fcntl::Flock<std::fs::File>> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let d = Digest::parse(digest)?;
+        let dir = self.root.join("downloads");
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .with_context(|| format!("create `{}`", dir.display()))?;
+        let path = dir.join(d.hex());
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+            .with_context(|| format!("open `{}`", path.display()))?;
+        nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| anyhow::Error::new(e).context(format!("lock `{}`", path.display())))
+    }
+
     /// Marks this store as a writer, so a concurrent prune keeps the
     /// blobs it has written but not yet referenced from a record.
     fn ensure_lease(&self) -> anyhow::Result<()> {
