@@ -266,18 +266,29 @@ fn mount_fd(
     mount(src, &fd_path(target), fstype, flags, data).map_err(anyhow::Error::new)
 }
 
+/// Links followed while creating one mount target (SYMLOOP_MAX is 40).
+const MAX_LINKS: usize = 40;
+
 /// Opens `path` (absolute, inside the rootfs) as O_PATH, creating missing
 /// directories (and the last component as a file for `Kind::File`).
+///
+/// Existing paths resolve with openat2(RESOLVE_IN_ROOT). For a missing
+/// one the components are walked by hand: a symlink's target is spliced
+/// in and resolved against the root (an absolute target starts at the
+/// root, `..` stops there), so a dangling link such as Ubuntu's
+/// `/etc/resolv.conf -> ../run/systemd/resolve/stub-resolv.conf` gets its
+/// target created inside the rootfs, never outside it.
 fn resolve(root: &OwnedFd, path: &str, kind: Kind) -> anyhow::Result<Option<OwnedFd>> {
     let rel = path.trim_start_matches('/');
     let open = |p: &Path| {
-        openat2(
-            root.as_fd(),
-            p,
-            libc::O_PATH,
-            0,
-            RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
-        )
+        // openat2 takes no empty path: the root itself is `.`.
+        let p = if p.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            p
+        };
+        let how = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+        openat2(root.as_fd(), p, libc::O_PATH, 0, how)
     };
     match open(Path::new(rel)) {
         Ok(fd) => return Ok(Some(fd)),
@@ -285,53 +296,68 @@ fn resolve(root: &OwnedFd, path: &str, kind: Kind) -> anyhow::Result<Option<Owne
         Err(Errno::ENOENT) => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("open `{path}` in the rootfs")),
     }
-    let mut parent = open(Path::new("")).or_else(|_| open(Path::new(".")))?;
-    let mut sofar = PathBuf::new();
-    let comps: Vec<&str> = rel
-        .split('/')
-        .filter(|c| !c.is_empty() && *c != ".")
-        .collect();
-    for (i, comp) in comps.iter().enumerate() {
-        if *comp == ".." {
-            bail!("create mount target `{path}`: `..` is not allowed");
-        }
-        sofar.push(comp);
-        if let Ok(fd) = open(&sofar) {
-            parent = fd;
-            continue;
-        }
-        let last = i + 1 == comps.len();
-        // The parent is an O_PATH descriptor: create through a real one.
-        let dir = openat2(
-            parent.as_fd(),
-            Path::new("."),
-            libc::O_DIRECTORY | libc::O_RDONLY,
-            0,
-            0,
-        )
-        .with_context(|| format!("open parent of `{path}`"))?;
-        let made = if last && kind == Kind::File {
-            openat2(
-                dir.as_fd(),
-                Path::new(comp),
-                libc::O_CREAT | libc::O_WRONLY | libc::O_NOFOLLOW,
-                0o644,
-                0,
-            )
-            .map(drop)
-        } else {
-            mkdirat(
-                Some(dir.as_raw_fd()),
-                *comp,
-                Mode::from_bits_truncate(0o755),
-            )
-        };
-        match made {
-            Ok(()) | Err(Errno::EEXIST) => {}
-            Err(e) => return Err(e).with_context(|| format!("create mount target `{path}`")),
-        }
-        parent = open(&sofar)
-            .with_context(|| format!("open mount target `{path}` (a dangling symlink?)"))?;
+    if rel.split('/').any(|c| c == "..") {
+        bail!("create mount target `{path}`: `..` is not allowed");
     }
-    Ok(Some(parent))
+    let mut todo: std::collections::VecDeque<String> = rel.split('/').map(str::to_string).collect();
+    // The real path below the root resolved so far: no symlinks in it.
+    let mut cur = PathBuf::new();
+    let mut links = 0;
+    while let Some(comp) = todo.pop_front() {
+        match comp.as_str() {
+            "" | "." => continue,
+            ".." => {
+                cur.pop();
+                continue;
+            }
+            _ => {}
+        }
+        let parent = open(&cur).with_context(|| format!("open parent of `{path}`"))?;
+        match nix::fcntl::readlinkat(Some(parent.as_raw_fd()), comp.as_str()) {
+            Ok(target) => {
+                links += 1;
+                if links > MAX_LINKS {
+                    bail!("create mount target `{path}`: too many symbolic links");
+                }
+                let target = PathBuf::from(target);
+                if target.is_absolute() {
+                    cur = PathBuf::new();
+                }
+                for c in target.iter().rev() {
+                    todo.push_front(c.to_string_lossy().into_owned());
+                }
+                continue;
+            }
+            Err(Errno::ENOENT) => create(&parent, &comp, todo.is_empty() && kind == Kind::File)
+                .with_context(|| format!("create mount target `{path}`"))?,
+            Err(Errno::EINVAL) => {} // exists, and is not a symlink
+            Err(e) => return Err(e).with_context(|| format!("inspect `{path}` in the rootfs")),
+        }
+        cur.push(&comp);
+    }
+    open(&cur)
+        .map(Some)
+        .with_context(|| format!("open mount target `{path}`"))
+}
+
+/// Creates `name` in the directory `parent` (an O_PATH descriptor): an
+/// empty file when `file`, else a directory.
+fn create(parent: &OwnedFd, name: &str, file: bool) -> Result<(), Errno> {
+    let dir = openat2(
+        parent.as_fd(),
+        Path::new("."),
+        libc::O_DIRECTORY | libc::O_RDONLY,
+        0,
+        0,
+    )?;
+    let made = if file {
+        let flags = libc::O_CREAT | libc::O_WRONLY | libc::O_NOFOLLOW;
+        openat2(dir.as_fd(), Path::new(name), flags, 0o644, 0).map(drop)
+    } else {
+        mkdirat(Some(dir.as_raw_fd()), name, Mode::from_bits_truncate(0o755))
+    };
+    match made {
+        Err(Errno::EEXIST) => Ok(()),
+        other => other,
+    }
 }

@@ -465,6 +465,9 @@ pub struct Opts {
     pub tty: bool,
     /// Extra environment for hutch.
     pub env: Vec<(String, String)>,
+    /// A host path hutch inherits open on fd 7 (as a careless parent
+    /// would leak it), for the leaked-descriptor probes.
+    pub fd7: Option<PathBuf>,
 }
 
 impl Default for Opts {
@@ -474,6 +477,7 @@ impl Default for Opts {
             timeout: DEFAULT_TIMEOUT,
             tty: false,
             env: Vec::new(),
+            fd7: None,
         }
     }
 }
@@ -582,7 +586,9 @@ pub fn spawn_hutch(user: &TestUser, args: &[&str], opts: &Opts) -> Running {
     inner.extend(args.iter().map(|s| s.to_string()));
 
     const SCRIPT: &str = r#"echo "$1" > /proc/self/loginuid || { echo "harness: cannot set loginuid" >&2; exit 99; }
-read s < /proc/self/sessionid; echo "$s" > "$2"; shift 2; exec "$@""#;
+read s < /proc/self/sessionid; echo "$s" > "$2"; shift 2
+if [ -n "$HUTCH_TEST_FD7" ]; then exec 7<"$HUTCH_TEST_FD7"; fi
+exec "$@""#;
     let mut sh_argv: Vec<String> = vec![
         "sh".into(),
         "-c".into(),
@@ -613,6 +619,9 @@ read s < /proc/self/sessionid; echo "$s" > "$2"; shift 2; exec "$@""#;
         c.args(&sh_argv[1..]);
         c
     };
+    if let Some(p) = &opts.fd7 {
+        cmd.env("HUTCH_TEST_FD7", p);
+    }
     cmd.current_dir("/")
         .stdin(if opts.stdin.is_some() || opts.tty {
             Stdio::piped()
