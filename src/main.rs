@@ -9,6 +9,7 @@
 
 mod cli;
 mod commands;
+mod digest;
 mod errors;
 mod image;
 mod plan;

@@ -8,7 +8,7 @@
 use std::fs::File;
 use std::io::{self, BufRead, Read};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context;
 use sha2::{Digest as _, Sha256};
@@ -16,42 +16,7 @@ use sha2::{Digest as _, Sha256};
 /// Largest JSON document (index, manifest, config) read into memory.
 pub(crate) const MAX_JSON: u64 = 4 * 1024 * 1024;
 
-/// A validated `sha256:HEX` digest.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Digest {
-    hex: String,
-}
-
-impl Digest {
-    /// Accepts exactly `sha256:` followed by 64 lowercase hex digits.
-    pub(crate) fn parse(s: &str) -> anyhow::Result<Digest> {
-        let Some(hex) = s.strip_prefix("sha256:") else {
-            anyhow::bail!("check digest `{s}`: only `sha256:` digests are supported");
-        };
-        let valid = hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        if !valid {
-            anyhow::bail!("check digest `{s}`: expected `sha256:` and 64 lowercase hex digits");
-        }
-        Ok(Digest {
-            hex: hex.to_owned(),
-        })
-    }
-
-    pub(crate) fn hex(&self) -> &str {
-        &self.hex
-    }
-
-    /// `blobs/sha256/HEX` below the layout directory.
-    pub(crate) fn path_in(&self, layout: &Path) -> PathBuf {
-        layout.join("blobs").join("sha256").join(&self.hex)
-    }
-}
-
-impl std::fmt::Display for Digest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "sha256:{}", self.hex)
-    }
-}
+pub(crate) use crate::digest::Digest;
 
 /// Opens a regular file for reading without blocking on a fifo, and checks
 /// that its size is `size` when given.
@@ -161,14 +126,7 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
-/// Lowercase hex of a byte string.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
+pub(crate) use crate::digest::hex;
 
 #[cfg(test)]
 mod tests {

@@ -7,7 +7,7 @@
 //! file ownership maps into the subordinate range.
 
 pub mod archive;
-mod blob;
+pub(crate) mod blob;
 pub mod compression;
 pub mod config;
 mod entry;

@@ -409,19 +409,7 @@ pub(super) fn verify_diff_id(
 
 /// Opens a regular file without blocking on a fifo.
 pub(super) fn open_regular(path: &Path) -> anyhow::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-        .with_context(|| format!("open `{}`", path.display()))?;
-    let meta = file
-        .metadata()
-        .with_context(|| format!("stat `{}`", path.display()))?;
-    if !meta.is_file() {
-        anyhow::bail!("open `{}`: not a regular file", path.display());
-    }
-    Ok(file)
+    crate::image::blob::open_regular(path, None)
 }
 
 fn len(b: &[u8]) -> u64 {
