@@ -56,6 +56,10 @@ pub enum Command {
     Load(LoadArgs),
     /// Save images to a docker-archive or oci-archive file
     Save(SaveArgs),
+    /// Log in to a registry, saving the credentials for pulls
+    Login(LoginArgs),
+    /// Log out of a registry, removing its saved credentials
+    Logout(LogoutArgs),
 }
 
 /// How to reach registries; shared by `pull` and `run`.
@@ -78,6 +82,40 @@ pub struct PullArgs {
     /// Print nothing but the image id
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The registry: HOST[:PORT]
+    pub registry: String,
+    /// User name (prompted for on a terminal when not given)
+    #[arg(short, long)]
+    pub username: Option<String>,
+    /// Password; visible to other users in `ps`: prefer --password-stdin
+    #[arg(short, long)]
+    pub password: Option<String>,
+    /// Read the password from the first line of stdin
+    #[arg(long = "password-stdin", conflicts_with = "password")]
+    pub password_stdin: bool,
+    /// Require HTTPS with verified certificates (`--tls-verify=false` allows plain HTTP)
+    #[arg(long = "tls-verify", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub tls_verify: Option<bool>,
+    /// Write the credentials to this file instead of the default auth.json
+    #[arg(long, value_name = "FILE")]
+    pub authfile: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// The registry: HOST[:PORT]
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub registry: Option<String>,
+    /// Remove the credentials of every registry
+    #[arg(short, long)]
+    pub all: bool,
+    /// Remove from this file instead of the default auth.json
+    #[arg(long, value_name = "FILE")]
+    pub authfile: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

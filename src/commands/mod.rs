@@ -4,6 +4,7 @@ mod doctor;
 mod image;
 mod images;
 mod load;
+mod login;
 mod progress;
 mod ps;
 pub(crate) mod pull;
@@ -28,6 +29,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Load(args) => load::load(args),
         Command::Pull(args) => pull::pull(args),
         Command::Save(args) => save::save(args),
+        Command::Login(args) => login::login(args),
+        Command::Logout(args) => login::logout(args),
     }
 }
 

@@ -88,7 +88,6 @@ pub fn auth_files() -> Vec<PathBuf> {
 
 /// Where `hutch login` writes: `$REGISTRY_AUTH_FILE`, else
 /// `$XDG_RUNTIME_DIR/containers/auth.json`.
-#[allow(dead_code)] // for `hutch login/logout`, the next step of issue 3
 pub fn write_path() -> anyhow::Result<PathBuf> {
     let env = |k: &str| {
         std::env::var_os(k)
@@ -104,18 +103,6 @@ pub fn write_path() -> anyhow::Result<PathBuf> {
             "find the credentials file: neither `REGISTRY_AUTH_FILE` nor `XDG_RUNTIME_DIR` is set"
         ),
     }
-}
-
-/// Credentials for `registry` (and `repository` below it) from the first
-/// file of [`auth_files`] that has any.
-#[allow(dead_code)] // for `hutch login/logout`, the next step of issue 3
-pub fn lookup(registry: &str, repository: &str) -> anyhow::Result<Option<Credentials>> {
-    for path in auth_files() {
-        if let Some(found) = lookup_in(&path, registry, repository)? {
-            return Ok(Some(found));
-        }
-    }
-    Ok(None)
 }
 
 /// Credentials from one file; a missing file has none.
@@ -158,7 +145,6 @@ pub fn lookup_in(
 }
 
 /// Adds or replaces the entry for `key` (`host[:port][/path]`).
-#[allow(dead_code)] // for `hutch login/logout`, the next step of issue 3
 pub fn add(path: &Path, key: &str, creds: &Credentials) -> anyhow::Result<()> {
     let mut doc = read(path)?.unwrap_or_else(|| Value::Object(Map::new()));
     let auths = auths_mut(&mut doc, path)?;
@@ -169,7 +155,6 @@ pub fn add(path: &Path, key: &str, creds: &Credentials) -> anyhow::Result<()> {
 }
 
 /// Removes the entry for `key`; returns whether there was one.
-#[allow(dead_code)] // for `hutch login/logout`, the next step of issue 3
 pub fn remove(path: &Path, key: &str) -> anyhow::Result<bool> {
     let Some(mut doc) = read(path)? else {
         return Ok(false);
@@ -185,8 +170,22 @@ pub fn remove(path: &Path, key: &str) -> anyhow::Result<bool> {
     Ok(true)
 }
 
+/// Empties `auths` (other keys stay); returns whether it held any entry.
+pub fn remove_all(path: &Path) -> anyhow::Result<bool> {
+    let Some(mut doc) = read(path)? else {
+        return Ok(false);
+    };
+    let auths = auths_mut(&mut doc, path)?;
+    if auths.is_empty() {
+        return Ok(false);
+    }
+    auths.clear();
+    write_atomic(path, &doc)?;
+    Ok(true)
+}
+
 /// `https://index.docker.io/v1/` → `docker.io`; `http(s)://h/` → `h`.
-fn normalize_key(key: &str) -> String {
+pub fn normalize_key(key: &str) -> String {
     let k = key.trim();
     let k = k
         .strip_prefix("https://")
@@ -220,7 +219,6 @@ fn read(path: &Path) -> anyhow::Result<Option<Value>> {
     Ok(Some(doc))
 }
 
-#[allow(dead_code)] // for `hutch login/logout`, the next step of issue 3
 fn auths_mut<'a>(doc: &'a mut Value, path: &Path) -> anyhow::Result<&'a mut Map<String, Value>> {
     let bad = || anyhow::anyhow!("update `{}`: `auths` is not a JSON object", path.display());
     let obj = doc.as_object_mut().ok_or_else(bad)?;
@@ -233,7 +231,6 @@ fn auths_mut<'a>(doc: &'a mut Value, path: &Path) -> anyhow::Result<&'a mut Map<
 
 /// Writes `doc` to a 0600 temporary file beside `path` and renames it
 /// over `path`, so a reader never sees half a file.
-#[allow(dead_code)] // for `hutch login/logout`, the next step of issue 3
 fn write_atomic(path: &Path, doc: &Value) -> anyhow::Result<()> {
     let dir = path
         .parent()
@@ -361,6 +358,12 @@ mod tests {
         assert!(doc["auths"]["quay.io"]["auth"].is_string());
         let names: Vec<_> = fs::read_dir(path.parent().unwrap()).unwrap().collect();
         assert_eq!(names.len(), 1, "temporary files left: {names:?}");
+        assert!(remove_all(&path).unwrap());
+        assert!(!remove_all(&path).unwrap());
+        let doc: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        assert_eq!(doc["credHelpers"]["x.io"], "pass");
+        assert_eq!(lookup_in(&path, "quay.io", "a").unwrap(), None);
+        assert!(!remove_all(&dir.path().join("none")).unwrap());
         fs::write(&path, r#"{"auths": 3}"#).unwrap();
         assert!(add(&path, "x.io", &creds("u", "p")).is_err());
     }

@@ -22,6 +22,7 @@ use sha2::{Digest as _, Sha256};
 use ureq::http::{HeaderMap, Response};
 use ureq::Body;
 
+use super::auth::Credentials;
 use super::conf::{Endpoint, RegistriesConf};
 use super::http::{self, Budget, Transport};
 use super::manifest::{self, Document, Manifest};
@@ -125,6 +126,30 @@ impl Client {
             }
         }
         anyhow::bail!("fetch blob `{digest}` of `{r}`: no location to try")
+    }
+
+    /// Checks `creds` against `registry` (`host[:port]`) without saving
+    /// them: GET `/v2/`, answering its challenge with `creds`.
+    pub fn check_login(&self, registry: &str, creds: &Credentials) -> anyhow::Result<()> {
+        let reference = Reference {
+            registry: registry.to_owned(),
+            repository: String::new(),
+            tag: None,
+            digest: None,
+        };
+        // registries.conf may mark the registry insecure (plain HTTP).
+        let insecure = self
+            .opts
+            .conf
+            .endpoints(&reference)?
+            .iter()
+            .any(|ep| !ep.mirror && ep.insecure && ep.reference.registry == registry);
+        let ep = Endpoint {
+            reference,
+            insecure,
+            mirror: false,
+        };
+        self.transport.check_login(&ep, creds)
     }
 
     fn resolve_at(&self, ep: &Endpoint) -> anyhow::Result<Resolved> {

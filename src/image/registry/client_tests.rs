@@ -629,3 +629,62 @@ fn plain_http_needs_tls_verify_false_and_mirrors_come_first() {
         .any(|p| p.starts_with("/v2/test/img/manifests/")));
     assert_eq!(fetch_all(&c, &r, &res).len(), 1);
 }
+
+/// A registry whose `/v2/` answers `challenge` unless given `good`; its
+/// `/token` realm hands out a token for `good` basic credentials only.
+fn login_server(scheme: &'static str) -> Server {
+    let good = Credentials {
+        username: "alice".into(),
+        password: "s3cret".into(),
+    };
+    let basic = format!("Basic {}", good.encode());
+    Server::start(move |req, _| {
+        let host = req.headers.get("host").cloned().unwrap_or_default();
+        let auth = req.headers.get("authorization").map(String::as_str);
+        if req.path.starts_with("/token") {
+            assert!(!req.path.contains("scope="), "{}", req.path);
+            assert!(req.path.contains("service=fake"), "{}", req.path);
+            return match auth == Some(basic.as_str()) {
+                true => resp(200, &[], br#"{"token":"tok"}"#),
+                false => resp(401, &[], b""),
+            };
+        }
+        if auth == Some(basic.as_str()) {
+            return resp(200, &[], b"{}");
+        }
+        let challenge = match scheme {
+            "bearer" => format!(r#"Bearer realm="http://{host}/token",service="fake""#),
+            _ => r#"Basic realm="fake""#.to_owned(),
+        };
+        resp(401, &[("WWW-Authenticate", &challenge)], b"")
+    })
+}
+
+#[test]
+fn check_login_answers_basic_and_bearer_challenges() {
+    let creds = |p: &str| Credentials {
+        username: "alice".into(),
+        password: p.into(),
+    };
+    for scheme in ["basic", "bearer"] {
+        let server = login_server(scheme);
+        let addr = server.addr.to_string();
+        client().check_login(&addr, &creds("s3cret")).unwrap();
+        let err = client().check_login(&addr, &creds("wrong")).unwrap_err();
+        let (chain, hints, _) = crate::errors::split(&err);
+        assert_eq!(
+            chain,
+            [format!(
+                "log in to `{addr}`: the registry refused the credentials"
+            )],
+            "{scheme}"
+        );
+        assert_eq!(hints.len(), 1, "{scheme}: {hints:?}");
+    }
+    // An open registry takes anything; plain HTTP needs --tls-verify=false.
+    let open = registry(vec![], vec![]);
+    let addr = open.addr.to_string();
+    client().check_login(&addr, &creds("any")).unwrap();
+    let verified = client_with(true, RegistriesConf::default(), vec![]);
+    assert!(verified.check_login(&addr, &creds("any")).is_err());
+}

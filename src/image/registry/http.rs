@@ -10,6 +10,10 @@
 //!   401 + Bearer realm,scope → GET realm?service&scope [Basic user:pass] → token → retry once
 //!   401 + Basic              → retry once with Basic user:pass from auth.json
 //!   5xx, 429, reset          → sleep 250 ms, 1 s (Retry-After up to 5 s); 3 tries at most
+//!
+//! check_login: GET /v2/
+//!   200 → ok;  401 + Basic → retry with user:pass;  401 + Bearer → GET realm?service [Basic user:pass]
+//!   401/403 from the retry or the realm → "the registry refused the credentials"
 //! ```
 //!
 //! Redirects are followed by ureq; an `Authorization` header goes along
@@ -207,19 +211,34 @@ impl Transport {
         )
     }
 
-    /// The `Authorization` value that answers the challenge in `headers`.
+    /// The `Authorization` value that answers the challenge in `headers`,
+    /// with credentials from the auth files.
     fn authorize(&self, ep: &Endpoint, headers: &HeaderMap) -> anyhow::Result<String> {
+        let creds = self.credentials(ep)?;
+        let scope = format!("repository:{}:pull", ep.reference.repository);
+        self.answer(ep, headers, creds.as_ref(), Some(&scope))
+    }
+
+    /// The `Authorization` value that answers the challenge in `headers`
+    /// with `creds`: a token from a Bearer realm (asking for
+    /// `default_scope` when the challenge names none), or Basic.
+    fn answer(
+        &self,
+        ep: &Endpoint,
+        headers: &HeaderMap,
+        creds: Option<&Credentials>,
+        default_scope: Option<&str>,
+    ) -> anyhow::Result<String> {
         let challenges: Vec<Challenge> = headers
             .get_all("www-authenticate")
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(challenge::parse)
             .collect();
-        let creds = self.credentials(ep)?;
         let registry = &ep.reference.registry;
         if let Some(bearer) = challenges.iter().find(|c| c.scheme == "bearer") {
             let token = self
-                .token(ep, bearer, creds.as_ref())
+                .token(ep, bearer, creds, default_scope)
                 .with_context(|| format!("authenticate to `{registry}`"))?;
             return Ok(format!("Bearer {token}"));
         }
@@ -233,6 +252,57 @@ impl Transport {
             return Ok(format!("Basic {}", creds.encode()));
         }
         anyhow::bail!("authenticate to `{registry}`: no supported scheme in `WWW-Authenticate`")
+    }
+
+    /// Checks `creds` against the registry of `ep` (`docker login`'s
+    /// check): GET `/v2/`; a Basic challenge is answered by retrying with
+    /// them, a Bearer one by asking its realm for a token without scope.
+    pub(crate) fn check_login(&self, ep: &Endpoint, creds: &Credentials) -> anyhow::Result<()> {
+        let registry = &ep.reference.registry;
+        let url = format!("{}/v2/", self.base(ep)?);
+        let resp = self.call_v2(ep, &url, None)?;
+        let status = resp.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(());
+        }
+        if status != 401 || !has_challenge(resp.headers()) {
+            anyhow::bail!("log in to `{registry}`: `{url}` answered HTTP {status}");
+        }
+        let value = match self.answer(ep, resp.headers(), Some(creds), None) {
+            Err(e) if e.chain().any(|c| c.is::<Refused>()) => return Err(refused(registry)),
+            other => other?,
+        };
+        if value.starts_with("Bearer ") {
+            return Ok(());
+        }
+        let status = self.call_v2(ep, &url, Some(&value))?.status().as_u16();
+        match status {
+            200..=299 => Ok(()),
+            401 | 403 => Err(refused(registry)),
+            _ => anyhow::bail!("log in to `{registry}`: `{url}` answered HTTP {status}"),
+        }
+    }
+
+    /// GETs `url` once, with `authorization` if given; retries only
+    /// transient failures.
+    fn call_v2(
+        &self,
+        ep: &Endpoint,
+        url: &str,
+        authorization: Option<&str>,
+    ) -> anyhow::Result<Response<Body>> {
+        let mut budget = Budget::new();
+        loop {
+            let mut req = self.agent(ep).get(url);
+            if let Some(a) = authorization {
+                req = req.header("Authorization", a);
+            }
+            match req.call() {
+                Ok(resp) => return Ok(resp),
+                Err(e) if is_transient(&e) && budget.retry(None) => continue,
+                Err(e) => return Err(self.transport_error(e, ep, url)),
+            }
+        }
     }
 
     fn credentials(&self, ep: &Endpoint) -> anyhow::Result<Option<Credentials>> {
@@ -252,6 +322,7 @@ impl Transport {
         ep: &Endpoint,
         bearer: &Challenge,
         creds: Option<&Credentials>,
+        default_scope: Option<&str>,
     ) -> anyhow::Result<String> {
         let realm = bearer.param("realm").unwrap_or_default();
         // Credentials go to the realm: never in clear text from a registry
@@ -260,9 +331,10 @@ impl Transport {
         if !(realm.starts_with("https://") || plain_ok) {
             anyhow::bail!("read the token realm `{realm}`: not an https URL");
         }
-        let default_scope = format!("repository:{}:pull", ep.reference.repository);
-        let scope = bearer.param("scope").unwrap_or(&default_scope);
-        let mut query = vec![("scope", scope)];
+        let mut query = Vec::new();
+        if let Some(scope) = bearer.param("scope").or(default_scope) {
+            query.push(("scope", scope));
+        }
         if let Some(service) = bearer.param("service") {
             query.push(("service", service));
         }
@@ -279,21 +351,40 @@ impl Transport {
         let status = resp.status().as_u16();
         let body = read_small(resp.into_body())?;
         if status != 200 {
-            let err = anyhow::anyhow!(
+            let what = format!(
                 "get a token from `{realm}`: HTTP {status}{}",
                 error_detail(&body)
             );
             if status == 401 || status == 403 {
                 let registry = &ep.reference.registry;
                 return Err(hint(
-                    err,
+                    Refused(what),
                     format!("check your login: `hutch login {registry}`"),
                 ));
             }
-            return Err(err);
+            return Err(anyhow::anyhow!(what));
         }
         parse_token(&body).with_context(|| format!("read the token from `{realm}`"))
     }
+}
+
+/// A token realm turned the credentials down (HTTP 401 or 403).
+#[derive(Debug)]
+struct Refused(String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+fn refused(registry: &str) -> anyhow::Error {
+    hint(
+        anyhow::anyhow!("log in to `{registry}`: the registry refused the credentials"),
+        "check the user name and password (or token) and try again",
+    )
 }
 
 fn agent(user_agent: &str, verify: bool) -> Agent {
