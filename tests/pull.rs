@@ -444,6 +444,26 @@ fn multi_platform_index_picks_the_host_or_the_asked_platform() {
     let i = inspect(&u, &other_id);
     assert_eq!(i["Architecture"], other, "{i}");
 
+    // The same index as a Docker manifest list of schema 2 manifests.
+    reg.copy(
+        &l.oci_ref(),
+        "test/multi-list:1",
+        &["--all", "--format", "v2s2"],
+    );
+    let list = reg.name("test/multi-list:1");
+    let platform = format!("linux/{other}");
+    let r = hutch_run(
+        &u,
+        &["pull", "--tls-verify=false", "--platform", &platform, &list],
+    );
+    assert_eq!(r.code(), Some(0), "{r}");
+    let i = inspect(&u, r.stdout.trim());
+    assert_eq!(i["Architecture"], other, "{i}");
+    assert_eq!(
+        i["ManifestType"], "application/vnd.docker.distribution.manifest.v2+json",
+        "{i}"
+    );
+
     // A platform the index does not offer names what it does.
     let r = hutch_run(
         &u,
