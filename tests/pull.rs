@@ -556,6 +556,85 @@ fn a_layer_writing_through_an_earlier_symlink_stays_in_the_rootfs() {
     assert!(u.leftover_containers().is_empty());
 }
 
+#[test]
+fn hostile_hardlinks_and_whiteouts_never_touch_host_files() {
+    let Some(u) = TestUser::t1() else { return };
+    let Some(reg) = Registry::start(&u) else {
+        return;
+    };
+    // A file hutch-t1 owns outside every container, on the same file
+    // system: a hard link to it would succeed if unpacking let one out.
+    let secret_name = format!("hutch-secret-{}", layout::unique());
+    let secret = Path::new("/tmp").join(&secret_name);
+    fs::write(&secret, "host secret\n").unwrap();
+    std::os::unix::fs::chown(&secret, Some(u.uid), Some(u.gid)).unwrap();
+    struct Cleanup<'a>(&'a Path);
+    impl Drop for Cleanup<'_> {
+        fn drop(&mut self) {
+            let _ = fs::remove_file(self.0);
+        }
+    }
+    let _cleanup = Cleanup(&secret);
+
+    let up = "../../../../../../../../../..";
+    let rel_target = format!("{up}/tmp/{secret_name}");
+    let abs_target = format!("/tmp/{secret_name}");
+    let via_symlink = format!("etc/up/{secret_name}");
+    let whiteout_via_symlink = format!("etc/up/.wh.{secret_name}");
+    let symlink_layer = layout::tar(&[Entry::Symlink("etc/up", "/tmp")]);
+    let cases: Vec<(&str, Vec<Vec<u8>>)> = vec![
+        (
+            "hardlink-dotdot",
+            vec![layout::tar(&[Entry::Hardlink("etc/hl", &rel_target)])],
+        ),
+        (
+            "hardlink-absolute",
+            vec![layout::tar(&[Entry::Hardlink("etc/hl", &abs_target)])],
+        ),
+        (
+            "hardlink-via-symlink",
+            vec![
+                symlink_layer.clone(),
+                layout::tar(&[Entry::Hardlink("etc/hl", &via_symlink)]),
+            ],
+        ),
+        (
+            "whiteout-via-symlink",
+            vec![
+                symlink_layer.clone(),
+                layout::tar(&[Entry::File(&whiteout_via_symlink, b"")]),
+            ],
+        ),
+        (
+            "whiteout-dotdot",
+            vec![layout::tar(&[Entry::File("etc/.wh..", b"")])],
+        ),
+    ];
+    for (case, layers) in cases {
+        let l = layout_with_layers(&u, case, &layers);
+        let repo = format!("test/{case}:1");
+        reg.copy(&l.oci_ref(), &repo, &[]);
+        let name = reg.name(&repo);
+        let r = hutch_run(&u, &["pull", "-q", "--tls-verify=false", &name]);
+        assert_eq!(r.code(), Some(0), "{case}: {r}");
+        let r = hutch_run(
+            &u,
+            &["run", "--rm", &name, "sh", "-c", "cat /etc/hl; ls /etc"],
+        );
+        // Refusing the layer (125) or keeping it inside the rootfs (0).
+        assert!(matches!(r.code(), Some(0 | 125)), "{case}: {r}");
+        assert!(!r.stdout.contains("host secret"), "{case}: {r}");
+        assert_eq!(
+            fs::read_to_string(&secret).ok().as_deref(),
+            Some("host secret\n"),
+            "{case}: the host file is intact: {r}"
+        );
+        let links = std::os::unix::fs::MetadataExt::nlink(&fs::metadata(&secret).unwrap());
+        assert_eq!(links, 1, "{case}: no hard link to the host file: {r}");
+        assert!(u.leftover_containers().is_empty(), "{case}");
+    }
+}
+
 /// `PUT /v2/REPO/manifests/TAG` on the loopback registry; bounded.
 fn put_manifest(addr: &str, repo: &str, tag: &str, media_type: &str, body: &[u8]) -> String {
     use std::io::{Read, Write};

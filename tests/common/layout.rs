@@ -39,6 +39,8 @@ pub enum Entry<'a> {
     Dir(&'a str),
     File(&'a str, &'a [u8]),
     Symlink(&'a str, &'a str),
+    /// A hard link to a path named as it is in the tar.
+    Hardlink(&'a str, &'a str),
 }
 
 /// An uncompressed tar of `entries` (root-owned, mode 0755/0644). The
@@ -58,10 +60,18 @@ pub fn tar(entries: &[Entry]) -> Vec<u8> {
                 h.set_mode(0o644);
                 (n, d)
             }
-            Entry::Symlink(n, target) => {
-                h.set_entry_type(tar::EntryType::Symlink);
-                h.set_mode(0o777);
+            Entry::Symlink(n, target) | Entry::Hardlink(n, target) => {
+                let (kind, mode) = match e {
+                    Entry::Symlink(..) => (tar::EntryType::Symlink, 0o777),
+                    _ => (tar::EntryType::Link, 0o644),
+                };
+                h.set_entry_type(kind);
+                h.set_mode(mode);
                 let t = target.as_bytes();
+                assert!(
+                    t.len() < 100,
+                    "link target too long for a v7 header: {target}"
+                );
                 h.as_old_mut().linkname[..t.len()].copy_from_slice(t);
                 (n, b"")
             }
