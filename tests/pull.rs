@@ -443,6 +443,28 @@ fn multi_platform_index_picks_the_host_or_the_asked_platform() {
     );
     let i = inspect(&u, &other_id);
     assert_eq!(i["Architecture"], other, "{i}");
+    // The kernel's name for the architecture picks the same entry.
+    let alias = if other == "arm64" {
+        "linux/aarch64"
+    } else {
+        "linux/x86_64"
+    };
+    let r = hutch_run(
+        &u,
+        &[
+            "pull",
+            "-q",
+            "--tls-verify=false",
+            "--platform",
+            alias,
+            &name,
+        ],
+    );
+    assert_eq!(
+        (r.code(), r.stdout.trim()),
+        (Some(0), other_id.as_str()),
+        "{r}"
+    );
 
     // The same index as a Docker manifest list of schema 2 manifests.
     reg.copy(
