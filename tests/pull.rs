@@ -7,7 +7,9 @@ mod common;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use common::layout::{self, Entry, Layout};
 use common::*;
+use serde_json::{json, Value};
 
 /// A registry on loopback holding test/busybox:latest and test/entry:1;
 /// stopped on drop.
@@ -35,12 +37,16 @@ impl Registry {
     }
 
     fn push(&self, tag: &str, name: &str) {
+        self.copy(&images().oci_ref(tag), name, &[]);
+    }
+
+    /// `skopeo copy EXTRA... SRC docker://ADDR/NAME`.
+    fn copy(&self, src: &str, name: &str, extra: &[&str]) {
         let dest = format!("docker://{}/{name}", self.addr);
-        let src = images().oci_ref(tag);
-        let (ok, out) = host(
-            "skopeo",
-            &["copy", "-q", "--dest-tls-verify=false", &src, &dest],
-        );
+        let mut args = vec!["copy", "-q", "--dest-tls-verify=false"];
+        args.extend(extra);
+        args.extend([src, dest.as_str()]);
+        let (ok, out) = host("skopeo", &args);
         assert!(ok, "push {name}: {out}");
     }
 
@@ -231,4 +237,504 @@ fn concurrent_pulls_of_one_image_fetch_each_layer_once() {
     assert_eq!((done, skipped), (2, 6), "{runs:?}");
     let out = hutch_ok(&u, &["run", "--rm", &name, "cat", "/etc/layer2"]);
     assert_eq!(out, "layer2\n");
+}
+
+// ---------------------------------------------------------------------------
+// The image kinds of issue 3: zstd, Docker schema 2, multi-platform
+// indexes, and hostile layers and registries.
+
+/// `hutch image inspect NAME` as JSON (the one element).
+fn inspect(u: &TestUser, name: &str) -> Value {
+    let out = hutch_ok(u, &["image", "inspect", name]);
+    let mut all: Vec<Value> = serde_json::from_str(&out).expect("inspect prints JSON");
+    assert_eq!(all.len(), 1, "{out}");
+    all.remove(0)
+}
+
+/// A layout (in a root scratch dir) holding the test image plus one layer
+/// per tar in `extra`, tagged latest.
+fn layout_with_layers(u: &TestUser, name: &str, extra: &[Vec<u8>]) -> Layout {
+    let l = Layout::new(&u.root_scratch(name));
+    let mut image = l.base(&images().oci, "latest");
+    for t in extra {
+        l.add_layer(&mut image, t);
+    }
+    let m = l.manifest(&image);
+    l.tag_latest(&m);
+    l
+}
+
+/// Host paths named `name` below `dir` (bounded depth), for "nothing
+/// escaped" checks.
+fn find_named(dir: &Path, name: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![(dir.to_path_buf(), 0)];
+    while let Some((d, depth)) = stack.pop() {
+        for e in fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if e.file_name().to_string_lossy().starts_with(name) {
+                found.push(p.clone());
+            }
+            if depth < 12 && e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push((p, depth + 1));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn zstd_image_pulls_and_runs() {
+    let Some(u) = TestUser::t1() else { return };
+    let Some(reg) = Registry::start(&u) else {
+        return;
+    };
+    // Recompress into a local layout first, then push it unchanged: a
+    // direct `copy --dest-compress-format zstd` to the registry lets skopeo
+    // reuse the gzip layers it already holds (from test/busybox).
+    let zstd_dir = u.root_scratch("zstd");
+    let zstd_ref = format!("oci:{}:latest", zstd_dir.display());
+    let (ok, out) = host(
+        "skopeo",
+        &[
+            "copy",
+            "-q",
+            "--dest-compress-format",
+            "zstd",
+            "--dest-compress",
+            &images().oci_ref("latest"),
+            &zstd_ref,
+        ],
+    );
+    assert!(ok, "recompress with zstd: {out}");
+    reg.copy(&zstd_ref, "test/zstd:1", &["--preserve-digests"]);
+    let name = reg.name("test/zstd:1");
+    let r = hutch_run(&u, &["pull", "--tls-verify=false", &name]);
+    assert_eq!(r.code(), Some(0), "{r}");
+    let id = r.stdout.trim().to_string();
+    let i = inspect(&u, &name);
+    assert_eq!(i["Id"], id.as_str(), "{i}");
+    // The registry really served zstd layers.
+    let zstd_blobs = fs::read_dir(u.data_dir.join("hutch/storage/blobs/sha256"))
+        .unwrap()
+        .flatten()
+        .filter(|e| fs::read(e.path()).is_ok_and(|b| b.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])))
+        .count();
+    assert_eq!(zstd_blobs, 2, "both layers stored as zstd");
+    let out = hutch_ok(&u, &["run", "--rm", &name, "cat", "/etc/layer2"]);
+    assert_eq!(out, "layer2\n");
+    // The whiteout in the zstd layer 2 applied too.
+    let r = hutch_run(
+        &u,
+        &[
+            "run",
+            "--rm",
+            &name,
+            "test",
+            "-e",
+            "/etc/removed-by-whiteout",
+        ],
+    );
+    assert_eq!(r.code(), Some(1), "{r}");
+    assert!(u.leftover_containers().is_empty());
+}
+
+#[test]
+fn docker_schema2_image_pulls_runs_and_inspects() {
+    let Some(u) = TestUser::t1() else { return };
+    let Some(reg) = Registry::start(&u) else {
+        return;
+    };
+    reg.copy(
+        &images().oci_ref("entry"),
+        "test/v2s2:1",
+        &["--format", "v2s2"],
+    );
+    let name = reg.name("test/v2s2:1");
+    let r = hutch_run(&u, &["pull", "--tls-verify=false", &name]);
+    assert_eq!(r.code(), Some(0), "{r}");
+    let i = inspect(&u, &name);
+    assert_eq!(
+        i["ManifestType"], "application/vnd.docker.distribution.manifest.v2+json",
+        "{i}"
+    );
+    assert_eq!(
+        i["Config"]["Entrypoint"],
+        json!(["/bin/echo", "entry:"]),
+        "{i}"
+    );
+    assert_eq!(i["Config"]["Cmd"], json!(["default-arg"]), "{i}");
+    assert_eq!(i["Config"]["WorkingDir"], "/tmp", "{i}");
+    assert_eq!(i["Config"]["User"], "1000:1000", "{i}");
+    assert_eq!(
+        i["RootFS"]["Layers"].as_array().map(Vec::len),
+        Some(2),
+        "{i}"
+    );
+    let out = hutch_ok(&u, &["run", "--rm", &name]);
+    assert_eq!(out, "entry: default-arg\n");
+    let out = hutch_ok(
+        &u,
+        &["run", "--rm", "--entrypoint", "cat", &name, "/etc/layer2"],
+    );
+    assert_eq!(out, "layer2\n");
+    assert!(u.leftover_containers().is_empty());
+}
+
+#[test]
+fn multi_platform_index_picks_the_host_or_the_asked_platform() {
+    let Some(u) = TestUser::t1() else { return };
+    let Some(reg) = Registry::start(&u) else {
+        return;
+    };
+    let (host_arch, other) = if cfg!(target_arch = "aarch64") {
+        ("arm64", "amd64")
+    } else {
+        ("amd64", "arm64")
+    };
+    // The same layers, two configs differing only in `architecture`.
+    let l = Layout::new(&u.root_scratch("multi"));
+    let image = l.base(&images().oci, "latest");
+    let entries: Vec<Value> = ["amd64", "arm64"]
+        .iter()
+        .map(|arch| {
+            let mut img = image.clone();
+            img.config["architecture"] = json!(arch);
+            let mut d = l.manifest(&img);
+            d["platform"] = json!({"os": "linux", "architecture": arch});
+            d
+        })
+        .collect();
+    let index = l.index(&entries);
+    l.tag_latest(&index);
+    reg.copy(&l.oci_ref(), "test/multi:1", &["--all"]);
+    let name = reg.name("test/multi:1");
+
+    let r = hutch_run(&u, &["pull", "--tls-verify=false", &name]);
+    assert_eq!(r.code(), Some(0), "{r}");
+    let host_id = r.stdout.trim().to_string();
+    let i = inspect(&u, &host_id);
+    assert_eq!(i["Architecture"], host_arch, "{i}");
+    let want = if host_arch == "amd64" {
+        &entries[0]
+    } else {
+        &entries[1]
+    };
+    assert_eq!(i["Digest"], want["digest"], "{i}");
+    let out = hutch_ok(&u, &["run", "--rm", &host_id, "cat", "/etc/layer2"]);
+    assert_eq!(out, "layer2\n");
+
+    let r = hutch_run(
+        &u,
+        &[
+            "pull",
+            "--tls-verify=false",
+            "--platform",
+            &format!("linux/{other}"),
+            &name,
+        ],
+    );
+    assert_eq!(r.code(), Some(0), "{r}");
+    let other_id = r.stdout.trim().to_string();
+    assert_ne!(other_id, host_id);
+    assert_eq!(
+        r.stderr.matches("skipped: already exists").count(),
+        2,
+        "the layers are shared: {r}"
+    );
+    let i = inspect(&u, &other_id);
+    assert_eq!(i["Architecture"], other, "{i}");
+    // The kernel's name for the architecture picks the same entry.
+    let alias = if other == "arm64" {
+        "linux/aarch64"
+    } else {
+        "linux/x86_64"
+    };
+    let r = hutch_run(
+        &u,
+        &[
+            "pull",
+            "-q",
+            "--tls-verify=false",
+            "--platform",
+            alias,
+            &name,
+        ],
+    );
+    assert_eq!(
+        (r.code(), r.stdout.trim()),
+        (Some(0), other_id.as_str()),
+        "{r}"
+    );
+
+    // The same index as a Docker manifest list of schema 2 manifests.
+    reg.copy(
+        &l.oci_ref(),
+        "test/multi-list:1",
+        &["--all", "--format", "v2s2"],
+    );
+    let list = reg.name("test/multi-list:1");
+    let platform = format!("linux/{other}");
+    let r = hutch_run(
+        &u,
+        &["pull", "--tls-verify=false", "--platform", &platform, &list],
+    );
+    assert_eq!(r.code(), Some(0), "{r}");
+    let i = inspect(&u, r.stdout.trim());
+    assert_eq!(i["Architecture"], other, "{i}");
+    assert_eq!(
+        i["ManifestType"], "application/vnd.docker.distribution.manifest.v2+json",
+        "{i}"
+    );
+
+    // A platform the index does not offer names what it does.
+    let r = hutch_run(
+        &u,
+        &[
+            "pull",
+            "--tls-verify=false",
+            "--platform",
+            "linux/s390x",
+            &name,
+        ],
+    );
+    assert_eq!(r.code(), Some(125), "{r}");
+    assert!(
+        r.stderr.contains("linux/amd64") && r.stderr.contains("linux/arm64"),
+        "{r}"
+    );
+}
+
+#[test]
+fn a_tar_slip_layer_pulls_but_never_unpacks_outside_the_container() {
+    let Some(u) = TestUser::t1() else { return };
+    let Some(reg) = Registry::start(&u) else {
+        return;
+    };
+    let target = format!("hutch-slip-{}", layout::unique());
+    let entry = format!("../../../../tmp/{target}");
+    let evil = layout::tar(&[Entry::File(&entry, b"escaped\n")]);
+    let l = layout_with_layers(&u, "slip", &[evil]);
+    reg.copy(&l.oci_ref(), "test/slip:1", &[]);
+    let name = reg.name("test/slip:1");
+
+    let r = hutch_run(&u, &["pull", "--tls-verify=false", &name]);
+    assert_eq!(
+        r.code(),
+        Some(0),
+        "pull stores blobs, it does not unpack: {r}"
+    );
+    let r = hutch_run(&u, &["run", "--rm", &name, "echo", "ran"]);
+    assert_eq!(r.code(), Some(125), "{r}");
+    assert!(!r.stdout.contains("ran"), "{r}");
+    assert!(r.stderr.contains(&target), "the error names the entry: {r}");
+    assert!(!Path::new("/tmp").join(&target).exists());
+    assert!(find_named(Path::new("/tmp"), &target).is_empty());
+    assert!(
+        find_named(&u.dir, &target).is_empty(),
+        "nothing below the test dirs: {:?}",
+        find_named(&u.dir, &target)
+    );
+    assert!(find_named(&u.root_dir, &target).is_empty());
+    assert!(u.leftover_containers().is_empty());
+}
+
+#[test]
+fn a_layer_writing_through_an_earlier_symlink_stays_in_the_rootfs() {
+    let Some(u) = TestUser::t1() else { return };
+    let Some(reg) = Registry::start(&u) else {
+        return;
+    };
+    let target = format!("hutch-owned-{}", layout::unique());
+    let links = layout::tar(&[
+        Entry::Symlink("etc/evil", "/tmp"),
+        Entry::Symlink("etc/evil-rel", "../../../../../../../../tmp"),
+    ]);
+    let (abs, rel) = (
+        format!("etc/evil/{target}"),
+        format!("etc/evil-rel/{target}-rel"),
+    );
+    let writes = layout::tar(&[Entry::File(&abs, b"owned\n"), Entry::File(&rel, b"owned\n")]);
+    let l = layout_with_layers(&u, "symlink", &[links, writes]);
+    reg.copy(&l.oci_ref(), "test/symlink:1", &[]);
+    let name = reg.name("test/symlink:1");
+
+    let r = hutch_run(&u, &["pull", "--tls-verify=false", &name]);
+    assert_eq!(r.code(), Some(0), "{r}");
+    let r = hutch_run(
+        &u,
+        &["run", "--rm", &name, "sh", "-c", "cat /tmp/hutch-owned-*"],
+    );
+    // Refusing is fine; writing inside the rootfs is fine.
+    match r.code() {
+        Some(0) => assert_eq!(r.stdout, "owned\nowned\n", "{r}"),
+        Some(125) => assert!(r.stderr.contains("evil"), "{r}"),
+        _ => panic!("neither ran nor refused: {r}"),
+    }
+    assert!(
+        find_named(Path::new("/tmp"), &target).is_empty(),
+        "written through the symlink onto the host: {:?}",
+        find_named(Path::new("/tmp"), &target)
+    );
+    assert!(u.leftover_containers().is_empty());
+}
+
+#[test]
+fn hostile_hardlinks_and_whiteouts_never_touch_host_files() {
+    let Some(u) = TestUser::t1() else { return };
+    let Some(reg) = Registry::start(&u) else {
+        return;
+    };
+    // A file hutch-t1 owns outside every container, on the same file
+    // system: a hard link to it would succeed if unpacking let one out.
+    let secret_name = format!("hutch-secret-{}", layout::unique());
+    let secret = Path::new("/tmp").join(&secret_name);
+    fs::write(&secret, "host secret\n").unwrap();
+    std::os::unix::fs::chown(&secret, Some(u.uid), Some(u.gid)).unwrap();
+    struct Cleanup<'a>(&'a Path);
+    impl Drop for Cleanup<'_> {
+        fn drop(&mut self) {
+            let _ = fs::remove_file(self.0);
+        }
+    }
+    let _cleanup = Cleanup(&secret);
+
+    let up = "../../../../../../../../../..";
+    let rel_target = format!("{up}/tmp/{secret_name}");
+    let abs_target = format!("/tmp/{secret_name}");
+    let via_symlink = format!("etc/up/{secret_name}");
+    let whiteout_via_symlink = format!("etc/up/.wh.{secret_name}");
+    let symlink_layer = layout::tar(&[Entry::Symlink("etc/up", "/tmp")]);
+    let cases: Vec<(&str, Vec<Vec<u8>>)> = vec![
+        (
+            "hardlink-dotdot",
+            vec![layout::tar(&[Entry::Hardlink("etc/hl", &rel_target)])],
+        ),
+        (
+            "hardlink-absolute",
+            vec![layout::tar(&[Entry::Hardlink("etc/hl", &abs_target)])],
+        ),
+        (
+            "hardlink-via-symlink",
+            vec![
+                symlink_layer.clone(),
+                layout::tar(&[Entry::Hardlink("etc/hl", &via_symlink)]),
+            ],
+        ),
+        (
+            "whiteout-via-symlink",
+            vec![
+                symlink_layer.clone(),
+                layout::tar(&[Entry::File(&whiteout_via_symlink, b"")]),
+            ],
+        ),
+        (
+            "whiteout-dotdot",
+            vec![layout::tar(&[Entry::File("etc/.wh..", b"")])],
+        ),
+    ];
+    for (case, layers) in cases {
+        let l = layout_with_layers(&u, case, &layers);
+        let repo = format!("test/{case}:1");
+        reg.copy(&l.oci_ref(), &repo, &[]);
+        let name = reg.name(&repo);
+        let r = hutch_run(&u, &["pull", "-q", "--tls-verify=false", &name]);
+        assert_eq!(r.code(), Some(0), "{case}: {r}");
+        let r = hutch_run(
+            &u,
+            &["run", "--rm", &name, "sh", "-c", "cat /etc/hl; ls /etc"],
+        );
+        // Refusing the layer (125) or keeping it inside the rootfs (0).
+        assert!(matches!(r.code(), Some(0 | 125)), "{case}: {r}");
+        assert!(!r.stdout.contains("host secret"), "{case}: {r}");
+        assert_eq!(
+            fs::read_to_string(&secret).ok().as_deref(),
+            Some("host secret\n"),
+            "{case}: the host file is intact: {r}"
+        );
+        let links = std::os::unix::fs::MetadataExt::nlink(&fs::metadata(&secret).unwrap());
+        assert_eq!(links, 1, "{case}: no hard link to the host file: {r}");
+        assert!(u.leftover_containers().is_empty(), "{case}");
+    }
+}
+
+/// `PUT /v2/REPO/manifests/TAG` on the loopback registry; bounded.
+fn put_manifest(addr: &str, repo: &str, tag: &str, media_type: &str, body: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let t = Some(std::time::Duration::from_secs(10));
+    s.set_read_timeout(t).unwrap();
+    s.set_write_timeout(t).unwrap();
+    let head = format!(
+        "PUT /v2/{repo}/manifests/{tag} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: {media_type}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut resp = String::new();
+    let _ = s.read_to_string(&mut resp);
+    resp
+}
+
+#[test]
+fn a_manifest_lying_about_a_layer_size_fails_the_pull() {
+    let Some(u) = TestUser::t1() else { return };
+    let Some(reg) = Registry::start(&u) else {
+        return;
+    };
+    // Upload honest blobs, then a manifest whose big layer claims 10 bytes
+    // more (tag 1) or less (tag 2) than it has. The registry checks only
+    // that the blobs exist.
+    let l = layout_with_layers(&u, "lie", &[]);
+    reg.copy(&l.oci_ref(), "test/lie:honest", &[]);
+    let image = l.base(&images().oci, "latest");
+    let config = l.blob(layout::OCI_CONFIG, image.config.to_string().as_bytes());
+    for (tag, delta) in [("1", 10i64), ("2", -10)] {
+        let mut layers = image.layers.clone();
+        let size = layers[0]["size"].as_i64().unwrap();
+        layers[0]["size"] = json!(size + delta);
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": layout::OCI_MANIFEST,
+            "config": config,
+            "layers": layers,
+        });
+        let resp = put_manifest(
+            &reg.addr,
+            "test/lie",
+            tag,
+            layout::OCI_MANIFEST,
+            manifest.to_string().as_bytes(),
+        );
+        assert!(
+            resp.starts_with("HTTP/1.0 201") || resp.starts_with("HTTP/1.1 201"),
+            "{resp}"
+        );
+        let r = hutch_run(
+            &u,
+            &[
+                "pull",
+                "--tls-verify=false",
+                &reg.name(&format!("test/lie:{tag}")),
+            ],
+        );
+        assert_eq!(r.code(), Some(125), "size {delta:+}: {r}");
+        assert!(
+            r.stderr.contains("the descriptor says"),
+            "size {delta:+}: {r}"
+        );
+        let listed = hutch_ok(&u, &["images", "-q"]);
+        assert!(listed.trim().is_empty(), "no image recorded: {listed}");
+        let hex = layers[0]["digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:");
+        assert!(
+            !u.data_dir
+                .join("hutch/storage/blobs/sha256")
+                .join(hex)
+                .exists(),
+            "the lied-about layer is not stored"
+        );
+    }
 }

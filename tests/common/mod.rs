@@ -30,6 +30,8 @@ use std::time::{Duration, Instant};
 
 pub use nix::sys::signal::Signal;
 
+pub mod layout;
+
 /// Default bound on a single hutch invocation.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(90);
 /// Window size of the terminal that tty-mode runs give hutch.
