@@ -14,6 +14,7 @@ mod errors;
 mod image;
 mod plan;
 mod preflight;
+mod rootfs;
 mod sandbox;
 mod state;
 mod store;

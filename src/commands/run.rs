@@ -25,7 +25,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         maps: None,
         keep: false,
     };
-    let image = open_image(&source, &container, &dirs, &args)?;
+    let (image, diff_ids) = open_image(&source, &container, &dirs, &args)?.unzip();
     let config = image.as_ref().map(|i| &i.config);
     let plan = make_plan(&args, config, &command, &id, &container.run_dir)?;
     let mut record = new_record(&plan, &source, image.as_ref(), &container);
@@ -33,11 +33,25 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     container.save(&record)?;
     let maps = id_maps(&plan)?;
     cleanup.maps = Some(maps.clone());
-    let rootfs = prepare_rootfs(&source, image, &container, &maps)?;
+    let (rootfs, overlay) = match (&source, image.as_ref(), diff_ids) {
+        (Source::Stored(_), Some(img), Some(diff_ids)) => {
+            let store = Store::open(&dirs)?;
+            let (rootfs, opts) =
+                crate::rootfs::overlay_rootfs(&store, img, &diff_ids, &container, &maps)?;
+            (rootfs, Some(opts))
+        }
+        _ => (prepare_rootfs(&source, image, &container, &maps)?, None),
+    };
     write_etc_files(&container, &plan)?;
     let config_json = container.run_dir.join("config.json");
     plan::spec::write(&plan, &rootfs, &maps, &config_json)?;
-    let code = start_and_wait(&plan, &rootfs, &maps, &dirs, &container, &mut record)?;
+    let launch = Launch {
+        plan: &plan,
+        rootfs: &rootfs,
+        overlay: overlay.as_deref(),
+        maps: &maps,
+    };
+    let code = start_and_wait(&launch, &dirs, &container, &mut record)?;
     cleanup.keep = !plan.remove;
     Ok(code)
 }
@@ -66,32 +80,41 @@ fn id_maps(plan: &Plan) -> anyhow::Result<IdMaps> {
 }
 
 /// Launches the container, records it as running, waits, records its end.
+/// What the container is started from.
+struct Launch<'a> {
+    plan: &'a Plan,
+    rootfs: &'a Path,
+    /// Overlay mount options when the rootfs is an overlay of layers.
+    overlay: Option<&'a str>,
+    maps: &'a IdMaps,
+}
+
 fn start_and_wait(
-    plan: &Plan,
-    rootfs: &Path,
-    maps: &IdMaps,
+    l: &Launch<'_>,
     dirs: &Dirs,
     container: &Container,
     record: &mut State,
 ) -> anyhow::Result<i32> {
-    let caps = cap_set(plan)?;
-    let bpf = plan
+    let caps = cap_set(l.plan)?;
+    let bpf = l
+        .plan
         .seccomp
         .then(|| seccomp::compile_default_cached(&caps, &dirs.runtime))
         .transpose()?;
     let setup = child::Setup {
-        plan,
-        rootfs,
+        plan: l.plan,
+        rootfs: l.rootfs,
         caps: &caps,
         seccomp: bpf.as_ref(),
-        tty_gid_mapped: userns::idmap::to_host(&maps.gid_map, 5).is_some(),
-        setgroups_allowed: maps.helpers.is_some(),
+        tty_gid_mapped: userns::idmap::to_host(&l.maps.gid_map, 5).is_some(),
+        setgroups_allowed: l.maps.helpers.is_some(),
+        overlay: l.overlay,
     };
-    let running = parent::launch(&setup, maps)?;
+    let running = parent::launch(&setup, l.maps)?;
     record.status = Status::Running;
     record.pid = running.guard.pid().map(|p| p.as_raw());
     container.save(record)?;
-    let code = parent::wait(running, plan.process.stdin)?;
+    let code = parent::wait(running, l.plan.process.stdin)?;
     record.status = Status::Exited;
     record.exit_code = Some(code);
     container.save(record)?;
@@ -138,14 +161,15 @@ fn open_image(
     c: &Container,
     dirs: &Dirs,
     args: &RunArgs,
-) -> anyhow::Result<Option<image::Image>> {
+) -> anyhow::Result<Option<(image::Image, Vec<String>)>> {
     match source {
         Source::Dir(_) => Ok(None),
-        Source::Image(r) => image::open(r, &c.data_dir).map(Some),
+        Source::Image(r) => image::open(r, &c.data_dir).map(|i| Some((i, Vec::new()))),
         Source::Stored(name) => {
             let store = Store::open(dirs)?;
             let rec = find_or_pull(&store, name, args)?;
-            store.to_image(&rec).map(Some)
+            let image = store.to_image(&rec)?;
+            Ok(Some((image, rec.diff_ids)))
         }
     }
 }
@@ -213,7 +237,7 @@ fn prepare_rootfs(
     std::fs::create_dir(&rootfs).with_context(|| format!("create `{}`", rootfs.display()))?;
     let full_map = maps.helpers.is_some();
     nsexec::run_in_userns(maps, "unpack the image", || {
-        let report = image::unpack(&image, &rootfs, &UnpackOptions { preserve_ownership: true })?;
+        let report = image::unpack(&image, &rootfs, &UnpackOptions { preserve_ownership: true, overlay_whiteouts: false })?;
         if full_map && report.flattened_owners > 0 {
             eprintln!(
                 "warning: {} files kept root as owner: their ids are outside your subordinate range",

@@ -50,6 +50,10 @@ pub(crate) struct Applier<'a> {
     /// Directories to finish once the stream is done: children change the
     /// mtime, and a mode without owner rwx would block creating children.
     dirs: Vec<DirFinish>,
+    /// Write whiteouts as overlayfs expects them in a lower layer (a 0/0
+    /// character device; `user.overlay.opaque` on an opaque directory)
+    /// instead of applying them to what earlier layers left here.
+    overlay: bool,
 }
 
 /// What is left to do for a directory after its children are written.
@@ -77,7 +81,14 @@ impl<'a> Applier<'a> {
             report,
             created: Created::new(),
             dirs: Vec::new(),
+            overlay: false,
         }
+    }
+
+    /// Keeps whiteouts as overlayfs markers (for a layer unpacked alone).
+    pub(crate) fn with_overlay_whiteouts(mut self, on: bool) -> Self {
+        self.overlay = on;
+        self
     }
 
     /// Applies every entry of the tar stream `reader`, then sets the
@@ -178,6 +189,9 @@ impl<'a> Applier<'a> {
     /// `.wh.NAME` removes NAME from lower layers; `.wh..wh..opq` empties
     /// the directory of lower-layer entries. Entries of this layer stay.
     fn whiteout(&mut self, parent: &Path, name: &OsStr) -> anyhow::Result<()> {
+        if self.overlay {
+            return self.overlay_whiteout(parent, name);
+        }
         let bytes = name.as_bytes();
         if bytes == OPAQUE {
             return self.root.prune_lower(parent, &self.created);
@@ -201,6 +215,48 @@ impl<'a> Applier<'a> {
         };
         tree::remove_all(dir.as_fd(), target)
             .with_context(|| format!("remove `{}`", target_rel.display()))
+    }
+
+    /// The overlayfs form of a whiteout, for layers mounted as lowerdirs
+    /// (overlayfs(5) "whiteouts and opaque directories"; the 0/0 device
+    /// needs no CAP_MKNOD since Linux 5.8, and `user.` xattrs are what
+    /// overlay reads when mounted with `userxattr`).
+    fn overlay_whiteout(&mut self, parent: &Path, name: &OsStr) -> anyhow::Result<()> {
+        let bytes = name.as_bytes();
+        let dir = self.root.ensure_dir(parent, &mut self.created)?;
+        if bytes == OPAQUE {
+            let readable = crate::sys::fs::openat2(
+                dir.as_fd(),
+                Path::new("."),
+                libc::O_RDONLY | libc::O_DIRECTORY,
+                0,
+                0,
+            )
+            .with_context(|| format!("open `{}`", parent.display()))?;
+            return crate::sys::fs::fsetxattr(readable.as_fd(), "user.overlay.opaque", b"y")
+                .with_context(|| format!("mark `{}` opaque", parent.display()));
+        }
+        let target = bytes.get(WHITEOUT.len()..).unwrap_or_default();
+        if target.starts_with(WHITEOUT) {
+            return Ok(()); // other AUFS metadata (`.wh..wh.plnk`, ...)
+        }
+        if target.is_empty() || target == b"." || target == b".." || target.contains(&b'/') {
+            anyhow::bail!("it whites out an invalid name");
+        }
+        let target = OsStr::from_bytes(target);
+        let dev = nix::sys::stat::makedev(0, 0);
+        match nix::sys::stat::mknodat(
+            Some(dir.as_raw_fd()),
+            target,
+            SFlag::S_IFCHR,
+            Mode::empty(),
+            dev,
+        ) {
+            Ok(()) | Err(Errno::EEXIST) => Ok(()),
+            Err(err) => {
+                Err(err).with_context(|| format!("whiteout `{}`", parent.join(target).display()))
+            }
+        }
     }
 
     fn make_dir(
@@ -492,6 +548,11 @@ fn owner(meta: &Meta) -> nix::Result<(Uid, Gid)> {
 /// (unprivileged, or a filesystem without xattrs).
 fn set_xattrs(fd: BorrowedFd<'_>, xattrs: &[(String, Vec<u8>)]) -> anyhow::Result<()> {
     for (name, value) in xattrs {
+        // overlayfs' own markers are ours to write, never an image's: a
+        // layer could otherwise hide or redirect files of other layers.
+        if name.starts_with("user.overlay.") || name.starts_with("trusted.overlay.") {
+            continue;
+        }
         match crate::sys::fs::fsetxattr(fd, name, value) {
             Ok(()) | Err(Errno::EPERM | Errno::ENOTSUP | Errno::EINVAL | Errno::EACCES) => {}
             Err(err) => return Err(err).with_context(|| format!("set xattr `{name}`")),

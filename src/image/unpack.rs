@@ -20,6 +20,9 @@ use super::{Image, Layer};
 pub struct UnpackOptions {
     /// Apply the uid/gid from the tar headers (inside a user namespace).
     pub preserve_ownership: bool,
+    /// Keep whiteouts as overlayfs markers: for one layer unpacked alone,
+    /// to be mounted as a lowerdir.
+    pub overlay_whiteouts: bool,
 }
 
 /// What unpacking had to change, to report once to the user.
@@ -42,6 +45,24 @@ pub fn unpack(image: &Image, dest: &Path, opts: &UnpackOptions) -> anyhow::Resul
     Ok(report)
 }
 
+/// Unpacks one layer alone into the empty directory `dest`, whiteouts
+/// kept as overlayfs markers (`opts.overlay_whiteouts` is implied).
+pub fn unpack_one(
+    layer: &Layer,
+    dest: &Path,
+    opts: &UnpackOptions,
+) -> anyhow::Result<UnpackReport> {
+    let root = Root::open(dest)?;
+    let mut report = UnpackReport::default();
+    let opts = UnpackOptions {
+        overlay_whiteouts: true,
+        ..opts.clone()
+    };
+    unpack_layer(&root, layer, &opts, &mut report)
+        .with_context(|| format!("unpack layer `{}`", layer.digest))?;
+    Ok(report)
+}
+
 /// Applies one layer blob; its bytes are verified against the descriptor.
 /// A digest mismatch is reported in preference to what a corrupt stream
 /// made the tar reader say.
@@ -59,7 +80,14 @@ fn unpack_layer(
     let policy = Policy::Layer {
         preserve_ownership: opts.preserve_ownership,
     };
-    let applied = apply_stream(root, policy, report, &mut hashed, compression);
+    let applied = apply_stream(
+        root,
+        policy,
+        report,
+        &mut hashed,
+        compression,
+        opts.overlay_whiteouts,
+    );
     let drained = io::copy(&mut hashed, &mut io::sink()).context("read layer");
     hashed.verify(&digest, layer.size)?;
     drained?;
@@ -73,8 +101,9 @@ fn apply_stream<R: Read>(
     report: &mut UnpackReport,
     reader: R,
     compression: Compression,
+    overlay_whiteouts: bool,
 ) -> anyhow::Result<()> {
-    let mut applier = Applier::new(root, policy, report);
+    let mut applier = Applier::new(root, policy, report).with_overlay_whiteouts(overlay_whiteouts);
     applier.apply_tar(compression.reader(reader)?)
 }
 
@@ -97,7 +126,14 @@ pub fn unpack_tar<R: Read>(
     let policy = Policy::Layer {
         preserve_ownership: opts.preserve_ownership,
     };
-    apply_stream(&root, policy, &mut report, reader, compression)?;
+    apply_stream(
+        &root,
+        policy,
+        &mut report,
+        reader,
+        compression,
+        opts.overlay_whiteouts,
+    )?;
     Ok(report)
 }
 
@@ -111,5 +147,12 @@ pub(crate) fn extract_archive<R: Read>(reader: R, dest: &Path) -> anyhow::Result
         .context("read archive")?
         .to_vec();
     let compression = Compression::detect("", &head);
-    apply_stream(&root, Policy::Archive, &mut report, reader, compression)
+    apply_stream(
+        &root,
+        Policy::Archive,
+        &mut report,
+        reader,
+        compression,
+        false,
+    )
 }

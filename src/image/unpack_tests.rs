@@ -175,6 +175,7 @@ fn preserve_ownership_applies_or_counts_flattened() {
     t.owned("owned", 4242).file("suid", b"x", 0o4755);
     let opts = UnpackOptions {
         preserve_ownership: true,
+        overlay_whiteouts: false,
     };
     let report = unpack_tar(&t.finish()[..], &f.root, &opts).unwrap();
     let owned = fs::metadata(f.root.join("owned")).unwrap();
@@ -456,4 +457,40 @@ fn restrictive_dir_modes_are_applied_after_children() {
         fs::set_permissions(f.root.join(d), fs::Permissions::from_mode(0o700)).unwrap();
     }
     assert_eq!(mode(&f.root.join("locked/inner")), 0o750);
+}
+
+#[test]
+fn overlay_whiteouts_are_kept_as_overlayfs_markers() {
+    use std::os::unix::fs::FileTypeExt;
+    let f = fixture();
+    let mut t = RawTar::default();
+    t.file("etc/kept", b"k", 0o644)
+        .file("etc/.wh.gone", b"", 0o644)
+        .file("opq/.wh..wh..opq", b"", 0o644)
+        .file("opq/new", b"n", 0o644);
+    let opts = UnpackOptions {
+        preserve_ownership: false,
+        overlay_whiteouts: true,
+    };
+    unpack_tar(&t.finish()[..], &f.root, &opts).unwrap();
+    let gone = fs::symlink_metadata(f.root.join("etc/gone")).unwrap();
+    assert!(
+        gone.file_type().is_char_device() && gone.rdev() == 0,
+        "a 0/0 whiteout device"
+    );
+    assert!(!f.root.join("etc/.wh.gone").exists());
+    assert!(crate::sys::probe::has_xattr(
+        &f.root.join("opq"),
+        c"user.overlay.opaque"
+    ));
+    assert_eq!(fs::read(f.root.join("opq/new")).unwrap(), b"n");
+    // An image cannot plant overlay markers of its own.
+    let mut t = RawTar::default();
+    t.pax("SCHILY.xattr.user.overlay.opaque", "y")
+        .file("planted/x", b"x", 0o644);
+    unpack_tar(&t.finish()[..], &f.root, &opts).unwrap();
+    assert!(!crate::sys::probe::has_xattr(
+        &f.root.join("planted/x"),
+        c"user.overlay.opaque"
+    ));
 }

@@ -234,3 +234,80 @@ mod tests {
         );
     }
 }
+
+/// The root filesystem as an overlay of shared image layers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Overlay {
+    /// Unpacked layers, top first (overlayfs lists lowerdirs top first).
+    pub lower: Vec<PathBuf>,
+    /// Where the container's writes land.
+    pub upper: PathBuf,
+    pub work: PathBuf,
+}
+
+/// Mount data of legacy mount(2) is one page.
+const MAX_MOUNT_DATA: usize = 4095;
+
+/// The overlay mount options: `lowerdir=A:B,upperdir=U,workdir=W,userxattr`.
+/// `userxattr` lets an unprivileged user namespace mount it (overlay
+/// keeps its markers in `user.overlay.*` xattrs). `\`, `:` and `,` in a
+/// path are escaped with a backslash, as overlayfs parses them.
+pub fn overlay_options(o: &Overlay) -> anyhow::Result<String> {
+    let esc = |p: &Path| -> anyhow::Result<String> {
+        let s = p.to_str().ok_or_else(|| {
+            anyhow::anyhow!("use `{}` for overlay: the path is not UTF-8", p.display())
+        })?;
+        Ok(s.replace('\\', "\\\\")
+            .replace(':', "\\:")
+            .replace(',', "\\,"))
+    };
+    if o.lower.is_empty() {
+        anyhow::bail!("mount overlay: the image has no layers");
+    }
+    let lower = o
+        .lower
+        .iter()
+        .map(|p| esc(p))
+        .collect::<anyhow::Result<Vec<_>>>()?
+        .join(":");
+    let data = format!(
+        "lowerdir={lower},upperdir={},workdir={},userxattr",
+        esc(&o.upper)?,
+        esc(&o.work)?
+    );
+    if data.len() > MAX_MOUNT_DATA {
+        return Err(crate::errors::hint(
+            anyhow::anyhow!("mount overlay: {} layers make {} bytes of options, more than mount(2) takes", o.lower.len(), data.len()),
+            "a shorter XDG_DATA_HOME path helps; images with hundreds of layers are not supported yet",
+        ));
+    }
+    Ok(data)
+}
+
+#[cfg(test)]
+mod overlay_tests {
+    use super::*;
+
+    #[test]
+    fn overlay_options_escape_and_order() {
+        let o = Overlay {
+            lower: vec!["/s/l/top".into(), "/s/l/a:b,c\\d".into()],
+            upper: "/c/upper".into(),
+            work: "/c/work".into(),
+        };
+        assert_eq!(
+            overlay_options(&o).unwrap(),
+            "lowerdir=/s/l/top:/s/l/a\\:b\\,c\\\\d,upperdir=/c/upper,workdir=/c/work,userxattr"
+        );
+        let none = Overlay {
+            lower: vec![],
+            ..o.clone()
+        };
+        assert!(overlay_options(&none).is_err());
+        let many = Overlay {
+            lower: vec![PathBuf::from("/x".repeat(100)); 30],
+            ..o
+        };
+        assert!(overlay_options(&many).is_err());
+    }
+}

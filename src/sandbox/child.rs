@@ -34,6 +34,8 @@ pub struct Setup<'a> {
     pub seccomp: Option<&'a Bpf>,
     pub tty_gid_mapped: bool,
     pub setgroups_allowed: bool,
+    /// Overlay mount options when the rootfs is an overlay of layers.
+    pub overlay: Option<&'a str>,
 }
 
 /// Entry point of the cloned child.
@@ -64,6 +66,7 @@ fn run(chan: &Channel, ctx: &Setup<'_>) -> anyhow::Result<Infallible> {
         rootfs: ctx.rootfs,
         plan,
         tty_gid_mapped: ctx.tty_gid_mapped,
+        overlay: ctx.overlay,
     })?;
     mounts::pivot(ctx.rootfs)?;
     sethostname(&plan.hostname).with_context(|| format!("set hostname `{}`", plan.hostname))?;

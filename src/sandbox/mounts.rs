@@ -37,6 +37,8 @@ pub struct Inputs<'a> {
     pub plan: &'a Plan,
     /// Whether gid 5 (tty) is mapped, for devpts' `gid=5`.
     pub tty_gid_mapped: bool,
+    /// Overlay mount options when the rootfs is an overlay of layers.
+    pub overlay: Option<&'a str>,
 }
 
 /// Builds the mount table of the plan under `inputs.rootfs`, then the
@@ -51,6 +53,18 @@ pub fn prepare(inp: &Inputs<'_>) -> anyhow::Result<()> {
         None::<&str>,
     )
     .context("make `/` private")?;
+    if let Some(data) = inp.overlay {
+        // In our own mount namespace: needs a kernel that allows overlay
+        // in a user namespace (5.11+, `userxattr`) on this filesystem.
+        mount(Some("overlay"), inp.rootfs, Some("overlay"), MsFlags::empty(), Some(data))
+            .context("mount the image layers with overlayfs")
+            .map_err(|e| {
+                crate::errors::hint(
+                    e,
+                    "`hutch doctor` shows whether kernel overlay works here (it does not on NFS or kernels before 5.11)",
+                )
+            })?;
+    }
     // pivot_root needs the new root to be a mount point.
     mount(
         Some(inp.rootfs),

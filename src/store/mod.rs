@@ -199,25 +199,32 @@ impl Store {
     /// removing one while another process waits on it would let a third
     /// download the blob alongside.
     pub fn download_lock(&self, digest: &str) -> anyhow::Result<nix::fcntl::Flock<std::fs::File>> {
-        use std::os::unix::fs::OpenOptionsExt;
         let d = Digest::parse(digest)?;
-        let dir = self.root.join("downloads");
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .with_context(|| format!("create `{}`", dir.display()))?;
-        let path = dir.join(d.hex());
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&path)
-            .with_context(|| format!("open `{}`", path.display()))?;
-        nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
-            .map_err(|(_, e)| anyhow::Error::new(e).context(format!("lock `{}`", path.display())))
+        lock_file(&self.root.join("downloads"), d.hex())
+    }
+
+    /// Where layer `diff_id`, unpacked under the id maps `map_key`, lives.
+    pub fn layer_dir(&self, map_key: &str, diff_id: &str) -> anyhow::Result<PathBuf> {
+        let d = Digest::parse(diff_id)?;
+        if map_key.is_empty() || !digest::is_lower_hex(map_key) {
+            anyhow::bail!("use layer key `{map_key}`: not lowercase hex");
+        }
+        Ok(self.root.join("layers").join(map_key).join(d.hex()))
+    }
+
+    /// Serialises unpacking one layer across processes.
+    pub fn layer_lock(
+        &self,
+        map_key: &str,
+        diff_id: &str,
+    ) -> anyhow::Result<nix::fcntl::Flock<std::fs::File>> {
+        let dir = self.layer_dir(map_key, diff_id)?;
+        let d = Digest::parse(diff_id)?;
+        lock_file(
+            &self.root.join("layers").join(map_key).join(".locks"),
+            d.hex(),
+        )
+        .map_err(|e| e.context(format!("lock `{}`", dir.display())))
     }
 
     /// Marks this store as a writer, so a concurrent prune keeps the
@@ -279,4 +286,25 @@ fn existing_len(path: &Path) -> Option<u64> {
 
 fn describe(d: Option<&Digest>) -> String {
     d.map_or_else(|| "(new)".to_owned(), Digest::to_string)
+}
+
+/// Opens (creating) and exclusively flocks `dir/name`.
+fn lock_file(dir: &Path, name: &str) -> anyhow::Result<nix::fcntl::Flock<std::fs::File>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("create `{}`", dir.display()))?;
+    let path = dir.join(name);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&path)
+        .with_context(|| format!("open `{}`", path.display()))?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| anyhow::Error::new(e).context(format!("lock `{}`", path.display())))
 }

@@ -1,0 +1,120 @@
+//! Root filesystems from the image store: each layer unpacked once, by
+//! its diff id, into `storage/layers/MAPKEY/HEX` and shared by every
+//! container of every image that has it; a container's rootfs is an
+//! overlay of those layers with its own upper and work directories,
+//! mounted by the container init (`sandbox::mounts`). Runs in the `hutch`
+//! process; the unpacking itself runs in a user namespace with the
+//! container's maps (`nsexec`), so layer files belong to the subordinate
+//! ids. MAPKEY fingerprints those maps: files unpacked under one mapping
+//! (say, a single-id fallback) are never shown under another.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use sha2::{Digest as _, Sha256};
+
+use crate::image::{self, Image, UnpackOptions};
+use crate::plan::mounts::{overlay_options, Overlay};
+use crate::sandbox::nsexec;
+use crate::state::Container;
+use crate::store::Store;
+use crate::userns::{idmap, IdMaps};
+
+/// Makes sure every layer of `image` is unpacked, and returns the overlay
+/// mount options for a rootfs at `c.data_dir/rootfs`.
+pub fn overlay_rootfs(
+    store: &Store,
+    image: &Image,
+    diff_ids: &[String],
+    c: &Container,
+    maps: &IdMaps,
+) -> anyhow::Result<(PathBuf, String)> {
+    if diff_ids.len() != image.layers.len() {
+        anyhow::bail!(
+            "prepare rootfs: the image has {} layers but {} diff_ids",
+            image.layers.len(),
+            diff_ids.len()
+        );
+    }
+    let key = map_key(maps);
+    let mut lower = Vec::with_capacity(diff_ids.len());
+    for (layer, diff_id) in image.layers.iter().zip(diff_ids) {
+        lower.push(ensure_layer(store, layer, diff_id, &key, maps)?);
+    }
+    lower.reverse(); // overlayfs wants the top layer first
+    let overlay = Overlay {
+        lower,
+        upper: c.data_dir.join("upper"),
+        work: c.data_dir.join("work"),
+    };
+    let rootfs = c.data_dir.join("rootfs");
+    for d in [&overlay.upper, &overlay.work, &rootfs] {
+        std::fs::create_dir(d).with_context(|| format!("create `{}`", d.display()))?;
+    }
+    Ok((rootfs, overlay_options(&overlay)?))
+}
+
+/// The unpacked directory of one layer, unpacking it first if needed.
+/// A per-layer lock makes concurrent runs unpack it once; the unpack goes
+/// to a temporary directory renamed into place, so a half-unpacked layer
+/// is never used.
+fn ensure_layer(
+    store: &Store,
+    layer: &image::Layer,
+    diff_id: &str,
+    key: &str,
+    maps: &IdMaps,
+) -> anyhow::Result<PathBuf> {
+    let dir = store.layer_dir(key, diff_id)?;
+    if dir.is_dir() {
+        return Ok(dir);
+    }
+    let _once = store.layer_lock(key, diff_id)?;
+    if dir.is_dir() {
+        return Ok(dir);
+    }
+    let tmp = dir.with_file_name(format!(".tmp-{}", std::process::id()));
+    if let Some(parent) = tmp.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("create `{}`", parent.display()))?;
+    }
+    std::fs::create_dir(&tmp).with_context(|| format!("create `{}`", tmp.display()))?;
+    let full_map = maps.helpers.is_some();
+    let opts = UnpackOptions {
+        preserve_ownership: true,
+        overlay_whiteouts: true,
+    };
+    let unpacked = nsexec::run_in_userns(maps, "unpack a layer", || {
+        let report = image::unpack::unpack_one(layer, &tmp, &opts)?;
+        if full_map && report.flattened_owners > 0 {
+            eprintln!("warning: {} files kept root as owner: their ids are outside your subordinate range", report.flattened_owners);
+        }
+        if report.skipped_devices > 0 {
+            eprintln!("warning: {} device nodes of the image were skipped: a user namespace cannot create them", report.skipped_devices);
+        }
+        Ok(())
+    });
+    if let Err(e) = unpacked.and_then(|()| {
+        std::fs::rename(&tmp, &dir).with_context(|| format!("rename `{}`", tmp.display()))
+    }) {
+        let _ = nsexec::run_in_userns(maps, "remove a half-unpacked layer", || {
+            std::fs::remove_dir_all(&tmp).map_err(Into::into)
+        });
+        return Err(e.context(format!("unpack layer `{}`", layer.digest)));
+    }
+    Ok(dir)
+}
+
+/// A short fingerprint of the id maps layers are unpacked under.
+fn map_key(maps: &IdMaps) -> String {
+    let text = format!(
+        "{}|{}",
+        idmap::to_proc_text(&maps.uid_map),
+        idmap::to_proc_text(&maps.gid_map)
+    );
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
