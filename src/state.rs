@@ -111,6 +111,10 @@ pub struct State {
     /// The image's config digest; empty for `--rootfs`.
     #[serde(default)]
     pub image_id: String,
+    /// Diff ids of the shared layers its overlay rootfs stands on, so
+    /// `image prune` keeps them while the container exists.
+    #[serde(default)]
+    pub layers: Vec<String>,
     pub command: Vec<String>,
     /// Seconds since the epoch.
     pub created: u64,

@@ -109,3 +109,25 @@ fn layers_are_unpacked_once_and_writes_stay_in_each_container() {
     );
     assert_eq!(layer_dirs(&u), layers);
 }
+
+#[test]
+fn prune_removes_layers_only_when_no_image_or_container_uses_them() {
+    let Some(u) = TestUser::t1() else { return };
+    if !load_busybox(&u) {
+        return;
+    }
+    hutch_ok(&u, &["run", "--name", "keep", "test/busybox", "true"]);
+    assert_eq!(layer_dirs(&u).len(), 2);
+    hutch_ok(&u, &["rmi", "test/busybox"]);
+    // The stopped container still stands on the layers.
+    hutch_ok(&u, &["image", "prune", "-f"]);
+    assert_eq!(
+        layer_dirs(&u).len(),
+        2,
+        "layers of an existing container were removed"
+    );
+    hutch_ok(&u, &["rm", "keep"]);
+    let out = hutch_ok(&u, &["image", "prune", "-f"]);
+    assert!(out.contains("Removed 2 unpacked layers"), "{out}");
+    assert!(layer_dirs(&u).is_empty());
+}

@@ -78,8 +78,14 @@ fn prune(args: PruneArgs) -> anyhow::Result<i32> {
     if !args.force && std::io::stdin().is_terminal() && !confirm()? {
         return Ok(0);
     }
-    let store = Store::open(&Dirs::new()?)?;
+    let dirs = Dirs::new()?;
+    let store = Store::open(&dirs)?;
     let report = store.prune()?;
+    let (_, maps) = crate::userns::plan(crate::userns::Mode::Root)?;
+    let layers = crate::rootfs::remove_unused_layers(&store, &dirs, &maps)?;
+    if layers > 0 {
+        println!("Removed {layers} unpacked layers no image or container uses");
+    }
     if !report.images.is_empty() {
         println!("Deleted Images:");
         for id in &report.images {

@@ -29,12 +29,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     let config = image.as_ref().map(|i| &i.config);
     let plan = make_plan(&args, config, &command, &id, &container.run_dir)?;
     let mut record = new_record(&plan, &source, image.as_ref(), &container);
+    if let (Source::Stored(_), Some(ids)) = (&source, &diff_ids) {
+        record.layers = ids.clone();
+    }
     // Saved before the slow steps, so `ps -a` and `rm` see an interrupted start.
     container.save(&record)?;
     let maps = id_maps(&plan)?;
     cleanup.maps = Some(maps.clone());
     let (rootfs, overlay) = match (&source, image.as_ref(), diff_ids) {
         (Source::Stored(_), Some(img), Some(diff_ids)) => {
+            // Recorded above, so a concurrent prune keeps these layers.
             let store = Store::open(&dirs)?;
             let (rootfs, opts) =
                 crate::rootfs::overlay_rootfs(&store, img, &diff_ids, &container, &maps)?;
@@ -62,6 +66,7 @@ fn new_record(plan: &Plan, source: &Source, image: Option<&image::Image>, c: &Co
         name: plan.name.clone(),
         image: source_name(source),
         image_id: image.map(|i| i.id.clone()).unwrap_or_default(),
+        layers: Vec::new(),
         command: plan.process.args.clone(),
         created: state::now(),
         status: Status::Created,

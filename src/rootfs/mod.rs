@@ -16,7 +16,7 @@ use sha2::{Digest as _, Sha256};
 use crate::image::{self, Image, UnpackOptions};
 use crate::plan::mounts::{overlay_options, Overlay};
 use crate::sandbox::nsexec;
-use crate::state::Container;
+use crate::state::{self, Container, Dirs};
 use crate::store::Store;
 use crate::userns::{idmap, IdMaps};
 
@@ -117,4 +117,39 @@ fn map_key(maps: &IdMaps) -> String {
         .take(8)
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// Removes unpacked layers that no image and no container (running or
+/// stopped) refers to; returns how many. Their files belong to
+/// subordinate ids, so the removal runs in a user namespace with the
+/// caller's maps; each layer's lock keeps a concurrent unpack out.
+pub fn remove_unused_layers(store: &Store, dirs: &Dirs, maps: &IdMaps) -> anyhow::Result<usize> {
+    let mut keep: std::collections::HashSet<String> = store
+        .images()?
+        .into_iter()
+        .flat_map(|r| r.diff_ids)
+        .collect();
+    keep.extend(state::list(dirs)?.into_iter().flat_map(|c| c.layers));
+    let unused: Vec<(String, String)> = store
+        .unpacked_layers()?
+        .into_iter()
+        .filter(|(_, diff_id)| !keep.contains(diff_id))
+        .collect();
+    if unused.is_empty() {
+        return Ok(0);
+    }
+    let mut locks = Vec::with_capacity(unused.len());
+    let mut paths = Vec::with_capacity(unused.len());
+    for (key, diff_id) in &unused {
+        locks.push(store.layer_lock(key, diff_id)?);
+        paths.push(store.layer_dir(key, diff_id)?);
+    }
+    nsexec::run_in_userns(maps, "remove unused layers", || {
+        for p in &paths {
+            std::fs::remove_dir_all(p).with_context(|| format!("remove `{}`", p.display()))?;
+        }
+        Ok(())
+    })?;
+    drop(locks);
+    Ok(paths.len())
 }

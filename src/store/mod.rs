@@ -212,6 +212,28 @@ impl Store {
         Ok(self.root.join("layers").join(map_key).join(d.hex()))
     }
 
+    /// Every unpacked layer as (map key, diff id), temporary ones left out.
+    pub fn unpacked_layers(&self) -> anyhow::Result<Vec<(String, String)>> {
+        let root = self.root.join("layers");
+        let mut out = Vec::new();
+        let keys = match std::fs::read_dir(&root) {
+            Ok(k) => k,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(e).with_context(|| format!("list `{}`", root.display())),
+        };
+        for key in keys.flatten() {
+            let key_name = key.file_name().to_string_lossy().into_owned();
+            let entries = std::fs::read_dir(key.path())
+                .with_context(|| format!("list `{}`", key.path().display()))?;
+            for e in entries.flatten() {
+                if let Some(d) = e.file_name().to_str().and_then(Digest::from_hex) {
+                    out.push((key_name.clone(), d.to_string()));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Serialises unpacking one layer across processes.
     pub fn layer_lock(
         &self,
