@@ -131,3 +131,34 @@ fn prune_removes_layers_only_when_no_image_or_container_uses_them() {
     assert!(out.contains("Removed 2 unpacked layers"), "{out}");
     assert!(layer_dirs(&u).is_empty());
 }
+
+#[test]
+fn archive_transports_pull_and_run() {
+    let Some(u) = TestUser::t1() else { return };
+    if !require(
+        "skopeo",
+        have_tool("skopeo"),
+        "needed to build a docker-archive",
+    ) {
+        return;
+    }
+    let archive = u.root_scratch("transport").join("bb.tar");
+    let dest = format!("docker-archive:{}:test/arch:1", archive.display());
+    let (ok, out) = host(
+        "skopeo",
+        &["copy", "-q", &images().oci_ref("latest"), &dest],
+    );
+    assert!(ok, "{out}");
+    fs::set_permissions(&archive, fs::Permissions::from_mode(0o644)).unwrap();
+    let src = format!("docker-archive:{}", archive.display());
+    let out = hutch_ok(&u, &["run", "--rm", "-q", &src, "cat", "/etc/layer2"]);
+    assert_eq!(out, "layer2\n");
+    let listed = hutch_ok(&u, &["images"]);
+    assert!(listed.contains("docker.io/test/arch"), "{listed}");
+    let oci_archive = format!("oci-archive:{}", images().archive.display());
+    let id = hutch_ok(&u, &["pull", "-q", &oci_archive]);
+    assert_eq!(id.trim().len(), 64, "{id}");
+    let r = hutch_run(&u, &["pull", &images().oci_ref("latest")]);
+    assert_eq!(r.code(), Some(125), "{r}");
+    assert!(r.stderr.contains("hutch run oci:"), "{r}");
+}

@@ -60,6 +60,9 @@ pub(crate) fn pull_image(
     name: &str,
     opts: &PullOptions,
 ) -> anyhow::Result<ImageRecord> {
+    if let Some(rec) = from_archive(store, name)? {
+        return Ok(rec);
+    }
     let client_opts = ClientOptions::from_env(opts.tls_verify, opts.platform.clone())?;
     let candidates = client_opts.conf.candidates(name)?;
     let client = Client::new(client_opts);
@@ -213,6 +216,41 @@ fn fetch_layer(
         return Err(stored.context(format!("store layer `{}`", layer.digest)));
     }
     Ok(())
+}
+
+/// `docker-archive:PATH` and `oci-archive:PATH` pull from a file, as in
+/// Podman: the archive is loaded into the store. A `:NAME` or `:TAG`
+/// suffix picks one of several images by name.
+fn from_archive(store: &Store, name: &str) -> anyhow::Result<Option<ImageRecord>> {
+    let Some(rest) = ["docker-archive:", "oci-archive:"]
+        .iter()
+        .find_map(|t| name.strip_prefix(t))
+    else {
+        if name.starts_with("oci:") {
+            return Err(crate::errors::hint(
+                anyhow::anyhow!("pull `{name}`: an image layout directory is not stored"),
+                "run it directly: `hutch run oci:PATH[:TAG]`",
+            ));
+        }
+        return Ok(None);
+    };
+    // The path may hold colons: take a suffix only when no file has the whole name.
+    let (path, pick) = match rest.rsplit_once(':') {
+        Some((p, sel)) if !std::path::Path::new(rest).exists() => (p, Some(sel)),
+        _ => (rest, None),
+    };
+    let loaded = store.load_archive(std::path::Path::new(path))?;
+    let matches = |n: &String, sel: &str| {
+        n == sel || n.ends_with(&format!("/{sel}")) || n.ends_with(&format!(":{sel}"))
+    };
+    let chosen = match pick {
+        None => loaded.first(),
+        Some(sel) => loaded
+            .iter()
+            .find(|l| l.names.iter().any(|n| matches(n, sel))),
+    }
+    .with_context(|| format!("pull `{name}`: the archive has no such image"))?;
+    store.find(&chosen.id).map(Some)
 }
 
 /// The first 12 hex digits of a digest, as podman prints them.
