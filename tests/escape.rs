@@ -7,6 +7,7 @@ mod common;
 
 use std::fs;
 use std::path::Path;
+use std::time::Duration;
 
 use common::*;
 
@@ -314,4 +315,324 @@ fn dangling_relative_links_get_their_target_inside_the_rootfs() {
         !Path::new("/etc/hostname-real").exists(),
         "created on the host"
     );
+}
+
+/// The classic chroot escape (mkdir x; chroot x; chdir .. many times;
+/// chroot .) as container root, which holds CAP_SYS_CHROOT: the climb stops
+/// at the container's root (pivot_root, a mount namespace of its own), so
+/// files that exist only on the host stay invisible.
+#[test]
+fn the_chroot_escape_stops_at_the_container_root() {
+    let Some(u) = TestUser::t1() else { return };
+    let marker = unique("chroot-marker");
+    fs::write(&marker, "host only\n").unwrap();
+    let bin = hutch_bin().display().to_string();
+    let r = hutch_run(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "--rootfs",
+            &images().rootfs(),
+            "sh",
+            "-c",
+            &format!("chrootprobe {marker} && chrootprobe {bin}"),
+        ],
+    );
+    // Control: the same probe, run by host root in a plain chroot(1) into
+    // a copy of the rootfs, does reach the host's root and sees the marker.
+    let copy = own_rootfs(&u, "chroot-control", |_| {});
+    let (ok, control) = host("chroot", &[&copy, "/usr/local/bin/chrootprobe", &marker]);
+    let _ = fs::remove_file(&marker);
+    assert_eq!(r.code(), Some(0), "{r}");
+    // The attempt itself ran: both chroot calls succeeded in the container.
+    assert_eq!(r.stdout.matches("chroot .: ok").count(), 2, "{r}");
+    assert!(
+        r.stdout
+            .contains(&format!("marker {marker}: absent errno=2")),
+        "the host marker is visible after the chroot escape\n{r}"
+    );
+    assert!(
+        r.stdout.contains(&format!("marker {bin}: absent errno=2")),
+        "the hutch binary is visible after the chroot escape\n{r}"
+    );
+    assert!(
+        ok && control.contains(&format!("marker {marker}: visible")),
+        "control: a plain chroot is escapable\n{control}"
+    );
+}
+
+/// ptrace from container root: hutch's reaper (pid 1 under --init) is
+/// non-dumpable and its memory belongs to the initial user namespace, so
+/// attaching fails, even with CAP_SYS_PTRACE added in the container. (A
+/// host process of the same user is not in the container's pid namespace
+/// at all: see the kill probe above.)
+#[test]
+fn container_root_cannot_ptrace_the_init_process() {
+    let Some(u) = TestUser::t1() else { return };
+    let rootfs = images().rootfs();
+    for extra in [&[][..], &["--cap-add", "SYS_PTRACE"][..]] {
+        let mut args = vec!["run", "--rm", "--init"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[
+            "--rootfs",
+            &rootfs,
+            "sh",
+            "-c",
+            "ptraceprobe 1; ptraceprobe child",
+        ]);
+        let out = hutch_ok(&u, &args);
+        // Control (second line): the default seccomp profile allows ptrace
+        // (kernel >= 4.8, as Docker's), and the probe attaches to its own
+        // child.
+        assert_eq!(
+            out, "attach 1: errno=1 (Operation not permitted)\nattach child: ok\n",
+            "with {extra:?}"
+        );
+    }
+}
+
+/// The "shocker" escape: open_by_handle_at on guessed handles reads host
+/// files past any chroot or mount namespace. Refused by seccomp by default;
+/// and since the kernel wants CAP_DAC_READ_SEARCH in the *initial* user
+/// namespace, still refused with that capability added and seccomp off.
+#[test]
+fn open_by_handle_at_is_refused_even_with_dac_read_search_and_no_seccomp() {
+    let Some(u) = TestUser::t1() else { return };
+    let rootfs = images().rootfs();
+    for extra in [
+        &[][..],
+        &[
+            "--cap-add",
+            "DAC_READ_SEARCH",
+            "--security-opt",
+            "seccomp=unconfined",
+        ][..],
+    ] {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--rootfs", &rootfs, "handleprobe", "/etc/passwd"]);
+        let out = hutch_ok(&u, &args);
+        // name_to_handle_at needs no privilege: the probe gets a real
+        // handle, so the refusal is about open_by_handle_at itself.
+        assert_eq!(
+            out,
+            "name_to_handle_at /etc/passwd: ok\nopen_by_handle_at: errno=1 (Operation not permitted)\n",
+            "with {extra:?}"
+        );
+    }
+    // Control: host root (CAP_DAC_READ_SEARCH in the initial namespace)
+    // runs the same probe binary and opens the file by its handle.
+    let probe = format!("{rootfs}/usr/local/bin/handleprobe");
+    let (ok, out) = host(&probe, &["/etc/passwd"]);
+    assert!(
+        ok && out.contains("open_by_handle_at: ok"),
+        "control: {out}"
+    );
+}
+
+/// Container root cannot make /proc/sys or /sys writable, nor bind over or
+/// unmount a masked path (no CAP_SYS_ADMIN; seccomp refuses mount).
+#[test]
+fn container_root_cannot_remount_proc_sys_or_unmask_paths() {
+    let Some(u) = TestUser::t1() else { return };
+    let rootfs = images().rootfs();
+    let probe = "touch /tmp/f; mkdir -p /tmp/d; \
+                 for t in /proc/sys /sys /proc; do \
+                   mount -o remount,rw $t 2>/dev/null && echo RW:$t; done; \
+                 mount --bind /tmp/f /proc/keys 2>/dev/null && echo BIND:keys; \
+                 mount --bind /tmp/d /sys/firmware 2>/dev/null && echo BIND:firmware; \
+                 umount /proc/keys 2>/dev/null && echo UMOUNT:keys; \
+                 umount /proc/timer_list 2>/dev/null && echo UMOUNT:timer_list; \
+                 cat /proc/sys/vm/swappiness 2>/dev/null > /proc/sys/vm/swappiness && echo SYSCTL; \
+                 awk '$5==\"/proc/sys\"||$5==\"/sys\"{print $5, substr($6,1,2)}' /proc/self/mountinfo; \
+                 echo end";
+    let out = hutch_ok(&u, &["run", "--rm", "--rootfs", &rootfs, "sh", "-c", probe]);
+    assert_eq!(out, "/sys ro\n/proc/sys ro\nend\n");
+    // Control: --privileged (CAP_SYS_ADMIN in the container's own user
+    // namespace, no seccomp) shows the mount probes do work. As in Docker,
+    // a privileged container gets no masked or read-only /proc paths and a
+    // read-write /sys, so there is no /proc/sys mount to remount and
+    // nothing to unmask (timer_list is not a mount point); the binds land
+    // in the container's own mount namespace and /proc/keys' bind comes
+    // off again. Remounting /proc works: it is the container's own procfs
+    // instance, whose superblock belongs to the container's user namespace.
+    // Remounting /sys does not: it is the host's sysfs superblock (owned by
+    // the initial user namespace), so even privileged container root lacks
+    // CAP_SYS_ADMIN over it. Host-global sysctls stay unwritable: their
+    // files belong to host root, which is unmapped (nobody) in the
+    // container.
+    let out = hutch_ok(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "--privileged",
+            "--rootfs",
+            &rootfs,
+            "sh",
+            "-c",
+            probe,
+        ],
+    );
+    assert_eq!(
+        out, "RW:/proc\nBIND:keys\nBIND:firmware\nUMOUNT:keys\n/sys rw\nend\n",
+        "control"
+    );
+}
+
+/// Docker's default seccomp profile: keyctl and add_key (keyrings are not
+/// namespaced), unshare(CLONE_NEWUSER) and clone3 (whose flags seccomp
+/// cannot see) are refused.
+#[test]
+fn keyctl_add_key_nested_userns_and_clone3_are_refused() {
+    let Some(u) = TestUser::t1() else { return };
+    let rootfs = images().rootfs();
+    let out = hutch_ok(&u, &["run", "--rm", "--rootfs", &rootfs, "nsprobe"]);
+    assert_eq!(
+        out,
+        "keyctl: errno=1 (Operation not permitted)\n\
+         add_key: errno=1 (Operation not permitted)\n\
+         unshare: errno=1 (Operation not permitted)\n\
+         clone3: errno=38 (Function not implemented)\n"
+    );
+    // Control: without the filter the kernel allows a nested user
+    // namespace and clone3, so the refusals above are seccomp's.
+    let out = hutch_ok(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "--security-opt",
+            "seccomp=unconfined",
+            "--rootfs",
+            &rootfs,
+            "nsprobe",
+        ],
+    );
+    assert!(
+        out.contains("unshare: ok\n") && out.contains("clone3: ok\n"),
+        "control: {out}"
+    );
+}
+
+/// KiB used on the host's /dev/shm.
+fn host_shm_used_kib() -> u64 {
+    let (ok, out) = host("df", &["-k", "--output=used", "/dev/shm"]);
+    assert!(ok, "{out}");
+    out.lines().nth(1).unwrap().trim().parse().unwrap()
+}
+
+/// Filling /dev/shm in a container stops at its 64 MiB and costs the
+/// host's /dev/shm nothing.
+#[test]
+fn filling_dev_shm_stops_at_64_mib_and_spares_the_hosts() {
+    let Some(u) = TestUser::t1() else { return };
+    let (ok, fstype) = host("stat", &["-f", "-c", "%T", "/dev/shm"]);
+    if !require(
+        "host /dev/shm",
+        ok && fstype.trim() == "tmpfs",
+        "host /dev/shm is not a tmpfs",
+    ) {
+        return;
+    }
+    let before = host_shm_used_kib();
+    let mut running = spawn_hutch(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "--rootfs",
+            &images().rootfs(),
+            "sh",
+            "-c",
+            "df -k /dev/shm | tail -1; shmfill /dev/shm/fill 5",
+        ],
+        &Opts {
+            timeout: Duration::from_secs(60),
+            ..Opts::default()
+        },
+    );
+    let full = running.wait_for_stdout("full\n", Duration::from_secs(30));
+    // Measured while the container holds its 64 MiB.
+    let during = host_shm_used_kib();
+    let r = running.wait();
+    assert!(full, "{r}");
+    assert_eq!(r.code(), Some(0), "{r}");
+    // Control: the container's /dev/shm is a tmpfs of its own, 64 MiB.
+    let df: Vec<&str> = r
+        .stdout
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(df[..2], ["tmpfs", "65536"], "{r}");
+    assert!(
+        r.stdout
+            .contains("wrote 67108864 errno=28 (No space left on device)\n"),
+        "{r}"
+    );
+    // Tolerance for other users of the host's /dev/shm: well under the 64
+    // MiB the container wrote.
+    assert!(
+        during < before + 16 * 1024,
+        "host /dev/shm grew from {before} to {during} KiB"
+    );
+}
+
+/// setgroups and the id maps cannot be rewritten from inside: not by
+/// default container root, and not with --privileged for the single-id
+/// fallback, where setgroups is "deny" (re-allowing it would let the
+/// container drop groups that deny it access on the host).
+#[test]
+fn setgroups_and_id_maps_cannot_be_rewritten_from_inside() {
+    let Some(u) = TestUser::t1() else { return };
+    let rootfs = images().rootfs();
+    let probe = "cat /proc/1/setgroups; \
+                 echo allow 2>/dev/null > /proc/1/setgroups && echo ALLOW; \
+                 echo deny 2>/dev/null > /proc/self/setgroups && echo DENY; \
+                 echo '0 0 1' 2>/dev/null > /proc/1/uid_map && echo UIDMAP; \
+                 echo '0 0 1' 2>/dev/null > /proc/1/gid_map && echo GIDMAP; \
+                 echo end";
+    let out = hutch_ok(&u, &["run", "--rm", "--rootfs", &rootfs, "sh", "-c", probe]);
+    assert_eq!(out, "allow\nend\n");
+    // With subordinate ids setgroups is already "allow": with --privileged
+    // writing "allow" again is the kernel's accepted no-op, but "deny"
+    // (after the gid map is written) and the maps stay refused.
+    let out = hutch_ok(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "--privileged",
+            "--rootfs",
+            &rootfs,
+            "sh",
+            "-c",
+            probe,
+        ],
+    );
+    assert_eq!(out, "allow\nALLOW\nend\n", "privileged");
+    let Some(u2) = TestUser::t2() else { return };
+    for extra in [&[][..], &["--privileged"][..]] {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--rootfs", &rootfs, "sh", "-c", probe]);
+        let out = hutch_ok(&u2, &args);
+        assert_eq!(out, "deny\nend\n", "single-id map with {extra:?}");
+    }
+    // Control: the write works where the kernel allows it: host root
+    // writes setgroups of a fresh user namespace whose maps are unwritten.
+    let (ok, out) = host(
+        "sh",
+        &[
+            "-c",
+            "unshare -U sleep 10 & pid=$!; \
+             while [ -d /proc/$pid ] && [ \"$(readlink /proc/$pid/ns/user)\" = \"$(readlink /proc/self/ns/user)\" ]; \
+             do sleep 0.05; done; \
+             echo deny > /proc/$pid/setgroups && cat /proc/$pid/setgroups; kill $pid",
+        ],
+    );
+    assert!(ok && out == "deny\n", "control: {out}");
 }
