@@ -1240,22 +1240,9 @@ fn a_read_only_rootfs_runs_and_a_missing_mount_point_gets_a_hint() {
 #[test]
 fn a_loaded_image_runs_by_name_and_a_missing_one_is_a_clear_error() {
     let Some(u) = TestUser::t1() else { return };
-    if !require(
-        "skopeo",
-        have_tool("skopeo"),
-        "needed to build a docker-archive",
-    ) {
+    let Some(archive) = docker_archive(&u, "test/busybox:latest") else {
         return;
-    }
-    let dir = u.root_scratch("archive");
-    let archive = dir.join("busybox.tar");
-    let dest = format!("docker-archive:{}:test/busybox:latest", archive.display());
-    let (ok, out) = host(
-        "skopeo",
-        &["copy", "-q", &images().oci_ref("latest"), &dest],
-    );
-    assert!(ok, "{out}");
-    fs::set_permissions(&archive, fs::Permissions::from_mode(0o644)).unwrap();
+    };
     let out = hutch_ok(&u, &["load", "-i", &archive.display().to_string()]);
     assert!(
         out.contains("Loaded image: docker.io/test/busybox:latest"),

@@ -5,27 +5,14 @@
 mod common;
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use common::*;
 
 fn load_busybox(u: &TestUser) -> bool {
-    if !require(
-        "skopeo",
-        have_tool("skopeo"),
-        "needed to build a docker-archive",
-    ) {
+    let Some(archive) = docker_archive(u, "test/busybox:latest") else {
         return false;
-    }
-    let archive = u.root_scratch("archive").join("busybox.tar");
-    let dest = format!("docker-archive:{}:test/busybox:latest", archive.display());
-    let (ok, out) = host(
-        "skopeo",
-        &["copy", "-q", &images().oci_ref("latest"), &dest],
-    );
-    assert!(ok, "{out}");
-    fs::set_permissions(&archive, fs::Permissions::from_mode(0o644)).unwrap();
+    };
     hutch_ok(u, &["load", "-i", &archive.display().to_string()]);
     true
 }
@@ -135,21 +122,9 @@ fn prune_removes_layers_only_when_no_image_or_container_uses_them() {
 #[test]
 fn archive_transports_pull_and_run() {
     let Some(u) = TestUser::t1() else { return };
-    if !require(
-        "skopeo",
-        have_tool("skopeo"),
-        "needed to build a docker-archive",
-    ) {
+    let Some(archive) = docker_archive(&u, "test/arch:1") else {
         return;
-    }
-    let archive = u.root_scratch("transport").join("bb.tar");
-    let dest = format!("docker-archive:{}:test/arch:1", archive.display());
-    let (ok, out) = host(
-        "skopeo",
-        &["copy", "-q", &images().oci_ref("latest"), &dest],
-    );
-    assert!(ok, "{out}");
-    fs::set_permissions(&archive, fs::Permissions::from_mode(0o644)).unwrap();
+    };
     let src = format!("docker-archive:{}", archive.display());
     let out = hutch_ok(&u, &["run", "--rm", "-q", &src, "cat", "/etc/layer2"]);
     assert_eq!(out, "layer2\n");

@@ -840,3 +840,29 @@ pub fn host(cmd: &str, args: &[&str]) -> (bool, String) {
     let text = String::from_utf8_lossy(&out.lock().unwrap()).to_string();
     (status.success(), text)
 }
+
+/// A docker-archive of the test image `latest`, named `name` (e.g.
+/// `test/busybox:latest`), readable by the test users. `None` when skopeo
+/// is missing (which fails the test under CI).
+pub fn docker_archive(u: &TestUser, name: &str) -> Option<PathBuf> {
+    if !require(
+        "skopeo",
+        have_tool("skopeo"),
+        "needed to build a docker-archive",
+    ) {
+        return None;
+    }
+    let dir = u.root_scratch(&format!(
+        "archive-{}",
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    ));
+    let archive = dir.join("image.tar");
+    let dest = format!("docker-archive:{}:{name}", archive.display());
+    let (ok, out) = host(
+        "skopeo",
+        &["copy", "-q", &images().oci_ref("latest"), &dest],
+    );
+    assert!(ok, "{out}");
+    fs::set_permissions(&archive, fs::Permissions::from_mode(0o644)).unwrap();
+    Some(archive)
+}
