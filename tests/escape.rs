@@ -15,15 +15,7 @@ use common::*;
 /// points in it), with `edit` applied as root.
 fn own_rootfs(u: &TestUser, name: &str, edit: impl FnOnce(&Path)) -> String {
     let dir = u.scratch(name);
-    let (ok, out) = host(
-        "cp",
-        &[
-            "-a",
-            &format!("{}/.", images().rootfs()),
-            &dir.display().to_string(),
-        ],
-    );
-    assert!(ok, "{out}");
+    copy_rootfs(&dir);
     edit(&dir);
     let (ok, out) = host(
         "chown",

@@ -1210,15 +1210,7 @@ fn a_read_only_rootfs_runs_and_a_missing_mount_point_gets_a_hint() {
     // A root-owned copy without /etc/hosts, /etc/hostname, /etc/resolv.conf
     // and without /data: the caller cannot create anything in it.
     let rootfs = u.root_scratch("ro-rootfs");
-    let (ok, out) = host(
-        "cp",
-        &[
-            "-a",
-            &format!("{}/.", images().rootfs()),
-            &rootfs.display().to_string(),
-        ],
-    );
-    assert!(ok, "{out}");
+    copy_rootfs(&rootfs);
     for f in ["hosts", "hostname", "resolv.conf"] {
         let _ = fs::remove_file(rootfs.join("etc").join(f));
     }

@@ -25,23 +25,24 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         maps: None,
         keep: false,
     };
-    let (image, diff_ids) = open_image(&source, &container, &dirs, &args)?.unzip();
+    // Opened once: each open takes the store lock and tidies its temp files.
+    let store = matches!(source, Source::Stored(_))
+        .then(|| Store::open(&dirs))
+        .transpose()?;
+    let (image, diff_ids) = open_image(&source, &container, store.as_ref(), &args)?.unzip();
     let config = image.as_ref().map(|i| &i.config);
     let plan = make_plan(&args, config, &command, &id, &container.run_dir)?;
     let mut record = new_record(&plan, &source, image.as_ref(), &container);
-    if let (Source::Stored(_), Some(ids)) = (&source, &diff_ids) {
-        record.layers = ids.clone();
-    }
+    // Only stored images have diff ids; a concurrent prune keeps these.
+    record.layers = diff_ids.clone().unwrap_or_default();
     // Saved before the slow steps, so `ps -a` and `rm` see an interrupted start.
     container.save(&record)?;
     let maps = id_maps(&plan)?;
     cleanup.maps = Some(maps.clone());
-    let (rootfs, overlay) = match (&source, image.as_ref(), diff_ids) {
-        (Source::Stored(_), Some(img), Some(diff_ids)) => {
-            // Recorded above, so a concurrent prune keeps these layers.
-            let store = Store::open(&dirs)?;
+    let (rootfs, overlay) = match (&store, image.as_ref(), diff_ids) {
+        (Some(store), Some(img), Some(diff_ids)) => {
             let (rootfs, opts) =
-                crate::rootfs::overlay_rootfs(&store, img, &diff_ids, &container, &maps)?;
+                crate::rootfs::overlay_rootfs(store, img, &diff_ids, &container, &maps)?;
             (rootfs, Some(opts))
         }
         _ => (prepare_rootfs(&source, image, &container, &maps)?, None),
@@ -164,15 +165,15 @@ fn source_name(source: &Source) -> String {
 fn open_image(
     source: &Source,
     c: &Container,
-    dirs: &Dirs,
+    store: Option<&Store>,
     args: &RunArgs,
 ) -> anyhow::Result<Option<(image::Image, Vec<String>)>> {
     match source {
         Source::Dir(_) => Ok(None),
         Source::Image(r) => image::open(r, &c.data_dir).map(|i| Some((i, Vec::new()))),
         Source::Stored(name) => {
-            let store = Store::open(dirs)?;
-            let rec = find_or_pull(&store, name, args)?;
+            let store = store.context("open image: the store is not open")?;
+            let rec = find_or_pull(store, name, args)?;
             let image = store.to_image(&rec)?;
             Ok(Some((image, rec.diff_ids)))
         }

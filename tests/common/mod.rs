@@ -866,3 +866,10 @@ pub fn docker_archive(u: &TestUser, name: &str) -> Option<PathBuf> {
     fs::set_permissions(&archive, fs::Permissions::from_mode(0o644)).unwrap();
     Some(archive)
 }
+
+/// Copies the test rootfs into `dest` (an existing directory), as root.
+pub fn copy_rootfs(dest: &Path) {
+    let src = format!("{}/.", images().rootfs());
+    let (ok, out) = host("cp", &["-a", &src, &dest.display().to_string()]);
+    assert!(ok, "copy the test rootfs: {out}");
+}
