@@ -15,8 +15,10 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 BASE=${HUTCH_TEST_DIR:-/var/tmp/hutch-test}
 
+# Serialise concurrent setups (each test binary runs this once). Bounded, so
+# a lock held by a stray process fails the run instead of hanging it.
 exec 8>/run/hutch-test-setup.lock
-flock 8
+flock -w 600 8 || { echo "setup-host.sh: /run/hutch-test-setup.lock still held after 600 s (fuser -v it)" >&2; exit 1; }
 
 ensure_user() {
     id "$1" >/dev/null 2>&1 || useradd --create-home --shell /bin/sh "$1"
@@ -58,7 +60,9 @@ remove_ranges hutch-t2
 if command -v auditctl >/dev/null; then
     if ! pgrep -x auditd >/dev/null; then
         if [[ -x /sbin/auditd ]]; then
-            /sbin/auditd || echo "setup-host.sh: warning: could not start auditd" >&2
+            # The daemon must not inherit the lock (fd 8): it would hold it for
+            # its whole life and every later setup would wait on it forever.
+            /sbin/auditd 8>&- </dev/null >&2 || echo "setup-host.sh: warning: could not start auditd" >&2
             for _ in $(seq 50); do pgrep -x auditd >/dev/null && break; sleep 0.1; done
         fi
     fi
