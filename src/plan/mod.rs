@@ -198,12 +198,6 @@ fn strings(v: &[&str]) -> Vec<String> {
 }
 
 fn refuse_unsupported(a: &RunArgs) -> anyhow::Result<()> {
-    if a.detach {
-        return Err(hint(
-            anyhow::anyhow!("detached containers (`-d`) are not supported yet"),
-            "run in the foreground, or under `nohup`/`setsid` for now",
-        ));
-    }
     let limits = [
         ("--memory", &a.memory),
         ("--cpus", &a.cpus),

@@ -1,0 +1,80 @@
+//! `hutch stop`, `hutch kill` and `hutch wait`: one short function each,
+//! over `control.rs`. Run in the caller's process.
+
+use std::time::Duration;
+
+use crate::cli::{KillArgs, StopArgs, WaitArgs};
+use crate::errors::{WithHint, EXIT_HUTCH};
+use crate::state::{self, Container, Dirs, Status};
+
+use super::control;
+
+/// Runs `f` for each container named, reporting each failure; Docker
+/// goes on with the rest and exits 1 (we say 125: hutch failed).
+fn each(keys: &[String], mut f: impl FnMut(&str) -> anyhow::Result<()>) -> i32 {
+    let mut code = 0;
+    for key in keys {
+        if let Err(e) = f(key) {
+            crate::errors::report(&e);
+            code = EXIT_HUTCH;
+        }
+    }
+    code
+}
+
+pub fn stop(args: StopArgs) -> anyhow::Result<i32> {
+    let dirs = Dirs::new()?;
+    let timeout = Duration::from_secs(args.time);
+    Ok(each(&args.containers, |key| {
+        let s = state::find(&dirs, key)?;
+        control::stop(&dirs, &s, timeout)?;
+        println!("{key}");
+        Ok(())
+    }))
+}
+
+pub fn kill(args: KillArgs) -> anyhow::Result<i32> {
+    let dirs = Dirs::new()?;
+    let sig = control::parse_signal(&args.signal)?;
+    Ok(each(&args.containers, |key| {
+        let s = state::find(&dirs, key)?;
+        if !control::signal(&s, sig)? {
+            return Err(anyhow::anyhow!("kill container `{key}`: it is not running"))
+                .hint("`hutch ps -a` shows its status");
+        }
+        println!("{key}");
+        Ok(())
+    }))
+}
+
+/// Blocks until each container exits, then prints its exit code.
+pub fn wait(args: WaitArgs) -> anyhow::Result<i32> {
+    let dirs = Dirs::new()?;
+    Ok(each(&args.containers, |key| {
+        let id = state::find(&dirs, key)?.id;
+        let c = Container::open(&dirs, &id);
+        // Bounded only for a record that stays "created": 1 day.
+        for _ in 0..864_000 {
+            let s = c
+                .load()
+                .map_err(|_| anyhow::anyhow!("wait for container `{key}`: it was removed"))?;
+            match s.effective() {
+                (Status::Running, _) => {
+                    if let Some(init) = s.init() {
+                        control::wait_proc(&init, None);
+                    }
+                    if let Some(s) = control::settle(&dirs, &id)? {
+                        println!("{}", s.effective().1.unwrap_or(255));
+                        return Ok(());
+                    }
+                }
+                (Status::Exited, code) => {
+                    println!("{}", code.unwrap_or(255));
+                    return Ok(());
+                }
+                (Status::Created, _) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+        anyhow::bail!("wait for container `{key}`: it never started")
+    }))
+}
