@@ -42,6 +42,12 @@ pub enum Command {
     Ps(PsArgs),
     /// Remove containers (-f: running ones too)
     Rm(RmArgs),
+    /// Create a container without starting it (takes `run`'s flags)
+    Create(RunArgs),
+    /// Start created or stopped containers
+    Start(StartArgs),
+    /// Stop, then start containers
+    Restart(StopArgs),
     /// Print a detached container's output
     Logs(LogsArgs),
     /// Stop containers: SIGTERM, then SIGKILL after a timeout
@@ -300,6 +306,8 @@ pub struct ContainerArgs {
     pub command: ContainerCommand,
 }
 
+// Parsed once per process: the size of `RunArgs` does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum ContainerCommand {
     /// List containers (same as `hutch ps`)
@@ -319,6 +327,12 @@ pub enum ContainerCommand {
     Logs(LogsArgs),
     /// Remove every container that is not running
     Prune(PruneArgs),
+    /// Create a container without starting it
+    Create(RunArgs),
+    /// Start created or stopped containers
+    Start(StartArgs),
+    /// Stop, then start containers
+    Restart(StopArgs),
 }
 
 #[derive(Debug, Args)]
@@ -441,4 +455,18 @@ pub struct RunArgs {
     /// IMAGE [COMMAND [ARG...]], or COMMAND [ARG...] with --rootfs
     #[arg(trailing_var_arg = true, required = true, value_name = "IMAGE")]
     pub args: Vec<String>,
+
+    /// `hutch create`: prepare everything, start nothing.
+    #[arg(skip)]
+    pub create_only: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Attach: wait in the foreground with the container's output
+    #[arg(short, long)]
+    pub attach: bool,
+    /// Containers, by name or id prefix
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
 }

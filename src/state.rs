@@ -319,14 +319,17 @@ pub struct UserLock(#[allow(dead_code)] Flock<File>);
 
 /// Takes the per-user container lock (blocking).
 pub fn lock(dirs: &Dirs) -> anyhow::Result<UserLock> {
-    let path = dirs.data.join("containers.lock");
+    flock(&dirs.data.join("containers.lock"))
+}
+
+fn flock(path: &Path) -> anyhow::Result<UserLock> {
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .mode(0o600)
         .custom_flags(libc::O_CLOEXEC)
-        .open(&path)
+        .open(path)
         .with_context(|| format!("open `{}`", path.display()))?;
     Flock::lock(file, FlockArg::LockExclusive)
         .map(UserLock)
@@ -382,6 +385,12 @@ impl Container {
             run_dir: dirs.runtime.join("containers").join(id),
             data_dir: dirs.data.join("containers").join(id),
         }
+    }
+
+    /// Held by `start` from "is it running?" until the supervisor reports,
+    /// so two starts of one container never launch it twice.
+    pub fn lock_start(&self) -> anyhow::Result<UserLock> {
+        flock(&self.data_dir.join("start.lock"))
     }
 
     pub fn state_path(&self) -> PathBuf {

@@ -546,3 +546,68 @@ fn a_detached_start_error_is_reported_and_leaves_nothing() {
     );
     assert_eq!(r.code(), Some(125), "{r}");
 }
+
+#[test]
+fn create_start_and_restart_keep_the_containers_files() {
+    let Some(u) = TestUser::t1() else { return };
+    let script = "echo run; cat /count 2>/dev/null; echo x >> /count; echo ready; sleep 1000";
+    let image = images().oci_ref("latest");
+    let id = hutch_ok(&u, &["create", "--name", "c", &image, "sh", "-c", script])
+        .trim()
+        .to_string();
+    assert_eq!(id.len(), 64, "{id}");
+    assert_eq!(status(&u, "c"), "created");
+    assert!(hutch_ok(&u, &["ps", "-a"]).contains("Created"));
+    assert_eq!(hutch_ok(&u, &["start", "c"]).trim(), "c");
+    assert!(wait_until(10, || hutch_ok(&u, &["logs", "c"]).contains("ready")));
+    assert_eq!(status(&u, "c"), "running");
+    hutch_ok(&u, &["restart", "-t", "0", "c"]);
+    assert!(wait_until(10, || hutch_ok(&u, &["logs", "c"])
+        .matches("ready")
+        .count()
+        == 2));
+    // The second run saw the first one's write.
+    assert_eq!(hutch_ok(&u, &["logs", "c"]), "run\nready\nrun\nx\nready\n");
+    // A reboot empties the runtime directory; the record and files stay.
+    hutch_ok(&u, &["stop", "-t", "0", "c"]);
+    fs::remove_dir_all(u.runtime_dir.join(format!("hutch/containers/{id}"))).unwrap();
+    hutch_ok(&u, &["start", "c"]);
+    assert!(wait_until(10, || hutch_ok(&u, &["logs", "c"])
+        .matches("ready")
+        .count()
+        == 3));
+    assert!(hutch_ok(&u, &["logs", "c"]).ends_with("run\nx\nx\nready\n"));
+    hutch_ok(&u, &["rm", "-f", "c"]);
+    assert!(
+        u.leftover_containers().is_empty(),
+        "{:?}",
+        u.leftover_containers()
+    );
+}
+
+#[test]
+fn start_attach_waits_and_returns_the_exit_code() {
+    let Some(u) = TestUser::t1() else { return };
+    let rootfs = images().rootfs();
+    let args = [
+        "create",
+        "--rm",
+        "--name",
+        "a",
+        "--rootfs",
+        rootfs.as_str(),
+        "sh",
+        "-c",
+        "echo hi; echo oops >&2; exit 7",
+    ];
+    hutch_ok(&u, &args);
+    let r = hutch_run(&u, &["start", "-a", "a"]);
+    assert_eq!((r.code(), r.stdout.as_str()), (Some(7), "hi\n"), "{r}");
+    assert!(r.stderr.contains("oops"), "{r}");
+    // --rm removed it after the run.
+    assert!(
+        u.leftover_containers().is_empty(),
+        "{:?}",
+        u.leftover_containers()
+    );
+}

@@ -6,7 +6,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use anyhow::Context;
 use serde_json::{json, Value};
 
-use crate::cli::{ContainerArgs, ContainerCommand, InspectContainersArgs, PruneArgs};
+use crate::cli::{ContainerArgs, ContainerCommand, InspectContainersArgs, PruneArgs, RunArgs};
 use crate::errors::EXIT_HUTCH;
 use crate::state::{self, Container, Dirs, State, Status};
 
@@ -20,6 +20,12 @@ pub fn container(args: ContainerArgs) -> anyhow::Result<i32> {
         ContainerCommand::Wait(a) => super::stop::wait(a),
         ContainerCommand::Logs(a) => super::logs::logs(a),
         ContainerCommand::Prune(a) => prune(a),
+        ContainerCommand::Create(a) => super::run::run(RunArgs {
+            create_only: true,
+            ..a
+        }),
+        ContainerCommand::Start(a) => super::start::start(a),
+        ContainerCommand::Restart(a) => super::start::restart(a),
     }
 }
 

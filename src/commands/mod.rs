@@ -15,6 +15,7 @@ mod rm;
 mod rmi;
 mod run;
 mod save;
+mod start;
 mod stop;
 mod tag;
 
@@ -26,6 +27,12 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Doctor(args) => doctor::doctor(args),
         Command::Ps(args) => ps::ps(args),
         Command::Rm(args) => rm::rm(args),
+        Command::Create(args) => run::run(crate::cli::RunArgs {
+            create_only: true,
+            ..args
+        }),
+        Command::Start(args) => start::start(args),
+        Command::Restart(args) => start::restart(args),
         Command::Logs(args) => logs::logs(args),
         Command::Stop(args) => stop::stop(args),
         Command::Kill(args) => stop::kill(args),

@@ -63,6 +63,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         overlay: overlay.as_deref(),
         maps: &maps,
     };
+    super::start::save_launch(&container, &launch)?;
+    if args.create_only {
+        cleanup.keep = true;
+        println!("{id}");
+        return Ok(0);
+    }
     if args.detach {
         start_detached(&launch, &dirs, &container, &mut record)?;
         // The supervisor owns the container now, --rm included.
@@ -113,7 +119,7 @@ fn config_of(plan: &Plan) -> state::Config {
     }
 }
 
-fn id_maps(plan: &Plan) -> anyhow::Result<IdMaps> {
+pub(super) fn id_maps(plan: &Plan) -> anyhow::Result<IdMaps> {
     let (facts, maps) = userns::plan(plan.userns)?;
     if let Some(w) = maps.fallback_warning(&facts.user) {
         eprintln!("{w}");
@@ -123,15 +129,15 @@ fn id_maps(plan: &Plan) -> anyhow::Result<IdMaps> {
 
 /// Launches the container, records it as running, waits, records its end.
 /// What the container is started from.
-struct Launch<'a> {
-    plan: &'a Plan,
-    rootfs: &'a Path,
+pub(super) struct Launch<'a> {
+    pub plan: &'a Plan,
+    pub rootfs: &'a Path,
     /// Overlay mount options when the rootfs is an overlay of layers.
-    overlay: Option<&'a str>,
-    maps: &'a IdMaps,
+    pub overlay: Option<&'a str>,
+    pub maps: &'a IdMaps,
 }
 
-fn start_and_wait(
+pub(super) fn start_and_wait(
     l: &Launch<'_>,
     dirs: &Dirs,
     container: &Container,
@@ -151,7 +157,7 @@ fn start_and_wait(
 
 /// `-d`: a supervisor starts the container and stays with it; returns
 /// once it reports the container started.
-fn start_detached(
+pub(super) fn start_detached(
     l: &Launch<'_>,
     dirs: &Dirs,
     container: &Container,
@@ -339,7 +345,7 @@ fn rootfs_path(source: &Source, c: &Container) -> PathBuf {
 }
 
 /// /etc/hostname, /etc/hosts and /etc/resolv.conf for the container.
-fn write_etc_files(c: &Container, plan: &Plan) -> anyhow::Result<()> {
+pub(super) fn write_etc_files(c: &Container, plan: &Plan) -> anyhow::Result<()> {
     let host_hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
     let hosts = match plan.network {
         Network::Host => format!("{host_hosts}127.0.1.1\t{}\n", plan.hostname),

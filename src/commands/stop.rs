@@ -11,7 +11,7 @@ use super::control;
 
 /// Runs `f` for each container named, reporting each failure; Docker
 /// goes on with the rest and exits 1 (we say 125: hutch failed).
-fn each(keys: &[String], mut f: impl FnMut(&str) -> anyhow::Result<()>) -> i32 {
+pub(super) fn each(keys: &[String], mut f: impl FnMut(&str) -> anyhow::Result<()>) -> i32 {
     let mut code = 0;
     for key in keys {
         if let Err(e) = f(key) {
