@@ -611,3 +611,20 @@ fn start_attach_waits_and_returns_the_exit_code() {
         u.leftover_containers()
     );
 }
+
+#[test]
+fn run_di_keeps_a_shell_waiting_on_its_stdin() {
+    let Some(u) = TestUser::t1() else { return };
+    // Control: without -i, sh reads /dev/null and ends at once.
+    run_d(&u, &["--name", "noi"], &["sh"]);
+    assert_eq!(hutch_ok(&u, &["wait", "noi"]).trim(), "0");
+    run_d(&u, &["-i", "--name", "withi"], &["sh"]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(status(&u, "withi"), "running");
+    hutch_ok(&u, &["rm", "-f", "noi", "withi"]);
+    assert!(
+        u.leftover_containers().is_empty(),
+        "{:?}",
+        u.leftover_containers()
+    );
+}

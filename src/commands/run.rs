@@ -18,12 +18,7 @@ use crate::userns::{self, IdMaps};
 pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     let dirs = Dirs::new()?;
     let (source, command) = source_and_command(&args)?;
-    if args.detach && args.tty {
-        return Err(anyhow::anyhow!(
-            "run a detached container with a terminal: not supported yet"
-        ))
-        .hint("drop -t; read its output with `hutch logs`");
-    }
+    refuse_detached_tty(&args)?;
     let id = state::new_id()?;
     let container = Container::create(&dirs, &State::new(&id, args.name.as_deref()))?;
     // From here on, the container's directories go away on every error.
@@ -64,21 +59,40 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         maps: &maps,
     };
     super::start::save_launch(&container, &launch)?;
-    if args.create_only {
-        cleanup.keep = true;
-        println!("{id}");
-        return Ok(0);
+    let code = go(&args, &launch, &dirs, &container, &mut record)?;
+    // A created container stays; a supervisor owns a detached one,
+    // --rm included.
+    cleanup.keep = args.create_only || args.detach || !plan.remove;
+    Ok(code)
+}
+
+fn refuse_detached_tty(args: &RunArgs) -> anyhow::Result<()> {
+    if args.detach && args.tty {
+        return Err(anyhow::anyhow!(
+            "run a detached container with a terminal: not supported yet"
+        ))
+        .hint("drop -t; read its output with `hutch logs`");
+    }
+    Ok(())
+}
+
+/// `create` stops here and `-d` hands over to a supervisor, both
+/// printing the id; otherwise the container runs in the foreground.
+fn go(
+    args: &RunArgs,
+    l: &Launch<'_>,
+    dirs: &Dirs,
+    c: &Container,
+    record: &mut State,
+) -> anyhow::Result<i32> {
+    if !args.create_only && !args.detach {
+        return start_and_wait(l, dirs, c, record);
     }
     if args.detach {
-        start_detached(&launch, &dirs, &container, &mut record)?;
-        // The supervisor owns the container now, --rm included.
-        cleanup.keep = true;
-        println!("{id}");
-        return Ok(0);
+        start_detached(l, dirs, c, record)?;
     }
-    let code = start_and_wait(&launch, &dirs, &container, &mut record)?;
-    cleanup.keep = !plan.remove;
-    Ok(code)
+    println!("{}", c.id);
+    Ok(0)
 }
 
 fn new_record(plan: &Plan, source: &Source, image: Option<&image::Image>, c: &Container) -> State {

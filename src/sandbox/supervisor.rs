@@ -211,42 +211,10 @@ fn watch(mut s: Streams) -> i32 {
             Some(_) => PollTimeout::from(2000u16),
             None => PollTimeout::NONE,
         };
-        // Only open streams are polled: a closed pipe reports POLLHUP
-        // whatever the events asked for.
-        let streams: Vec<(usize, &OwnedFd)> = [&s.out, &s.err]
-            .into_iter()
-            .enumerate()
-            .filter(|(i, _)| open[*i])
-            .collect();
-        let mut fds = vec![PollFd::new(
-            s.running.signal_fd().as_fd(),
-            PollFlags::POLLIN,
-        )];
-        fds.extend(
-            streams
-                .iter()
-                .map(|(_, fd)| PollFd::new(fd.as_fd(), PollFlags::POLLIN)),
-        );
-        let n = match poll(&mut fds, timeout) {
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => break,
-            Ok(n) => n,
-        };
-        if n == 0 {
+        let Some((signalled, readable)) = wait_ready(&s, open, timeout) else {
             break;
-        }
-        let ready: Vec<bool> = fds
-            .iter()
-            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
-            .collect();
-        drop(fds);
-        let readable: Vec<usize> = streams
-            .iter()
-            .zip(&ready[1..])
-            .filter(|(_, r)| **r)
-            .map(|((i, _), _)| *i)
-            .collect();
-        if ready[0] {
+        };
+        if signalled {
             forward(&s.running, pid, code.is_none());
         }
         for i in readable {
@@ -261,6 +229,39 @@ fn watch(mut s: Streams) -> i32 {
     // Reaped above (or beyond reach): the guard must not kill a reused pid.
     s.running.guard.release();
     code.unwrap_or(crate::errors::EXIT_HUTCH)
+}
+
+/// Polls the signalfd and the open streams (a closed pipe would report
+/// POLLHUP whatever the events asked for). Returns whether a signal is
+/// waiting and which streams are readable; None on timeout or error.
+fn wait_ready(s: &Streams, open: [bool; 2], timeout: PollTimeout) -> Option<(bool, Vec<usize>)> {
+    let streams: Vec<(usize, &OwnedFd)> = [&s.out, &s.err]
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| open[*i])
+        .collect();
+    let mut fds = vec![PollFd::new(
+        s.running.signal_fd().as_fd(),
+        PollFlags::POLLIN,
+    )];
+    fds.extend(
+        streams
+            .iter()
+            .map(|(_, fd)| PollFd::new(fd.as_fd(), PollFlags::POLLIN)),
+    );
+    match poll(&mut fds, timeout) {
+        Err(nix::errno::Errno::EINTR) => return Some((false, Vec::new())),
+        Err(_) | Ok(0) => return None,
+        Ok(_) => {}
+    }
+    let ready = |f: &PollFd<'_>| f.revents().is_some_and(|r| !r.is_empty());
+    let readable = streams
+        .iter()
+        .zip(&fds[1..])
+        .filter(|(_, f)| ready(f))
+        .map(|((i, _), _)| *i)
+        .collect();
+    Some((ready(&fds[0]), readable))
 }
 
 /// One read of a stream into the log; false at its end.
