@@ -645,6 +645,6 @@ mod tests {
         std::fs::write(torn.join("state.json"), "{\"id\": \"c").unwrap();
         Container::create(&dirs, &b).unwrap();
         let ids: Vec<String> = list(&dirs).unwrap().into_iter().map(|s| s.id).collect();
-        assert_eq!(ids, [b.id.clone()]);
+        assert_eq!(ids, vec![b.id]);
     }
 }
