@@ -647,4 +647,28 @@ mod tests {
         let ids: Vec<String> = list(&dirs).unwrap().into_iter().map(|s| s.id).collect();
         assert_eq!(ids, vec![b.id]);
     }
+
+    #[test]
+    fn records_of_older_versions_in_the_runtime_dir_are_listed_as_exited() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dirs = Dirs {
+            runtime: tmp.path().join("run"),
+            data: tmp.path().join("data"),
+        };
+        let id = "d".repeat(64);
+        let old = tmp.path().join("run/containers").join(&id);
+        std::fs::create_dir_all(&old).unwrap();
+        // The shape hutch wrote before records moved to the data dir.
+        let text = format!(
+            r#"{{"id":"{id}","name":"old","image":"busybox","command":["sh"],
+               "created":1,"status":"running","pid":{},"exit_code":null,"rootfs":"/r"}}"#,
+            std::process::id()
+        );
+        std::fs::write(old.join("state.json"), text).unwrap();
+        let s = find(&dirs, "old").unwrap();
+        // Its pid is alive (this test), but no start time says it is the
+        // same process: never taken for a running container.
+        assert!(!is_alive(&s));
+        assert_eq!(s.effective(), (Status::Exited, Some(255)));
+    }
 }
