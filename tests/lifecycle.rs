@@ -125,6 +125,12 @@ fn detached_container_outlives_its_shell_and_keeps_the_callers_loginuid() {
             "pid {p}"
         );
     }
+    // It keeps no directory of the caller's busy, nor any inherited fd
+    // beyond its stdio, its report pipe's slot and what it opened itself.
+    assert_eq!(
+        fs::read_link(format!("/proc/{sup}/cwd")).unwrap(),
+        std::path::Path::new("/")
+    );
     let status_text = proc_read(sup, "status").unwrap();
     let rss = status_text
         .lines()

@@ -7,7 +7,7 @@
 //! ```text
 //!  hutch run -d (foreground)        supervisor (grandchild, own session)
 //!  ─────────────────────────        ─────────────────────────────────────
-//!  fork ─► setsid, fork, _exit      stdio: /dev/null; fds > 3 closed
+//!  fork ─► setsid, fork, _exit      fds > 3 closed, cwd `/`
 //!  reap the middle child            pipes on the container's fd 1, 2
 //!                                   parent::launch (clone, maps, sync)
 //!  ◄── Report::Started ──────────── record pid + start time, supervisor
@@ -27,10 +27,9 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{AsFd, AsRawFd, IntoRawFd, OwnedFd, RawFd};
 
 use anyhow::Context;
-use nix::fcntl::{fcntl, open, FcntlArg, FdFlag, OFlag};
+use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, Signal};
-use nix::sys::stat::Mode;
 use nix::sys::wait::waitpid;
 use nix::unistd::{dup2, pipe2, setsid, Pid};
 use serde::{Deserialize, Serialize};
@@ -102,7 +101,10 @@ fn supervise(job: &Job<'_>, mut record: State, report: OwnedFd) -> ! {
         Ok(fd) => fd,
         Err(_) => exit_now(crate::errors::EXIT_HUTCH),
     };
-    let started = start(job, &mut record);
+    // Hold no directory of the caller's busy (an unmount, say).
+    let started = nix::unistd::chdir("/")
+        .context("enter `/`")
+        .and_then(|()| start(job, &mut record));
     let msg = match &started {
         Ok(_) => Report::Started,
         Err(e) => {
@@ -147,8 +149,12 @@ struct Streams {
 }
 
 fn start(job: &Job<'_>, record: &mut State) -> anyhow::Result<Streams> {
-    let null = open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
         .context("open `/dev/null`")?;
+    let null = null.as_raw_fd();
     let stdin = if job.setup.plan.process.stdin {
         let (r, w) = pipe2(OFlag::O_CLOEXEC).context("create stdin pipe")?;
         dup2(r.as_raw_fd(), 0).context("attach stdin")?;
