@@ -1,8 +1,9 @@
 //! `run -d`: the supervisor of a detached container. No daemon: `hutch`
 //! forks, the child starts a session of its own (setsid) and forks the
 //! supervisor, then exits, so the supervisor leaves the terminal and the
-//! caller's process group but stays a descendant of the caller's process
-//! and keeps its loginuid and audit session (DESIGN.md, process model).
+//! caller's process group. It was forked from the caller's process, so
+//! it keeps the caller's loginuid and audit session (DESIGN.md, process
+//! model), though the kernel reparents it once the middle child exits.
 //!
 //! ```text
 //!  hutch run -d (foreground)        supervisor (grandchild, own session)
