@@ -26,6 +26,7 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{AsFd, AsRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
 
 use anyhow::Context;
 use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
@@ -173,6 +174,7 @@ fn start(job: &Job<'_>, record: &mut State) -> anyhow::Result<Streams> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(&path)
         .with_context(|| format!("open `{}`", path.display()))?;
     let running = parent::launch(job.setup, job.maps)?;
