@@ -323,6 +323,10 @@ pub fn lock(dirs: &Dirs) -> anyhow::Result<UserLock> {
 }
 
 fn flock(path: &Path) -> anyhow::Result<UserLock> {
+    flock_as(path, FlockArg::LockExclusive)
+}
+
+fn flock_as(path: &Path, arg: FlockArg) -> anyhow::Result<UserLock> {
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -331,7 +335,7 @@ fn flock(path: &Path) -> anyhow::Result<UserLock> {
         .custom_flags(libc::O_CLOEXEC)
         .open(path)
         .with_context(|| format!("open `{}`", path.display()))?;
-    Flock::lock(file, FlockArg::LockExclusive)
+    Flock::lock(file, arg)
         .map(UserLock)
         .map_err(|(_, e)| e)
         .with_context(|| format!("lock `{}`", path.display()))
@@ -391,6 +395,26 @@ impl Container {
     /// so two starts of one container never launch it twice.
     pub fn lock_start(&self) -> anyhow::Result<UserLock> {
         flock(&self.data_dir.join("start.lock"))
+    }
+
+    /// Held shared by each `hutch wait`, so a `--rm` supervisor lets
+    /// waiters read the exit code before it removes the record.
+    pub fn lock_waiters(&self) -> anyhow::Result<UserLock> {
+        flock_as(&self.data_dir.join("wait.lock"), FlockArg::LockShared)
+    }
+
+    /// The supervisor's side: exclusive, tried for at most `limit`, so
+    /// a stuck waiter delays a removal but never blocks it.
+    pub fn drain_waiters(&self, limit: std::time::Duration) -> Option<UserLock> {
+        let path = self.data_dir.join("wait.lock");
+        let end = std::time::Instant::now() + limit;
+        loop {
+            match flock_as(&path, FlockArg::LockExclusiveNonblock) {
+                Ok(l) => return Some(l),
+                Err(_) if std::time::Instant::now() >= end => return None,
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            }
+        }
     }
 
     pub fn state_path(&self) -> PathBuf {

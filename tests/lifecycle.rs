@@ -634,3 +634,21 @@ fn run_di_keeps_a_shell_waiting_on_its_stdin() {
         u.leftover_containers()
     );
 }
+
+#[test]
+fn wait_reports_the_exit_code_of_a_detached_rm_container() {
+    let Some(u) = TestUser::t1() else { return };
+    run_d(
+        &u,
+        &["--rm", "--name", "gone"],
+        &["sh", "-c", "sleep 1; exit 5"],
+    );
+    assert_eq!(hutch_ok(&u, &["wait", "gone"]).trim(), "5");
+    // --rm then removes it.
+    assert!(
+        wait_until(10, || u.leftover_containers().is_empty()),
+        "{:?}",
+        u.leftover_containers()
+    );
+    assert_eq!(hutch_ok(&u, &["ps", "-a", "-q"]), "");
+}

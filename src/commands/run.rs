@@ -162,6 +162,8 @@ pub(super) fn start_and_wait(
     let running = parent::launch(&setup, l.maps)?;
     let pid = running.guard.pid().context("start container: no process")?;
     record.set_running(&ProcId::of(pid.as_raw())?);
+    // This process records the exit: `rm -f` and `wait` wait for it.
+    record.supervisor = Some(ProcId::of(std::process::id() as i32)?);
     container.save(dirs, record)?;
     let code = parent::wait(running, l.plan.process.stdin)?;
     record.set_exited(code);

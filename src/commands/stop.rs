@@ -51,30 +51,51 @@ pub fn kill(args: KillArgs) -> anyhow::Result<i32> {
 pub fn wait(args: WaitArgs) -> anyhow::Result<i32> {
     let dirs = Dirs::new()?;
     Ok(each(&args.containers, |key| {
-        let id = state::find(&dirs, key)?.id;
-        let c = Container::open(&dirs, &id);
-        // Bounded only for a record that stays "created": 1 day.
-        for _ in 0..864_000 {
-            let s = c
-                .load()
-                .map_err(|_| anyhow::anyhow!("wait for container `{key}`: it was removed"))?;
-            match s.effective() {
-                (Status::Running, _) => {
-                    if let Some(init) = s.init() {
-                        control::wait_proc(&init, None);
-                    }
-                    if let Some(s) = control::settle(&dirs, &id)? {
-                        println!("{}", s.effective().1.unwrap_or(255));
-                        return Ok(());
-                    }
-                }
-                (Status::Exited, code) => {
-                    println!("{}", code.unwrap_or(255));
-                    return Ok(());
-                }
-                (Status::Created, _) => std::thread::sleep(Duration::from_millis(100)),
-            }
-        }
-        anyhow::bail!("wait for container `{key}`: it never started")
+        let code = wait_one(&dirs, key)?;
+        println!("{code}");
+        Ok(())
     }))
+}
+
+fn wait_one(dirs: &Dirs, key: &str) -> anyhow::Result<i32> {
+    let c = Container::open(dirs, &state::find(dirs, key)?.id);
+    let removed = || anyhow::anyhow!("wait for container `{key}`: it was removed");
+    let _reader = c.lock_waiters().map_err(|_| removed())?;
+    // Bounded only for a record that stays "created": a day.
+    for _ in 0..864_000 {
+        let s = c.load().map_err(|_| removed())?;
+        match s.status {
+            Status::Exited => return Ok(s.exit_code.unwrap_or(255)),
+            Status::Running => {
+                if let Some(init) = s.init() {
+                    control::wait_proc(&init, None);
+                }
+                return recorded_exit(&c).ok_or_else(removed);
+            }
+            Status::Created => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+    anyhow::bail!("wait for container `{key}`: it never started")
+}
+
+/// The init has exited: the exit code its supervisor records, or 255
+/// when the supervisor is gone without recording one.
+fn recorded_exit(c: &Container) -> Option<i32> {
+    for _ in 0..500 {
+        let s = c.load().ok()?;
+        if s.status == Status::Exited {
+            return Some(s.exit_code.unwrap_or(255));
+        }
+        if !s.supervisor.as_ref().is_some_and(|p| p.is_alive()) {
+            // It may have recorded the exit just before it ended.
+            let s = c.load().ok()?;
+            return Some(
+                s.exit_code
+                    .filter(|_| s.status == Status::Exited)
+                    .unwrap_or(255),
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some(255)
 }

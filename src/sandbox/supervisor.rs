@@ -308,7 +308,14 @@ fn forward(r: &parent::Running, pid: Pid, alive: bool) {
 fn finish(job: &Job<'_>, record: &mut State, code: i32) {
     record.set_exited(code);
     let kept = job.container.save(job.dirs, record).unwrap_or(false);
-    if job.remove && kept && job.container.forget(job.dirs).is_ok() {
+    if !job.remove || !kept {
+        return;
+    }
+    // `hutch wait` reads the exit code first, as Docker's wait does.
+    let _waiters = job
+        .container
+        .drain_waiters(std::time::Duration::from_secs(10));
+    if job.container.forget(job.dirs).is_ok() {
         let _ = crate::commands::remove_container(job.container, Some(job.maps));
     }
 }
