@@ -9,5 +9,6 @@ pub mod nsexec;
 pub mod parent;
 pub mod pty;
 pub mod seccomp;
+pub mod supervisor;
 pub mod sync;
 pub mod user;

@@ -125,3 +125,19 @@ pub fn borrow_fd(fd: RawFd) -> BorrowedFd<'static> {
     // (the container init's pty slave until it execs).
     unsafe { BorrowedFd::borrow_raw(fd) }
 }
+
+/// Closes every fd from `first` up (a fresh supervisor drops what the
+/// `hutch` process that forked it had open, its store lock included).
+pub fn close_from(first: RawFd) -> nix::Result<()> {
+    // SAFETY: close_range(2) only closes this process's fds; callers own
+    // no Rust object that still uses an fd at or above `first`.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            libc::c_uint::MAX,
+            0 as libc::c_uint,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
