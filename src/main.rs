@@ -12,6 +12,7 @@ mod commands;
 mod digest;
 mod errors;
 mod image;
+mod net;
 mod plan;
 mod preflight;
 mod rootfs;

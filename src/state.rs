@@ -122,6 +122,15 @@ pub struct State {
     pub pid: Option<i32>,
     pub exit_code: Option<i32>,
     pub rootfs: PathBuf,
+    /// The `--network` mode's name and the published ports, for
+    /// `hutch port` and `inspect`.
+    #[serde(default)]
+    pub network: String,
+    #[serde(default)]
+    pub ports: Vec<crate::net::PortMapping>,
+    /// The network helper's host pid while the container runs.
+    #[serde(default)]
+    pub net_helper_pid: Option<u32>,
 }
 
 /// The directories of one container.

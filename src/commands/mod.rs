@@ -5,6 +5,7 @@ mod image;
 mod images;
 mod load;
 mod login;
+mod port;
 mod progress;
 mod ps;
 pub(crate) mod pull;
@@ -21,6 +22,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Run(args) => run::run(args),
         Command::Doctor(args) => doctor::doctor(args),
         Command::Ps(args) => ps::ps(args),
+        Command::Port(args) => port::port(args),
         Command::Rm(args) => rm::rm(args),
         Command::Images(args) => images::images(args),
         Command::Image(args) => image::image(args),

@@ -31,7 +31,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         .transpose()?;
     let (image, diff_ids) = open_image(&source, &container, store.as_ref(), &args)?.unzip();
     let config = image.as_ref().map(|i| &i.config);
-    let plan = make_plan(&args, config, &command, &id, &container.run_dir)?;
+    let mut plan = make_plan(&args, config, &command, &id, &container.run_dir)?;
+    settle_network(&args, &mut plan)?;
     let mut record = new_record(&plan, &source, image.as_ref(), &container);
     // Only stored images have diff ids; a concurrent prune keeps these.
     record.layers = diff_ids.clone().unwrap_or_default();
@@ -74,6 +75,9 @@ fn new_record(plan: &Plan, source: &Source, image: Option<&image::Image>, c: &Co
         pid: None,
         exit_code: None,
         rootfs: rootfs_path(source, c),
+        network: plan.network.name().to_string(),
+        ports: plan.ports.clone(),
+        net_helper_pid: None,
     }
 }
 
@@ -115,14 +119,17 @@ fn start_and_wait(
         tty_gid_mapped: userns::idmap::to_host(&l.maps.gid_map, 5).is_some(),
         setgroups_allowed: l.maps.helpers.is_some(),
         overlay: l.overlay,
+        net_dir: &container.run_dir,
     };
     let running = parent::launch(&setup, l.maps)?;
     record.status = Status::Running;
     record.pid = running.guard.pid().map(|p| p.as_raw());
+    record.net_helper_pid = running.net_helper().map(|(_, pid)| pid);
     container.save(record)?;
     let code = parent::wait(running, l.plan.process.stdin)?;
     record.status = Status::Exited;
     record.exit_code = Some(code);
+    record.net_helper_pid = None;
     container.save(record)?;
     Ok(code)
 }
@@ -222,6 +229,7 @@ fn make_plan(
         cwd: &cwd,
         etc_dir,
         host_env: &host_env,
+        net_helpers: crate::net::Helpers::probe(),
     })
 }
 
@@ -267,17 +275,37 @@ fn rootfs_path(source: &Source, c: &Container) -> PathBuf {
     }
 }
 
+/// Says what the default network fell back to, drops ports the host
+/// network cannot publish (as Docker does), and checks that every
+/// published host port is free (picking free ones for `-p PORT`).
+fn settle_network(args: &RunArgs, plan: &mut Plan) -> anyhow::Result<()> {
+    if args.network.is_none() && plan.network == Network::None {
+        crate::errors::warn(&crate::errors::hint(
+            anyhow::anyhow!("the container has no network but loopback: this host has no usable pasta or slirp4netns"),
+            "`hutch doctor` says what is missing; pass `--network none` to silence this",
+        ));
+    }
+    if plan.network == Network::Host && !plan.ports.is_empty() {
+        crate::errors::warn(&anyhow::anyhow!(
+            "published ports are discarded with `--network host`"
+        ));
+        plan.ports.clear();
+    }
+    crate::net::ports::check_free(&mut plan.ports)
+}
+
 /// /etc/hostname, /etc/hosts and /etc/resolv.conf for the container.
 fn write_etc_files(c: &Container, plan: &Plan) -> anyhow::Result<()> {
-    let host_hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
-    let hosts = match plan.network {
-        Network::Host => format!("{host_hosts}127.0.1.1\t{}\n", plan.hostname),
-        Network::None => format!(
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{}\n",
-            plan.hostname
-        ),
-    };
-    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let gateway = crate::net::files::default_gateway(&read("/proc/net/route"));
+    let hosts = crate::net::files::hosts(
+        plan.network,
+        &plan.hostname,
+        &plan.add_hosts,
+        &read("/etc/hosts"),
+        gateway,
+    )?;
+    let resolv = crate::net::files::resolv_conf(plan.network, &plan.dns, &read("/etc/resolv.conf"));
     // The plan's mount table binds these names from the runtime dir.
     let files = [
         ("hostname", format!("{}\n", plan.hostname)),

@@ -19,6 +19,7 @@ fn image() -> ImageConfig {
         env: vec!["PATH=/bin".into(), "IMAGE_VAR=1".into()],
         working_dir: Some("/srv".into()),
         user: Some("tester".into()),
+        exposed_ports: vec!["80/tcp".into(), "53/udp".into()],
     }
 }
 
@@ -47,6 +48,7 @@ fn plan(argv: &[&str], img: Option<&ImageConfig>) -> anyhow::Result<Plan> {
         cwd: Path::new("/home/u"),
         etc_dir: Path::new("/run/c1"),
         host_env: &host_env,
+        net_helpers: crate::net::Helpers::default(),
     })
 }
 
