@@ -291,6 +291,6 @@ mod tests {
             ..Helpers::default()
         };
         let e = parse_mode(Some("pasta"), only_tun).unwrap_err();
-        assert!(e.to_string().contains("not on PATH"), "{e}");
+        assert!(format!("{e:#}").contains("not on PATH"), "{e:#}");
     }
 }
