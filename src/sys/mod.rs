@@ -7,3 +7,4 @@ pub mod pidfd;
 pub mod probe;
 pub mod process;
 pub mod seccomp;
+pub mod spawn;
