@@ -38,6 +38,8 @@ pub enum Command {
     Run(RunArgs),
     /// Check what this host offers hutch, and how to fix what is missing
     Doctor(DoctorArgs),
+    /// Show the host, the store and the storage driver hutch uses
+    Info(InfoArgs),
     /// List containers
     Ps(PsArgs),
     /// Remove stopped containers
@@ -225,6 +227,13 @@ pub struct RmArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// Output format: `table` (default) or `json`
+    #[arg(short, long, value_name = "FORMAT")]
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Args)]
 pub struct DoctorArgs {
     /// Print the report as JSON
     #[arg(long)]
@@ -333,6 +342,10 @@ pub struct RunArgs {
     /// Pull the image: always, missing (default) or never
     #[arg(long, value_name = "POLICY")]
     pub pull: Option<String>,
+
+    /// How to build the rootfs from stored layers: overlay, fuse-overlayfs or vfs
+    #[arg(long = "storage-driver", value_name = "DRIVER")]
+    pub storage_driver: Option<String>,
 
     #[command(flatten)]
     pub registry: RegistryArgs,

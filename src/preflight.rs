@@ -23,7 +23,8 @@ mod session;
 mod storage;
 
 use session::{check_audit, check_cgroups, check_network, check_runtime_dir};
-use storage::{check_data_dir, check_fuse, check_overlay, data_dir};
+use storage::{check_data_dir, check_fuse, check_overlay, check_storage_driver, data_dir};
+pub use storage::{find_in_path, fs_name, host_storage};
 
 /// Upper bound for each forked probe.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -146,8 +147,10 @@ pub fn probe() -> Report {
         &mut facts.newgidmap,
     ));
     let data_dir = data_dir(std::env::var_os("XDG_DATA_HOME"), who.home.clone());
-    checks.push(check_overlay(&who, data_dir.as_deref(), &mut facts));
+    let overlay = check_overlay(&who, data_dir.as_deref(), &mut facts);
+    checks.push(overlay.clone());
     checks.extend(check_fuse(&who, &mut facts));
+    checks.push(check_storage_driver(&overlay, &facts));
     checks.extend(check_network(&who, &mut facts));
     checks.push(check_cgroups(&who, &mut facts));
     checks.push(check_runtime_dir(&who, &mut facts));

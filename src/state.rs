@@ -122,6 +122,9 @@ pub struct State {
     pub pid: Option<i32>,
     pub exit_code: Option<i32>,
     pub rootfs: PathBuf,
+    /// The storage driver and why it was chosen (stored images only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<crate::rootfs::driver::Choice>,
 }
 
 /// The directories of one container.

@@ -3,6 +3,7 @@
 mod doctor;
 mod image;
 mod images;
+mod info;
 mod load;
 mod login;
 mod progress;
@@ -20,6 +21,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Run(args) => run::run(args),
         Command::Doctor(args) => doctor::doctor(args),
+        Command::Info(args) => info::info(args),
         Command::Ps(args) => ps::ps(args),
         Command::Rm(args) => rm::rm(args),
         Command::Images(args) => images::images(args),

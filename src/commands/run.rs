@@ -7,9 +7,10 @@ use anyhow::Context;
 use caps::CapsHashSet;
 
 use crate::cli::RunArgs;
-use crate::image::{self, ImageRef, UnpackOptions};
+use crate::image::{self, ImageRef};
 use crate::plan::{self, Inputs, Network, Plan};
-use crate::sandbox::{child, nsexec, parent, seccomp};
+use crate::rootfs::RootfsMount;
+use crate::sandbox::{child, parent, seccomp};
 use crate::state::{self, Container, Dirs, State, Status};
 use crate::store::Store;
 use crate::userns::{self, IdMaps};
@@ -17,6 +18,8 @@ use crate::userns::{self, IdMaps};
 pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     let dirs = Dirs::new()?;
     let (source, command) = source_and_command(&args)?;
+    // Checked first: a bad flag or config file fails before any work.
+    let explicit_driver = crate::rootfs::driver::explicit(args.storage_driver.as_deref())?;
     let id = state::new_id()?;
     let container = Container::create(&dirs, &id, args.name.as_deref())?;
     // From here on, the container's directories go away on every error.
@@ -35,17 +38,24 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     let mut record = new_record(&plan, &source, image.as_ref(), &container);
     // Only stored images have diff ids; a concurrent prune keeps these.
     record.layers = diff_ids.clone().unwrap_or_default();
+    // Stored images stand on shared layers: choose how (DESIGN.md, storage).
+    let storage = store
+        .is_some()
+        .then(|| crate::rootfs::driver::decide(explicit_driver, &dirs.data))
+        .transpose()?;
+    record.storage = storage.clone();
     // Saved before the slow steps, so `ps -a` and `rm` see an interrupted start.
     container.save(&record)?;
     let maps = id_maps(&plan)?;
     cleanup.maps = Some(maps.clone());
-    let (rootfs, overlay) = match (&store, image.as_ref(), diff_ids) {
-        (Some(store), Some(img), Some(diff_ids)) => {
-            let (rootfs, opts) =
-                crate::rootfs::overlay_rootfs(store, img, &diff_ids, &container, &maps)?;
-            (rootfs, Some(opts))
+    let (rootfs, mount) = match (&store, image.as_ref(), diff_ids, &storage) {
+        (Some(store), Some(img), Some(diff_ids), Some(choice)) => {
+            crate::rootfs::prepare(store, img, &diff_ids, &container, &maps, choice)?
         }
-        _ => (prepare_rootfs(&source, image, &container, &maps)?, None),
+        _ => (
+            prepare_rootfs(&source, image, &container, &maps)?,
+            RootfsMount::Plain,
+        ),
     };
     write_etc_files(&container, &plan)?;
     let config_json = container.run_dir.join("config.json");
@@ -53,7 +63,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     let launch = Launch {
         plan: &plan,
         rootfs: &rootfs,
-        overlay: overlay.as_deref(),
+        mount: &mount,
         maps: &maps,
     };
     let code = start_and_wait(&launch, &dirs, &container, &mut record)?;
@@ -74,6 +84,7 @@ fn new_record(plan: &Plan, source: &Source, image: Option<&image::Image>, c: &Co
         pid: None,
         exit_code: None,
         rootfs: rootfs_path(source, c),
+        storage: None,
     }
 }
 
@@ -90,8 +101,8 @@ fn id_maps(plan: &Plan) -> anyhow::Result<IdMaps> {
 struct Launch<'a> {
     plan: &'a Plan,
     rootfs: &'a Path,
-    /// Overlay mount options when the rootfs is an overlay of layers.
-    overlay: Option<&'a str>,
+    /// How the rootfs is mounted (storage driver).
+    mount: &'a RootfsMount,
     maps: &'a IdMaps,
 }
 
@@ -114,7 +125,14 @@ fn start_and_wait(
         seccomp: bpf.as_ref(),
         tty_gid_mapped: userns::idmap::to_host(&l.maps.gid_map, 5).is_some(),
         setgroups_allowed: l.maps.helpers.is_some(),
-        overlay: l.overlay,
+        overlay: match l.mount {
+            RootfsMount::Overlay(opts) => Some(opts),
+            _ => None,
+        },
+        fuse: match l.mount {
+            RootfsMount::Fuse(m) => Some(m),
+            _ => None,
+        },
     };
     let running = parent::launch(&setup, l.maps)?;
     record.status = Status::Running;
@@ -241,21 +259,7 @@ fn prepare_rootfs(
     };
     let rootfs = rootfs_path(source, c);
     std::fs::create_dir(&rootfs).with_context(|| format!("create `{}`", rootfs.display()))?;
-    let full_map = maps.helpers.is_some();
-    nsexec::run_in_userns(maps, "unpack the image", || {
-        let report = image::unpack(&image, &rootfs, &UnpackOptions { preserve_ownership: true, overlay_whiteouts: false })?;
-        if full_map && report.flattened_owners > 0 {
-            eprintln!(
-                "warning: {} files kept root as owner: their ids are outside your subordinate range",
-                report.flattened_owners
-            );
-        }
-        if report.skipped_devices > 0 {
-            eprintln!("warning: {} device nodes of the image were skipped: a user namespace cannot create them", report.skipped_devices);
-        }
-        Ok(())
-    })
-    .context("unpack the image")?;
+    crate::rootfs::private_copy(&image, &rootfs, maps)?;
     Ok(rootfs)
 }
 

@@ -64,6 +64,9 @@ pub struct Running {
     pub guard: ChildGuard,
     signals: SignalFd,
     master: Option<OwnedFd>,
+    /// fuse-overlayfs serving the rootfs; ended when this is dropped,
+    /// after the container (fields drop in order).
+    _fuse: Option<crate::rootfs::fuse::Daemon>,
 }
 
 fn signal_set() -> SigSet {
@@ -107,6 +110,7 @@ pub fn launch(ctx: &child::Setup<'_>, maps: &IdMaps) -> anyhow::Result<Running> 
     drop(theirs);
     let mut guard = ChildGuard(Some(pid));
     crate::userns::write::write(pid, maps)?;
+    let mut fuse = None;
     let winsize = if ctx.plan.process.terminal {
         pty::host_winsize()
     } else {
@@ -117,6 +121,14 @@ pub fn launch(ctx: &child::Setup<'_>, maps: &IdMaps) -> anyhow::Result<Running> 
     loop {
         match ours.recv::<ToParent>()? {
             None => break, // [4] execve succeeded: the channel closed on exec.
+            // [2a] fuse-overlayfs joins the child's user namespace and a copy
+            // of its mount namespace (not its pid namespace); [2b] go on.
+            Some((ToParent::MountRootfs, _)) if fuse.is_none() && ctx.fuse.is_some() => {
+                if let Some(m) = ctx.fuse {
+                    fuse = Some(crate::rootfs::fuse::start(m, pid)?);
+                }
+                ours.send(&ToChild::RootfsMounted, None)?;
+            }
             Some((ToParent::PtyMaster, Some(fd)))
                 if ctx.plan.process.terminal && master.is_none() =>
             {
@@ -138,6 +150,7 @@ pub fn launch(ctx: &child::Setup<'_>, maps: &IdMaps) -> anyhow::Result<Running> 
         guard,
         signals,
         master,
+        _fuse: fuse,
     })
 }
 
