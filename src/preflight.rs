@@ -823,10 +823,10 @@ pub(crate) mod tests {
     fn probe_reports_every_check_once() {
         let report = probe();
         let mut names: Vec<&str> = report.checks.iter().map(|c| c.name).collect();
-        assert_eq!(names.len(), 14, "{names:?}");
+        assert_eq!(names.len(), 15, "{names:?}");
         names.sort_unstable();
         names.dedup();
-        assert_eq!(names.len(), 14);
+        assert_eq!(names.len(), 15);
         assert!(report.checks.iter().all(|c| !c.detail.is_empty()));
     }
 }

@@ -61,12 +61,11 @@ pub fn info(args: InfoArgs) -> anyhow::Result<i32> {
             .collect::<Vec<_>>()
     };
     let (filesystem, network) = crate::preflight::fs_name(&dirs.data).unwrap_or(("unknown", false));
-    let (storage_driver, storage_driver_reason) = match driver::explicit(None)
-        .and_then(|e| driver::decide(e, &dirs.data))
-    {
-        Ok(Choice { driver, reason, .. }) => (driver.name(), reason),
-        Err(e) => ("none", format!("{e:#}")),
-    };
+    let (storage_driver, storage_driver_reason) =
+        match driver::explicit(None).and_then(|e| driver::decide(e, &dirs.data)) {
+            Ok(Choice { driver, reason, .. }) => (driver.name(), reason),
+            Err(e) => ("none", format!("{e:#}")),
+        };
     let info = Info {
         host: Host {
             kernel: nix::sys::utsname::uname()
@@ -123,7 +122,11 @@ fn render(i: &Info) -> String {
     let st = &i.store;
     let _ = writeln!(s, "store:");
     let _ = writeln!(s, "  path: {}", st.path.display());
-    let net = if st.network_filesystem { " (network)" } else { "" };
+    let net = if st.network_filesystem {
+        " (network)"
+    } else {
+        ""
+    };
     let _ = writeln!(s, "  filesystem: {}{net}", st.filesystem);
     let _ = writeln!(s, "  containersDir: {}", st.containers_dir.display());
     if let Some(c) = &st.config_file {

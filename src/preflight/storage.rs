@@ -53,7 +53,8 @@ pub fn host_storage(data_dir: &Path) -> crate::rootfs::driver::HostStorage {
     remove_tree(&scratch);
     let kernel_overlay = match judge_overlay(&outcome, data_dir) {
         c if c.status == Status::Ok => Ok(()),
-        c => Err(c.detail),
+        // The detail without its "; hutch uses ..." tail.
+        c => Err(c.detail.split("; ").next().unwrap_or_default().to_string()),
     };
     crate::rootfs::driver::HostStorage {
         kernel_overlay,
@@ -201,8 +202,8 @@ pub(super) fn check_storage_driver(overlay: &Check, facts: &Facts) -> Check {
         fuse_program: facts.fuse_overlayfs.clone(),
         dev_fuse: facts.fuse_overlayfs.is_some(),
     };
-    let chosen = crate::rootfs::driver::explicit(None)
-        .and_then(|e| crate::rootfs::driver::choose(e, &host));
+    let chosen =
+        crate::rootfs::driver::explicit(None).and_then(|e| crate::rootfs::driver::choose(e, &host));
     judge_storage_driver(chosen)
 }
 
@@ -414,15 +415,24 @@ mod tests {
             })
         };
         let c = judge_storage_driver(choice(Driver::Overlay, "kernel overlayfs works"));
-        assert_eq!((c.status, c.detail.as_str()), (Status::Ok, "overlay: kernel overlayfs works"));
+        assert_eq!(
+            (c.status, c.detail.as_str()),
+            (Status::Ok, "overlay: kernel overlayfs works")
+        );
         let c = judge_storage_driver(choice(Driver::Vfs, "kernel overlayfs is unavailable"));
         assert_eq!(c.status, Status::Warn);
         assert!(c.hint.is_some_and(|h| h.contains("fuse-overlayfs")));
         let c = judge_storage_driver(choice(Driver::Vfs, "chosen by `/c/config.toml`"));
         assert_eq!(c.status, Status::Ok);
-        let e = Err(anyhow::anyhow!("use storage driver `x`")).hint("fix it");
+        let e = Err(crate::errors::hint(
+            anyhow::anyhow!("use storage driver `x`"),
+            "fix it",
+        ));
         let c = judge_storage_driver(e);
-        assert_eq!((c.status, c.hint.as_deref()), (Status::Fail, Some("fix it")));
+        assert_eq!(
+            (c.status, c.hint.as_deref()),
+            (Status::Fail, Some("fix it"))
+        );
     }
 
     #[test]
