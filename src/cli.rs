@@ -343,6 +343,14 @@ pub struct RunArgs {
     #[arg(long, value_name = "POLICY")]
     pub pull: Option<String>,
 
+    /// Mount the container's root filesystem read-only (with tmpfs on /tmp, /var/tmp, /run)
+    #[arg(long = "read-only")]
+    pub read_only: bool,
+
+    /// Mount a tmpfs: PATH[:OPTIONS] (size=, mode=, uid=, gid=, nr_inodes=, ro, noexec, ...)
+    #[arg(long, value_name = "PATH[:OPTS]")]
+    pub tmpfs: Vec<String>,
+
     /// How to build the rootfs from stored layers: overlay, fuse-overlayfs or vfs
     #[arg(long = "storage-driver", value_name = "DRIVER")]
     pub storage_driver: Option<String>,

@@ -487,3 +487,81 @@ fn a_store_kernel_overlay_refuses_falls_back_to_fuse_overlayfs_then_vfs() {
         "{r}"
     );
 }
+
+// ---- --read-only and --tmpfs -------------------------------------------------
+
+#[test]
+fn read_only_rootfs_keeps_tmpfs_and_dev_writable() {
+    let Some(u) = TestUser::t1() else { return };
+    if !load_busybox(&u) {
+        return;
+    }
+    let script = "touch /etc/x 2>/dev/null && echo ETC-WRITABLE || echo ETC-RO; \
+                  for d in /tmp /var/tmp /run /dev/shm /scratch; do touch $d/f || echo FAIL $d; done; \
+                  echo ok > /dev/null && test -r /proc/self/status && echo PROC; \
+                  grep ' /scratch ' /proc/mounts";
+    for d in ["overlay", "vfs"] {
+        let args = [
+            "run",
+            "--rm",
+            "--read-only",
+            "--tmpfs",
+            "/scratch:size=1m,mode=700",
+            "--storage-driver",
+            d,
+            "test/busybox",
+            "sh",
+            "-c",
+            script,
+        ];
+        let out = hutch_ok(&u, &args);
+        let mut lines = out.lines();
+        assert_eq!(lines.next(), Some("ETC-RO"), "{d}: {out}");
+        assert_eq!(lines.next(), Some("PROC"), "{d}: {out}");
+        let scratch = lines.next().unwrap_or_default();
+        for opt in [
+            "tmpfs",
+            "rw",
+            "nosuid",
+            "nodev",
+            "noexec",
+            "size=1024k",
+            "mode=700",
+        ] {
+            assert!(scratch.contains(opt), "{d}: {opt} missing in {scratch}");
+        }
+    }
+    // Control: without --read-only the rootfs is writable.
+    let out = hutch_ok(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "--tmpfs",
+            "/scratch",
+            "test/busybox",
+            "sh",
+            "-c",
+            script,
+        ],
+    );
+    assert!(out.starts_with("ETC-WRITABLE\nPROC\n"), "{out}");
+    // Docker's option syntax, checked as hostile input.
+    for bad in [
+        "/x:bogus",
+        "/x:size=1t",
+        "/x:mode=9",
+        "rel",
+        "/x:size=1k\u{1b}[2J",
+    ] {
+        let r = hutch_run(&u, &["run", "--rm", "--tmpfs", bad, "test/busybox", "true"]);
+        assert_eq!(r.code(), Some(125), "{bad}: {r}");
+        assert!(r.stderr.contains("parse tmpfs"), "{bad}: {r}");
+        assert!(!r.stderr.contains('\u{1b}'), "{bad}: {r}");
+    }
+    assert!(
+        u.leftover_containers().is_empty(),
+        "{:?}",
+        u.leftover_containers()
+    );
+}

@@ -16,6 +16,7 @@ use crate::userns::Mode;
 
 pub mod mounts;
 pub mod spec;
+pub mod storage;
 
 pub use mounts::Mount;
 
@@ -107,6 +108,8 @@ pub struct Plan {
     pub seccomp: bool,
     pub masked_paths: Vec<String>,
     pub readonly_paths: Vec<String>,
+    /// `--read-only`: the rootfs is remounted read-only after the mounts.
+    pub readonly_rootfs: bool,
     pub init: bool,
     pub remove: bool,
     pub name: Option<String>,
@@ -180,17 +183,34 @@ impl Plan {
             hostname,
             network,
             userns,
-            mounts: mounts::table(network, &volumes, i.etc_dir, a.privileged),
+            mounts: storage_mounts(mounts::table(network, &volumes, i.etc_dir, a.privileged), a)?,
             caps: capabilities(&a.cap_add, &a.cap_drop, a.privileged)?,
             no_new_privs,
             seccomp,
             masked_paths: masked,
             readonly_paths: readonly,
+            readonly_rootfs: a.read_only,
             init: a.init,
             remove: a.rm,
             name: a.name.as_deref().map(validate_name).transpose()?,
         })
     }
+}
+
+/// The table plus `--tmpfs` mounts and, with `--read-only`, Podman's
+/// writable tmpfs mounts (`storage.rs`).
+fn storage_mounts(mut table: Vec<Mount>, a: &RunArgs) -> anyhow::Result<Vec<Mount>> {
+    let mut extra = a
+        .tmpfs
+        .iter()
+        .map(|t| storage::parse_tmpfs(t))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if a.read_only {
+        let taken: Vec<Mount> = table.iter().chain(&extra).cloned().collect();
+        extra.extend(storage::read_only_tmpfs(&taken));
+    }
+    storage::insert_before_etc(&mut table, extra);
+    Ok(table)
 }
 
 fn strings(v: &[&str]) -> Vec<String> {

@@ -109,6 +109,11 @@ pub fn prepare(inp: &Inputs<'_>) -> anyhow::Result<()> {
             remount_ro(&root, p, MsFlags::empty())?;
         }
     }
+    // `--read-only`: last, so mount points could still be created. Only
+    // the root mount itself: /dev, /proc, tmpfs and volumes stay as made.
+    if inp.plan.readonly_rootfs {
+        remount_ro(&root, "/", MsFlags::empty()).context("make the rootfs read-only")?;
+    }
     Ok(())
 }
 
