@@ -40,6 +40,8 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Show the host, the store and the storage driver hutch uses
     Info(InfoArgs),
+    /// Manage named volumes: create, ls, inspect, rm, prune
+    Volume(VolumeArgs),
     /// List containers
     Ps(PsArgs),
     /// Remove stopped containers
@@ -224,6 +226,51 @@ pub struct RmArgs {
     /// Containers to remove, by name or id prefix
     #[arg(required = true, value_name = "CONTAINER")]
     pub containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeArgs {
+    #[command(subcommand)]
+    pub command: VolumeCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VolumeCommand {
+    /// Create a volume (a random name when none is given)
+    Create {
+        /// [a-zA-Z0-9][a-zA-Z0-9_.-]*
+        name: Option<String>,
+    },
+    /// List volumes
+    #[command(alias = "list")]
+    Ls {
+        /// Only print volume names
+        #[arg(short, long)]
+        quiet: bool,
+        /// Output format: `table` (default) or `json`
+        #[arg(long, value_name = "FORMAT")]
+        format: Option<String>,
+    },
+    /// Show details of volumes as JSON
+    Inspect {
+        #[arg(required = true, value_name = "VOLUME")]
+        names: Vec<String>,
+    },
+    /// Remove volumes (one in use by a container only with -f)
+    #[command(alias = "remove")]
+    Rm {
+        /// Remove even when a container uses the volume
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true, value_name = "VOLUME")]
+        names: Vec<String>,
+    },
+    /// Remove every volume no container uses
+    Prune {
+        /// Do not prompt for confirmation
+        #[arg(short, long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Args)]

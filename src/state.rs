@@ -125,6 +125,9 @@ pub struct State {
     /// The storage driver and why it was chosen (stored images only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage: Option<crate::rootfs::driver::Choice>,
+    /// Named volumes it mounts, so `volume rm` can refuse them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<String>,
 }
 
 /// The directories of one container.

@@ -565,3 +565,107 @@ fn read_only_rootfs_keeps_tmpfs_and_dev_writable() {
         u.leftover_containers()
     );
 }
+
+// ---- named volumes -----------------------------------------------------------
+
+#[test]
+fn named_volumes_are_created_shared_and_guarded_while_in_use() {
+    let Some(u) = TestUser::t1() else { return };
+    if !load_busybox(&u) {
+        return;
+    }
+    let script = "echo hello > /data/f && chown 100:100 /data/f && mkdir /data/d";
+    hutch_ok(
+        &u,
+        &[
+            "run",
+            "--name",
+            "writer",
+            "-v",
+            "vol-1:/data",
+            "test/busybox",
+            "sh",
+            "-c",
+            script,
+        ],
+    );
+    let data = u.data_dir.join("hutch/volumes/vol-1/_data");
+    assert_eq!(fs::read_to_string(data.join("f")).unwrap(), "hello\n");
+    // Another container sees it; `:ro` keeps it from writing.
+    let r = hutch_run(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            "vol-1:/v:ro",
+            "test/busybox",
+            "sh",
+            "-c",
+            "cat /v/f; stat -c %u /v/f; touch /v/g",
+        ],
+    );
+    assert_eq!(r.code(), Some(1), "{r}");
+    assert_eq!(r.stdout, "hello\n100\n", "{r}");
+    assert!(r.stderr.contains("Read-only file system"), "{r}");
+    assert!(!data.join("g").exists());
+    let ls = hutch_ok(&u, &["volume", "ls"]);
+    assert_eq!(ls, "DRIVER    VOLUME NAME\nlocal     vol-1\n");
+    let inspect = hutch_ok(&u, &["volume", "inspect", "vol-1"]);
+    let v: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+    assert_eq!(v[0]["Mountpoint"], data.display().to_string(), "{inspect}");
+    assert_eq!(
+        v[0]["UsedBy"].as_array().map(Vec::len),
+        Some(1),
+        "{inspect}"
+    );
+    // In use by the stopped container `writer`: refused, then prune keeps it.
+    let r = hutch_run(&u, &["volume", "rm", "vol-1"]);
+    assert_eq!(r.code(), Some(125), "{r}");
+    assert!(
+        r.stderr.contains("in use by container") && r.stderr.contains("-f"),
+        "{r}"
+    );
+    hutch_ok(&u, &["volume", "create", "spare"]);
+    let pruned = hutch_ok(&u, &["volume", "prune", "-f"]);
+    assert_eq!(pruned, "spare\nRemoved 1 unused volumes\n");
+    assert!(data.join("f").exists(), "prune removed a volume in use");
+    // Once the container is gone, rm works and leaves nothing behind
+    // (the subordinate-owned file included).
+    hutch_ok(&u, &["rm", "writer"]);
+    assert_eq!(hutch_ok(&u, &["volume", "rm", "vol-1"]), "vol-1\n");
+    assert!(!u.data_dir.join("hutch/volumes/vol-1").exists());
+    assert_eq!(hutch_ok(&u, &["volume", "ls", "-q"]), "");
+    // -f removes a volume in use.
+    hutch_ok(
+        &u,
+        &[
+            "run",
+            "--name",
+            "user2",
+            "-v",
+            "vol-2:/d",
+            "test/busybox",
+            "true",
+        ],
+    );
+    let r = hutch_run(&u, &["volume", "rm", "-f", "vol-2"]);
+    assert_eq!(r.code(), Some(0), "{r}");
+    assert!(!u.data_dir.join("hutch/volumes/vol-2").exists());
+    hutch_ok(&u, &["rm", "user2"]);
+    // Docker's name rule.
+    for bad in ["_x:/d", "a b:/d", "x\u{1b}]0;t:/d"] {
+        let r = hutch_run(&u, &["run", "--rm", "-v", bad, "test/busybox", "true"]);
+        assert_eq!(r.code(), Some(125), "{bad}: {r}");
+        assert!(r.stderr.contains("volume name"), "{bad}: {r}");
+        assert!(!r.stderr.contains('\u{1b}'), "{bad}: {r}");
+    }
+    let r = hutch_run(&u, &["volume", "create", "../escape"]);
+    assert_eq!(r.code(), Some(125), "{r}");
+    assert!(!u.data_dir.join("hutch/escape").exists());
+    assert!(
+        u.leftover_containers().is_empty(),
+        "{:?}",
+        u.leftover_containers()
+    );
+}

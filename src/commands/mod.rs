@@ -14,6 +14,7 @@ mod rmi;
 mod run;
 mod save;
 mod tag;
+mod volume;
 
 use crate::cli::{Cli, Command};
 
@@ -22,6 +23,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Run(args) => run::run(args),
         Command::Doctor(args) => doctor::doctor(args),
         Command::Info(args) => info::info(args),
+        Command::Volume(args) => volume::volume(args),
         Command::Ps(args) => ps::ps(args),
         Command::Rm(args) => rm::rm(args),
         Command::Images(args) => images::images(args),

@@ -34,8 +34,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         .transpose()?;
     let (image, diff_ids) = open_image(&source, &container, store.as_ref(), &args)?.unzip();
     let config = image.as_ref().map(|i| &i.config);
-    let plan = make_plan(&args, config, &command, &id, &container.run_dir)?;
+    let plan = make_plan(&args, config, &command, &id, &container.run_dir, &dirs.data)?;
     let mut record = new_record(&plan, &source, image.as_ref(), &container);
+    record.volumes = plan.named_volumes.clone();
+    for name in &plan.named_volumes {
+        crate::volume::ensure(&dirs.data, name)?;
+    }
     // Only stored images have diff ids; a concurrent prune keeps these.
     record.layers = diff_ids.clone().unwrap_or_default();
     // Stored images stand on shared layers: choose how (DESIGN.md, storage).
@@ -85,6 +89,7 @@ fn new_record(plan: &Plan, source: &Source, image: Option<&image::Image>, c: &Co
         exit_code: None,
         rootfs: rootfs_path(source, c),
         storage: None,
+        volumes: Vec::new(),
     }
 }
 
@@ -222,6 +227,7 @@ fn make_plan(
     command: &[String],
     id: &str,
     etc_dir: &Path,
+    data_dir: &Path,
 ) -> anyhow::Result<Plan> {
     let host_hostname = nix::unistd::gethostname()
         .ok()
@@ -239,6 +245,7 @@ fn make_plan(
         host_gid: nix::unistd::Gid::current().as_raw(),
         cwd: &cwd,
         etc_dir,
+        data_dir,
         host_env: &host_env,
     })
 }
