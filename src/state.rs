@@ -5,6 +5,10 @@
 //!   `su`, cron or batch jobs); the /tmp one is created 0700 and refused if
 //!   it is a symlink or belongs to someone else (another user could plant it).
 //! - data: `$XDG_DATA_HOME/hutch`, or `~/.local/share/hutch`.
+//! - containers' writable files (upper dirs, private copies): `DATA/containers`,
+//!   or `/var/tmp/hutch-UID/containers` when the data dir is on a network
+//!   filesystem (NFS, Lustre, ...), which cannot hold them; checked as
+//!   the /tmp runtime dir is.
 //!
 //! `containers/ID/state.json` is replaced atomically (write, rename).
 
@@ -21,6 +25,8 @@ use crate::errors::WithHint;
 pub struct Dirs {
     pub runtime: PathBuf,
     pub data: PathBuf,
+    /// Where each container's data dir goes (see the module docs).
+    pub containers: PathBuf,
 }
 
 impl Dirs {
@@ -41,7 +47,19 @@ impl Dirs {
             .mode(0o700)
             .create(&data)
             .with_context(|| format!("create data directory `{}`", data.display()))?;
-        Ok(Dirs { runtime, data })
+        let containers = match crate::preflight::fs_name(&data) {
+            Some((_, true)) => {
+                let local = PathBuf::from(format!("/var/tmp/hutch-{uid}"));
+                private_dir(&local, uid)?;
+                local.join("containers")
+            }
+            _ => data.join("containers"),
+        };
+        Ok(Dirs {
+            runtime,
+            data,
+            containers,
+        })
     }
 }
 
@@ -153,7 +171,7 @@ impl Container {
         let c = Container {
             id: id.to_string(),
             run_dir: dirs.runtime.join("containers").join(id),
-            data_dir: dirs.data.join("containers").join(id),
+            data_dir: dirs.containers.join(id),
         };
         for d in [&c.run_dir, &c.data_dir] {
             DirBuilder::new()
@@ -170,7 +188,7 @@ impl Container {
         Container {
             id: id.to_string(),
             run_dir: dirs.runtime.join("containers").join(id),
-            data_dir: dirs.data.join("containers").join(id),
+            data_dir: dirs.containers.join(id),
         }
     }
 

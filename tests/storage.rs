@@ -304,6 +304,10 @@ fn automatic_choice_explicit_choice_and_a_hidden_fuse_overlayfs() {
     let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(v["store"]["storage_driver"], "overlay", "{json}");
     assert_eq!(v["host"]["cgroups"], "disabled");
+    // A local store keeps containers' writable files beside the layers.
+    assert_eq!(v["store"]["network_filesystem"], false, "{json}");
+    let containers = u.data_dir.join("hutch/containers");
+    assert_eq!(v["store"]["containers_dir"], containers.display().to_string());
     assert!(v["store"]["storage_driver_reason"]
         .as_str()
         .unwrap()

@@ -86,7 +86,7 @@ pub fn info(args: InfoArgs) -> anyhow::Result<i32> {
             path: dirs.data.clone(),
             filesystem: filesystem.into(),
             network_filesystem: network,
-            containers_dir: dirs.data.join("containers"),
+            containers_dir: dirs.containers.clone(),
             config_file: driver::config_path().filter(|p| p.exists()),
             storage_driver,
             storage_driver_reason,

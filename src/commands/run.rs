@@ -17,6 +17,9 @@ use crate::userns::{self, IdMaps};
 
 pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     let dirs = Dirs::new()?;
+    if let Some(w) = crate::rootfs::network_warning(&dirs) {
+        eprintln!("{w}");
+    }
     let (source, command) = source_and_command(&args)?;
     // Checked first: a bad flag or config file fails before any work.
     let explicit_driver = crate::rootfs::driver::explicit(args.storage_driver.as_deref())?;
@@ -45,7 +48,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     // Stored images stand on shared layers: choose how (DESIGN.md, storage).
     let storage = store
         .is_some()
-        .then(|| crate::rootfs::driver::decide(explicit_driver, &dirs.data))
+        .then(|| crate::rootfs::driver::decide(explicit_driver, &crate::rootfs::probe_dir(&dirs)))
         .transpose()?;
     record.storage = storage.clone();
     // Saved before the slow steps, so `ps -a` and `rm` see an interrupted start.

@@ -15,7 +15,7 @@
 pub mod driver;
 pub mod fuse;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use sha2::{Digest as _, Sha256};
@@ -28,6 +28,29 @@ use crate::sandbox::nsexec;
 use crate::state::{self, Container, Dirs};
 use crate::store::Store;
 use crate::userns::{idmap, IdMaps};
+
+/// Where to probe kernel overlay: the filesystem of the upper dirs
+/// (`Dirs::containers`), where the store is (layers) or local disk.
+pub fn probe_dir(dirs: &Dirs) -> PathBuf {
+    match dirs.containers.parent() {
+        Some(p) if p != dirs.data => p.to_path_buf(),
+        _ => dirs.data.clone(),
+    }
+}
+
+/// The one warning `run` prints when the store is on a network
+/// filesystem and containers' writable files are kept elsewhere.
+pub fn network_warning(dirs: &Dirs) -> Option<String> {
+    if dirs.containers.starts_with(&dirs.data) {
+        return None;
+    }
+    let fs = crate::preflight::fs_name(&dirs.data).map_or("a network filesystem", |f| f.0);
+    Some(format!(
+        "warning: the store `{}` is on {fs}, which cannot hold containers' writable files:          they are kept on local disk in `{}`",
+        dirs.data.display(),
+        dirs.containers.display()
+    ))
+}
 
 /// How the container init gets its rootfs mounted.
 #[derive(Debug, Clone)]
@@ -83,7 +106,7 @@ pub fn prepare(
 /// The vfs rung (and `oci:` images): every layer unpacked in order into
 /// the container's own `rootfs`, whiteouts applied, inside the user
 /// namespace so that file owners map into the subordinate range.
-pub fn private_copy(image: &Image, rootfs: &std::path::Path, maps: &IdMaps) -> anyhow::Result<()> {
+pub fn private_copy(image: &Image, rootfs: &Path, maps: &IdMaps) -> anyhow::Result<()> {
     let full_map = maps.helpers.is_some();
     let opts = UnpackOptions {
         preserve_ownership: true,
@@ -237,4 +260,35 @@ pub fn remove_unused_layers(store: &Store, dirs: &Dirs, maps: &IdMaps) -> anyhow
     })?;
     drop(locks);
     Ok(paths.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dirs(containers: &str) -> Dirs {
+        Dirs {
+            runtime: "/run/user/1/hutch".into(),
+            data: "/nfs/home/a/.local/share/hutch".into(),
+            containers: containers.into(),
+        }
+    }
+
+    #[test]
+    fn mutable_parts_on_local_disk_are_probed_and_announced() {
+        let local = dirs("/nfs/home/a/.local/share/hutch/containers");
+        assert_eq!(probe_dir(&local), local.data);
+        assert_eq!(network_warning(&local), None);
+        let away = dirs("/var/tmp/hutch-1/containers");
+        assert_eq!(probe_dir(&away), Path::new("/var/tmp/hutch-1"));
+        let w = network_warning(&away).unwrap();
+        assert!(
+            w.starts_with("warning: the store `/nfs/home/a/.local/share/hutch` is on "),
+            "{w}"
+        );
+        assert!(
+            w.ends_with("kept on local disk in `/var/tmp/hutch-1/containers`"),
+            "{w}"
+        );
+    }
 }
