@@ -307,7 +307,10 @@ fn automatic_choice_explicit_choice_and_a_hidden_fuse_overlayfs() {
     // A local store keeps containers' writable files beside the layers.
     assert_eq!(v["store"]["network_filesystem"], false, "{json}");
     let containers = u.data_dir.join("hutch/containers");
-    assert_eq!(v["store"]["containers_dir"], containers.display().to_string());
+    assert_eq!(
+        v["store"]["containers_dir"],
+        containers.display().to_string()
+    );
     assert!(v["store"]["storage_driver_reason"]
         .as_str()
         .unwrap()
@@ -672,4 +675,58 @@ fn named_volumes_are_created_shared_and_guarded_while_in_use() {
         "{:?}",
         u.leftover_containers()
     );
+}
+
+#[test]
+fn separators_in_store_paths_are_escaped_for_overlay_and_refused_for_fuse() {
+    let Some(u) = TestUser::t1() else { return };
+    let Some(archive) = docker_archive(&u, "test/busybox:latest") else {
+        return;
+    };
+    let data = u.scratch("da,ta:x\\y");
+    let data_s = data.display().to_string();
+    let env = [("XDG_DATA_HOME", data_s.as_str())];
+    let r = with_env(&u, &["load", "-i", &archive.display().to_string()], &env);
+    assert_eq!(r.code(), Some(0), "{r}");
+    let script = "cat /etc/layer2; test -e /etc/removed-by-whiteout && echo LOST || echo HIDDEN";
+    for d in ["overlay", "vfs"] {
+        let r = with_env(
+            &u,
+            &[
+                "run",
+                "--rm",
+                "--storage-driver",
+                d,
+                "test/busybox",
+                "sh",
+                "-c",
+                script,
+            ],
+            &env,
+        );
+        assert_eq!(
+            (r.code(), r.stdout.as_str()),
+            (Some(0), "layer2\nHIDDEN\n"),
+            "{d}: {r}"
+        );
+    }
+    let args = [
+        "run",
+        "--rm",
+        "--storage-driver",
+        "fuse-overlayfs",
+        "test/busybox",
+        "true",
+    ];
+    let r = with_env(&u, &args, &env);
+    assert_eq!(r.code(), Some(125), "{r}");
+    assert!(
+        r.stderr.contains("for fuse-overlayfs: the path holds"),
+        "{r}"
+    );
+    assert!(r.stderr.contains("hint:"), "{r}");
+    assert!(!data
+        .join("hutch/containers")
+        .read_dir()
+        .is_ok_and(|mut d| d.next().is_some()));
 }
