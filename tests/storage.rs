@@ -730,3 +730,49 @@ fn separators_in_store_paths_are_escaped_for_overlay_and_refused_for_fuse() {
         .read_dir()
         .is_ok_and(|mut d| d.next().is_some()));
 }
+
+fn ns_of(pid: u32, ns: &str) -> String {
+    fs::read_link(format!("/proc/{pid}/ns/{ns}"))
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn fuse_overlayfs_daemon_is_outside_the_container() {
+    let Some(u) = TestUser::t1() else { return };
+    if !load_busybox(&u) {
+        return;
+    }
+    let script = "sleep 100 & echo READY; sleep 3; kill -9 -1; sleep 0.2; \
+                  cat /etc/layer2; kill -0 $! 2>/dev/null && echo SLEEP-ALIVE || echo SLEEP-KILLED";
+    let args = [
+        "run",
+        "--rm",
+        "--storage-driver",
+        "fuse-overlayfs",
+        "test/busybox",
+        "sh",
+        "-c",
+        script,
+    ];
+    let mut run = spawn_hutch(&u, &args, &Opts::default());
+    assert!(run.wait_for_stdout("READY", std::time::Duration::from_secs(30)));
+    let comm = |p: u32| proc_read(p, "comm").unwrap_or_default();
+    let procs = run.descendants();
+    let daemon = procs.iter().copied().find(|p| comm(*p) == "fuse-overlayfs");
+    let sleeper = procs.iter().copied().find(|p| comm(*p) == "sleep");
+    let (Some(daemon), Some(sleeper)) = (daemon, sleeper) else {
+        panic!("no daemon or container process among {procs:?}");
+    };
+    // Same user namespace (it serves as container root), not the same pid
+    // or mount namespace.
+    assert_eq!(ns_of(daemon, "user"), ns_of(sleeper, "user"));
+    assert_ne!(ns_of(daemon, "pid"), ns_of(sleeper, "pid"));
+    assert_ne!(ns_of(daemon, "mnt"), ns_of(sleeper, "mnt"));
+    let r = run.wait();
+    assert_eq!(r.code(), Some(0), "{r}");
+    // Control: kill -1 did kill what it could reach; the rootfs still works.
+    assert_eq!(r.stdout, "READY\nlayer2\nSLEEP-KILLED\n", "{r}");
+    assert_session_ended(&r);
+    assert!(!Path::new(&format!("/proc/{daemon}")).exists() || comm(daemon) != "fuse-overlayfs");
+}
