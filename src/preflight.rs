@@ -24,7 +24,7 @@ mod storage;
 
 use session::{check_audit, check_cgroups, check_network, check_runtime_dir};
 use storage::{check_data_dir, check_fuse, check_overlay, check_storage_driver, data_dir};
-pub use storage::{find_in_path, fs_name, host_storage};
+pub use storage::{dev_fuse_usable, find_in_path, fs_name, overlay_works};
 
 /// Upper bound for each forked probe.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);

@@ -62,7 +62,7 @@ pub fn info(args: InfoArgs) -> anyhow::Result<i32> {
     };
     let (filesystem, network) = crate::preflight::fs_name(&dirs.data).unwrap_or(("unknown", false));
     let (storage_driver, storage_driver_reason) =
-        match driver::explicit(None).and_then(|e| driver::decide(e, &dirs.data)) {
+        match driver::explicit(None).and_then(|e| driver::decide(e, &dirs, true)) {
             Ok(Choice { driver, reason, .. }) => (driver.name(), reason),
             Err(e) => ("none", format!("{e:#}")),
         };

@@ -48,7 +48,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     // Stored images stand on shared layers: choose how (DESIGN.md, storage).
     let storage = store
         .is_some()
-        .then(|| crate::rootfs::driver::decide(explicit_driver, &crate::rootfs::probe_dir(&dirs)))
+        .then(|| crate::rootfs::driver::decide(explicit_driver, &dirs, false))
         .transpose()?;
     record.storage = storage.clone();
     // Saved before the slow steps, so `ps -a` and `rm` see an interrupted start.

@@ -34,15 +34,15 @@ pub(super) fn check_overlay(who: &Who, data_dir: Option<&Path>, facts: &mut Fact
     check
 }
 
-/// What `run` needs to pick a storage driver: the overlay probe on the
-/// store's filesystem (the same one `hutch doctor` runs) and the FUSE
-/// facts. fuse-overlayfs is looked up on PATH only, so a user can hide it.
-pub fn host_storage(data_dir: &Path) -> crate::rootfs::driver::HostStorage {
+/// Whether kernel overlay with `userxattr` mounts in a user namespace
+/// on `dir`'s filesystem and handles a whiteout: the probe `hutch doctor`
+/// runs, for `run`'s choice of storage driver; else why not.
+pub fn overlay_works(dir: &Path) -> Result<(), String> {
     let (uid, gid) = (
         nix::unistd::getuid().as_raw(),
         nix::unistd::getgid().as_raw(),
     );
-    let scratch = data_dir.join(format!(".hutch-probe-{}", std::process::id()));
+    let scratch = dir.join(format!(".hutch-probe-{}", std::process::id()));
     let outcome = match make_overlay_dirs(&scratch) {
         Ok(paths) => probe::overlay(&SelfMaps::single(uid, gid), &paths, PROBE_TIMEOUT),
         Err(errno) => ProbeOutcome::Failed {
@@ -51,16 +51,16 @@ pub fn host_storage(data_dir: &Path) -> crate::rootfs::driver::HostStorage {
         },
     };
     remove_tree(&scratch);
-    let kernel_overlay = match judge_overlay(&outcome, data_dir) {
+    match judge_overlay(&outcome, dir) {
         c if c.status == Status::Ok => Ok(()),
         // The detail without its "; hutch uses ..." tail.
         c => Err(c.detail.split("; ").next().unwrap_or_default().to_string()),
-    };
-    crate::rootfs::driver::HostStorage {
-        kernel_overlay,
-        fuse_program: find_in_path("fuse-overlayfs"),
-        dev_fuse: device("/dev/fuse").read_write,
     }
+}
+
+/// Whether this user can open /dev/fuse for reading and writing.
+pub fn dev_fuse_usable() -> bool {
+    device("/dev/fuse").read_write
 }
 
 /// `name` in a directory of PATH, executable.

@@ -17,6 +17,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use crate::errors::WithHint;
+use crate::state::Dirs;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Driver {
@@ -154,23 +155,68 @@ pub fn config_path() -> Option<PathBuf> {
     Some(xdg.or_else(home)?.join("hutch/config.toml"))
 }
 
-/// The driver for a container whose store is `data_dir`. The host is
-/// probed only when it matters: for the automatic choice, or to check
-/// that an explicitly chosen fuse-overlayfs can run.
-pub fn decide(explicit: Option<(Driver, Origin)>, data_dir: &Path) -> anyhow::Result<Choice> {
-    let host = match &explicit {
-        None => crate::preflight::host_storage(data_dir),
-        Some(_) => HostStorage {
-            kernel_overlay: Err("not probed".into()),
-            fuse_program: crate::preflight::find_in_path("fuse-overlayfs"),
-            dev_fuse: nix::unistd::access(
-                "/dev/fuse",
-                nix::unistd::AccessFlags::R_OK | nix::unistd::AccessFlags::W_OK,
-            )
-            .is_ok(),
-        },
+/// The driver for a new container. The host is probed only when it
+/// matters: kernel overlay for the automatic choice (a success is cached
+/// in the runtime dir, see [`overlay_cached`]), fuse-overlayfs's presence
+/// always (a stat per PATH entry).
+pub fn decide(
+    explicit: Option<(Driver, Origin)>,
+    dirs: &Dirs,
+    fresh: bool,
+) -> anyhow::Result<Choice> {
+    let kernel_overlay = match &explicit {
+        None => overlay_cached(dirs, fresh),
+        Some(_) => Err("not probed".into()),
+    };
+    let host = HostStorage {
+        kernel_overlay,
+        fuse_program: crate::preflight::find_in_path("fuse-overlayfs"),
+        dev_fuse: crate::preflight::dev_fuse_usable(),
     };
     choose(explicit, &host)
+}
+
+/// A kernel overlay probe that worked, remembered in the runtime dir
+/// (cleared at reboot) for the kernel and directory it ran on: the probe
+/// costs a fork and two mounts, a quarter of a container's start. A
+/// failure is never cached, so a fixed host is seen on the next run.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+struct ProbeCache {
+    kernel: String,
+    dir: PathBuf,
+}
+
+fn overlay_cached(dirs: &Dirs, fresh: bool) -> Result<(), String> {
+    let dir = super::probe_dir(dirs);
+    let key = ProbeCache {
+        kernel: nix::sys::utsname::uname()
+            .map(|u| u.release().to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        dir: dir.clone(),
+    };
+    let path = dirs.runtime.join("overlay-probe.json");
+    let cached = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<ProbeCache>(&b).ok());
+    if !fresh && cached.as_ref() == Some(&key) {
+        return Ok(());
+    }
+    let result = crate::preflight::overlay_works(&dir);
+    if result.is_ok() {
+        let tmp = dirs
+            .runtime
+            .join(format!(".overlay-probe.{}", std::process::id()));
+        let written = serde_json::to_vec(&key)
+            .ok()
+            .and_then(|b| std::fs::write(&tmp, b).ok())
+            .and_then(|()| std::fs::rename(&tmp, &path).ok());
+        if written.is_none() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+    } else {
+        let _ = std::fs::remove_file(&path);
+    }
+    result
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -282,6 +328,35 @@ mod tests {
             );
             assert!(hints[0].contains("apt install fuse-overlayfs"), "{hints:?}");
         }
+    }
+
+    #[test]
+    fn only_a_working_overlay_probe_is_cached() -> anyhow::Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let dirs = Dirs {
+            runtime: tmp.path().join("run"),
+            data: tmp.path().join("data"),
+            containers: tmp.path().join("data/containers"),
+        };
+        std::fs::create_dir_all(&dirs.runtime)?;
+        std::fs::create_dir_all(&dirs.data)?;
+        let cache = dirs.runtime.join("overlay-probe.json");
+        // A cache for another kernel is not trusted: the probe runs again.
+        std::fs::write(&cache, br#"{"kernel":"0.0.0","dir":"/elsewhere"}"#)?;
+        let first = overlay_cached(&dirs, false);
+        assert_eq!(cache.exists(), first.is_ok(), "{first:?}");
+        if first.is_ok() {
+            let text = std::fs::read_to_string(&cache)?;
+            assert!(text.contains(&dirs.data.display().to_string()), "{text}");
+            assert_eq!(overlay_cached(&dirs, false), Ok(()));
+        }
+        // No scratch dir of the probe is left behind.
+        let left: Vec<_> = std::fs::read_dir(&dirs.data)?
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+        Ok(())
     }
 
     #[test]
