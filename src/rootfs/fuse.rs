@@ -1,15 +1,17 @@
 //! The fuse-overlayfs rung: the daemon that serves a container's rootfs.
 //!
-//! Runs in `hutch` (the parent side of the container, `sandbox::parent`):
-//! after the id maps are written and before the child is told to go,
-//! fuse-overlayfs is started in the child's user and mount namespaces
-//! (so it mounts the rootfs where only the container sees it, as the
-//! container's root) but NOT in its pid namespace: no process of the
-//! container can see it, signal it or ptrace it, so none can make it
-//! write to the shared, read-only layers. The parent waits (bounded)
-//! until the mount shows in the namespace's mountinfo; the daemon is
-//! killed when the container is torn down ([`Daemon`]'s drop) or when
-//! hutch dies (its parent-death signal).
+//! Runs in `hutch` (the parent side of the container, `sandbox::parent`),
+//! at sync point [2a] (`sandbox::sync`): fuse-overlayfs is started in the
+//! child's user namespace (so it serves files as the container's root)
+//! and in a copy of the child's mount namespace, where it mounts the
+//! rootfs; the mount reaches the child through a shared bind mount. Its
+//! own mount namespace keeps the host's /proc (which fuse-overlayfs uses)
+//! when the child pivots away from the old root. It is NOT in the
+//! container's pid namespace: no container process can see it, signal it
+//! or ptrace it, so none can make it write to the shared layers. The
+//! parent waits (bounded) until the mount shows in the daemon's
+//! mountinfo; the daemon is killed when the container is torn down
+//! ([`Daemon`]'s drop) or when hutch dies (its parent-death signal).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -84,6 +86,15 @@ impl Drop for Daemon {
             let _ = child.wait();
         }
     }
+}
+
+/// [`start`], for a child that asked for it: an error when the container
+/// was not set up for fuse-overlayfs (a confused or hostile child).
+pub fn start_for(m: Option<&FuseMount>, pid: Pid) -> anyhow::Result<Daemon> {
+    let m = m.context(
+        "start container: the init asked for fuse-overlayfs, which this container does not use",
+    )?;
+    start(m, pid)
 }
 
 /// Starts fuse-overlayfs for the container init `pid` and waits until

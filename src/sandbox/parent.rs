@@ -121,12 +121,9 @@ pub fn launch(ctx: &child::Setup<'_>, maps: &IdMaps) -> anyhow::Result<Running> 
     loop {
         match ours.recv::<ToParent>()? {
             None => break, // [4] execve succeeded: the channel closed on exec.
-            // [2a] fuse-overlayfs joins the child's user namespace and a copy
-            // of its mount namespace (not its pid namespace); [2b] go on.
-            Some((ToParent::MountRootfs, _)) if fuse.is_none() && ctx.fuse.is_some() => {
-                if let Some(m) = ctx.fuse {
-                    fuse = Some(crate::rootfs::fuse::start(m, pid)?);
-                }
+            // [2a] fuse-overlayfs mounts the rootfs (`rootfs::fuse`); [2b] go on.
+            Some((ToParent::MountRootfs, _)) if fuse.is_none() => {
+                fuse = Some(crate::rootfs::fuse::start_for(ctx.fuse, pid)?);
                 ours.send(&ToChild::RootfsMounted, None)?;
             }
             Some((ToParent::PtyMaster, Some(fd)))
