@@ -40,9 +40,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     let plan = make_plan(&args, config, &command, &id, &container.run_dir, &dirs.data)?;
     let mut record = new_record(&plan, &source, image.as_ref(), &container);
     record.volumes = plan.named_volumes.clone();
-    for name in &plan.named_volumes {
-        crate::volume::ensure(&dirs.data, name)?;
-    }
     // Only stored images have diff ids; a concurrent prune keeps these.
     record.layers = diff_ids.clone().unwrap_or_default();
     // Stored images stand on shared layers: choose how (DESIGN.md, storage).
@@ -53,6 +50,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     record.storage = storage.clone();
     // Saved before the slow steps, so `ps -a` and `rm` see an interrupted start.
     container.save(&record)?;
+    // After the save: from here `volume prune` sees them in use.
+    for name in &plan.named_volumes {
+        crate::volume::ensure(&dirs.data, name)?;
+    }
     let maps = id_maps(&plan)?;
     cleanup.maps = Some(maps.clone());
     let (rootfs, mount) = match (&store, image.as_ref(), diff_ids, &storage) {

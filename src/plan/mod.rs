@@ -189,7 +189,11 @@ impl Plan {
             hostname,
             network,
             userns,
-            mounts: storage_mounts(mounts::table(network, &volumes, i.etc_dir, a.privileged), a)?,
+            mounts: storage_mounts(
+                mounts::table(network, &volumes, i.etc_dir, a.privileged),
+                &volumes,
+                a,
+            )?,
             caps: capabilities(&a.cap_add, &a.cap_drop, a.privileged)?,
             no_new_privs,
             seccomp,
@@ -206,12 +210,17 @@ impl Plan {
 
 /// The table plus `--tmpfs` mounts and, with `--read-only`, Podman's
 /// writable tmpfs mounts (`storage.rs`).
-fn storage_mounts(mut table: Vec<Mount>, a: &RunArgs) -> anyhow::Result<Vec<Mount>> {
+fn storage_mounts(
+    mut table: Vec<Mount>,
+    volumes: &[Volume],
+    a: &RunArgs,
+) -> anyhow::Result<Vec<Mount>> {
     let mut extra = a
         .tmpfs
         .iter()
         .map(|t| storage::parse_tmpfs(t))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    storage::refuse_duplicates(volumes, &extra)?;
     if a.read_only {
         let taken: Vec<Mount> = table.iter().chain(&extra).cloned().collect();
         extra.extend(storage::read_only_tmpfs(&taken));

@@ -99,6 +99,23 @@ fn size(v: &str, percent: bool) -> bool {
         && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// Docker's "Duplicate mount point": two volumes or tmpfs mounts at one
+/// container path would hide each other.
+pub fn refuse_duplicates(volumes: &[super::Volume], tmpfs: &[Mount]) -> anyhow::Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    let norm = |p: &str| p.trim_end_matches('/').to_string();
+    let paths = volumes
+        .iter()
+        .map(|v| norm(&v.target))
+        .chain(tmpfs.iter().map(|m| norm(&m.destination)));
+    for p in paths {
+        if !seen.insert(p.clone()) {
+            bail!("mount `{}`: duplicate mount point", p.escape_debug());
+        }
+    }
+    Ok(())
+}
+
 /// Podman's writable tmpfs mounts for `--read-only`, except where the
 /// user already mounts something.
 pub fn read_only_tmpfs(taken: &[Mount]) -> Vec<Mount> {
@@ -197,6 +214,26 @@ mod tests {
             let e = parse_tmpfs(bad).map(|m| m.options).unwrap_err().to_string();
             assert!(e.starts_with("parse tmpfs"), "{bad}: {e}");
             assert!(!e.contains('\u{1b}') && !e.contains('\n'), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn duplicate_mount_points_are_refused() {
+        let vol = |t: &str| super::super::Volume {
+            source: "/h".into(),
+            target: t.into(),
+            readonly: false,
+            name: None,
+        };
+        let t = |p: &str| parse_tmpfs(p).unwrap();
+        assert!(refuse_duplicates(&[vol("/a"), vol("/b")], &[t("/c")]).is_ok());
+        for (v, tm) in [
+            (vec![vol("/a"), vol("/a/")], vec![]),
+            (vec![vol("/a")], vec![t("/a")]),
+            (vec![], vec![t("/x"), t("/x:size=1k")]),
+        ] {
+            let e = refuse_duplicates(&v, &tm).unwrap_err().to_string();
+            assert!(e.contains("duplicate mount point"), "{e}");
         }
     }
 
