@@ -36,7 +36,7 @@ impl Dirs {
             Some(dir) => PathBuf::from(dir).join("hutch"),
             None => PathBuf::from(format!("/tmp/hutch-{uid}")),
         };
-        private_dir(&runtime, uid)?;
+        private_dir(&runtime, uid).hint("XDG_RUNTIME_DIR set to a private directory avoids this one")?;
         let data = match std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
             Some(dir) => PathBuf::from(dir),
             None => home()?.join(".local/share"),
@@ -50,7 +50,9 @@ impl Dirs {
         let containers = match crate::preflight::fs_name(&data) {
             Some((_, true)) => {
                 let local = PathBuf::from(format!("/var/tmp/hutch-{uid}"));
-                private_dir(&local, uid)?;
+                private_dir(&local, uid).context(
+                    "keep containers' files on local disk (the store is on a network filesystem)",
+                )?;
                 local.join("containers")
             }
             _ => data.join("containers"),
@@ -89,17 +91,17 @@ fn private_dir(dir: &Path, uid: u32) -> anyhow::Result<()> {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(e) => {
-            return Err(e).with_context(|| format!("create runtime directory `{}`", dir.display()))
+            return Err(e).with_context(|| format!("create private directory `{}`", dir.display()))
         }
     }
     let meta =
         std::fs::symlink_metadata(dir).with_context(|| format!("inspect `{}`", dir.display()))?;
     if !meta.is_dir() || meta.uid() != uid || meta.permissions().mode() & 0o077 != 0 {
         return Err(anyhow::anyhow!(
-            "use runtime directory `{}`: it must be a directory owned by you with mode 0700",
+            "use private directory `{}`: it must be a directory owned by you with mode 0700",
             dir.display()
         ))
-        .hint("remove it if you do not know who made it, or set XDG_RUNTIME_DIR to a private directory");
+        .hint("remove it if you do not know who made it");
     }
     Ok(())
 }
