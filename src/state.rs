@@ -36,7 +36,8 @@ impl Dirs {
             Some(dir) => PathBuf::from(dir).join("hutch"),
             None => PathBuf::from(format!("/tmp/hutch-{uid}")),
         };
-        private_dir(&runtime, uid).hint("XDG_RUNTIME_DIR set to a private directory avoids this one")?;
+        private_dir(&runtime, uid)
+            .hint("XDG_RUNTIME_DIR set to a private directory avoids this one")?;
         let data = match std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
             Some(dir) => PathBuf::from(dir),
             None => home()?.join(".local/share"),

@@ -1,7 +1,8 @@
 //! Starting a helper program inside another process's user namespace and
-//! a copy of its mount namespace, but not its pid namespace: fuse-overlayfs serves the
-//! container's rootfs from there (`rootfs::fuse`). Runs in `hutch`; the
-//! namespace switch happens in the forked child, between fork and exec.
+//! a copy of its mount namespace, but not its pid namespace:
+//! fuse-overlayfs serves the container's rootfs from there
+//! (`rootfs::fuse`). Runs in `hutch`; the namespace switch happens in the
+//! forked child, between fork and exec.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
@@ -13,9 +14,9 @@ pub struct Namespaces {
     pub mnt: OwnedFd,
 }
 
-/// Spawns `cmd` after setns() into `ns.user` then `ns.mnt`, then in a
-/// copy of that mount namespace (unshare), as root of
-/// that user namespace (uid and gid 0, which every map of hutch's has),
+/// Spawns `cmd` after setns() into `ns.user` then `ns.mnt`, then
+/// unshare(CLONE_NEWNS) for a copy of that mount namespace, as root of
+/// the user namespace (uid and gid 0, which every map of hutch's has),
 /// with a parent-death signal of SIGKILL set last (credential changes
 /// clear it, prctl(2)).
 pub fn spawn_in(cmd: &mut Command, ns: &Namespaces) -> std::io::Result<Child> {
