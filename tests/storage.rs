@@ -630,3 +630,42 @@ fn fuse_overlayfs_daemon_is_outside_the_container() {
     assert_session_ended(&r);
     assert!(!Path::new(&format!("/proc/{daemon}")).exists() || comm(daemon) != "fuse-overlayfs");
 }
+
+#[test]
+fn fuse_overlayfs_daemon_ends_when_hutch_is_killed() {
+    let Some(u) = TestUser::t1() else { return };
+    if !load_busybox(&u) {
+        return;
+    }
+    let args = [
+        "run",
+        "--rm",
+        "--storage-driver",
+        "fuse-overlayfs",
+        "test/busybox",
+        "sh",
+        "-c",
+        "echo READY; sleep 60",
+    ];
+    let mut run = spawn_hutch(&u, &args, &Opts::default());
+    assert!(run.wait_for_stdout("READY", std::time::Duration::from_secs(30)));
+    let comm = |p: u32| proc_read(p, "comm").unwrap_or_default();
+    let daemon = run
+        .descendants()
+        .into_iter()
+        .find(|p| comm(*p) == "fuse-overlayfs");
+    let Some(daemon) = daemon else {
+        panic!("no fuse-overlayfs among {:?}", run.descendants());
+    };
+    let session = run.session().expect("session id");
+    run.signal(Signal::SIGKILL);
+    let r = run.wait();
+    assert_eq!(r.status.code(), None, "{r}");
+    // PDEATHSIG ends the daemon and the container with hutch.
+    let left = wait_session_empty(session, std::time::Duration::from_secs(10));
+    assert!(left.is_empty(), "left after hutch was killed: {left:?}");
+    // Gone, or a zombie waiting for whoever inherited it.
+    let stat = proc_read(daemon, "stat").unwrap_or_default();
+    let alive = comm(daemon) == "fuse-overlayfs" && !stat.contains(") Z ");
+    assert!(!alive, "the daemon survived: {stat}");
+}
