@@ -38,6 +38,10 @@ pub enum Command {
     Run(RunArgs),
     /// Check what this host offers hutch, and how to fix what is missing
     Doctor(DoctorArgs),
+    /// Show the host, the store and the storage driver hutch uses
+    Info(InfoArgs),
+    /// Manage named volumes: create, ls, inspect, rm, prune
+    Volume(VolumeArgs),
     /// List containers
     Ps(PsArgs),
     /// List a container's published ports
@@ -346,6 +350,58 @@ pub enum ContainerCommand {
 }
 
 #[derive(Debug, Args)]
+pub struct VolumeArgs {
+    #[command(subcommand)]
+    pub command: VolumeCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VolumeCommand {
+    /// Create a volume (a random name when none is given)
+    Create {
+        /// [a-zA-Z0-9][a-zA-Z0-9_.-]*
+        name: Option<String>,
+    },
+    /// List volumes
+    #[command(alias = "list")]
+    Ls {
+        /// Only print volume names
+        #[arg(short, long)]
+        quiet: bool,
+        /// Output format: `table` (default) or `json`
+        #[arg(long, value_name = "FORMAT")]
+        format: Option<String>,
+    },
+    /// Show details of volumes as JSON
+    Inspect {
+        #[arg(required = true, value_name = "VOLUME")]
+        names: Vec<String>,
+    },
+    /// Remove volumes (one in use by a container only with -f)
+    #[command(alias = "remove")]
+    Rm {
+        /// Remove even when a container uses the volume
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true, value_name = "VOLUME")]
+        names: Vec<String>,
+    },
+    /// Remove every volume no container uses
+    Prune {
+        /// Do not prompt for confirmation
+        #[arg(short, long)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// Output format: `table` (default) or `json`
+    #[arg(short, long, value_name = "FORMAT")]
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Args)]
 pub struct DoctorArgs {
     /// Print the report as JSON
     #[arg(long)]
@@ -479,6 +535,18 @@ pub struct RunArgs {
     /// Pull the image: always, missing (default) or never
     #[arg(long, value_name = "POLICY")]
     pub pull: Option<String>,
+
+    /// Mount the container's root filesystem read-only (with tmpfs on /tmp, /var/tmp, /run)
+    #[arg(long = "read-only")]
+    pub read_only: bool,
+
+    /// Mount a tmpfs: PATH[:OPTIONS] (size=, mode=, uid=, gid=, nr_inodes=, ro, noexec, ...)
+    #[arg(long, value_name = "PATH[:OPTS]")]
+    pub tmpfs: Vec<String>,
+
+    /// How to build the rootfs from stored layers: overlay, fuse-overlayfs or vfs
+    #[arg(long = "storage-driver", value_name = "DRIVER")]
+    pub storage_driver: Option<String>,
 
     #[command(flatten)]
     pub registry: RegistryArgs,

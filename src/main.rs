@@ -23,6 +23,7 @@ mod state;
 mod store;
 mod sys;
 mod userns;
+mod volume;
 
 fn main() {
     let cli = cli::Cli::parse_from_env();

@@ -23,7 +23,8 @@ mod session;
 mod storage;
 
 use session::{check_audit, check_cgroups, check_network, check_runtime_dir};
-use storage::{check_data_dir, check_fuse, check_overlay, data_dir};
+use storage::{check_data_dir, check_fuse, check_overlay, check_storage_driver, data_dir};
+pub use storage::{dev_fuse_usable, find_in_path, fs_name, overlay_works};
 
 /// Upper bound for each forked probe.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -146,8 +147,10 @@ pub fn probe() -> Report {
         &mut facts.newgidmap,
     ));
     let data_dir = data_dir(std::env::var_os("XDG_DATA_HOME"), who.home.clone());
-    checks.push(check_overlay(&who, data_dir.as_deref(), &mut facts));
+    let overlay = check_overlay(&who, data_dir.as_deref(), &mut facts);
+    checks.push(overlay.clone());
     checks.extend(check_fuse(&who, &mut facts));
+    checks.push(check_storage_driver(&overlay, &facts));
     checks.extend(check_network(&who, &mut facts));
     checks.push(check_cgroups(&who, &mut facts));
     checks.push(check_runtime_dir(&who, &mut facts));
@@ -820,10 +823,10 @@ pub(crate) mod tests {
     fn probe_reports_every_check_once() {
         let report = probe();
         let mut names: Vec<&str> = report.checks.iter().map(|c| c.name).collect();
-        assert_eq!(names.len(), 14, "{names:?}");
+        assert_eq!(names.len(), 15, "{names:?}");
         names.sort_unstable();
         names.dedup();
-        assert_eq!(names.len(), 14);
+        assert_eq!(names.len(), 15);
         assert!(report.checks.iter().all(|c| !c.detail.is_empty()));
     }
 }

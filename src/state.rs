@@ -9,6 +9,10 @@
 //! - data: `$XDG_DATA_HOME/hutch`, or `~/.local/share/hutch`. Holds the
 //!   record, `containers/ID/state.json`, so it outlives logout and reboot,
 //!   next to the container's files and its log.
+//! - containers' writable files (upper dirs, private copies) and records:
+//!   `DATA/containers`, or `/var/tmp/hutch-UID/containers` when the data
+//!   dir is on a network filesystem (NFS, Lustre, ...), which cannot hold
+//!   them; checked as the /tmp runtime dir is.
 //!
 //! `state.json` is replaced atomically (write, rename). A per-user
 //! lock (`containers.lock`, flock(2)) makes "name is free, create" one
@@ -30,6 +34,8 @@ use crate::errors::WithHint;
 pub struct Dirs {
     pub runtime: PathBuf,
     pub data: PathBuf,
+    /// Where each container's data dir goes (see the module docs).
+    pub containers: PathBuf,
 }
 
 impl Dirs {
@@ -39,7 +45,8 @@ impl Dirs {
             Some(dir) => PathBuf::from(dir).join("hutch"),
             None => PathBuf::from(format!("/tmp/hutch-{uid}")),
         };
-        private_dir(&runtime, uid)?;
+        private_dir(&runtime, uid)
+            .hint("XDG_RUNTIME_DIR set to a private directory avoids this one")?;
         let data = match std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
             Some(dir) => PathBuf::from(dir),
             None => home()?.join(".local/share"),
@@ -50,7 +57,21 @@ impl Dirs {
             .mode(0o700)
             .create(&data)
             .with_context(|| format!("create data directory `{}`", data.display()))?;
-        Ok(Dirs { runtime, data })
+        let containers = match crate::preflight::fs_name(&data) {
+            Some((_, true)) => {
+                let local = PathBuf::from(format!("/var/tmp/hutch-{uid}"));
+                private_dir(&local, uid).context(
+                    "keep containers' files on local disk (the store is on a network filesystem)",
+                )?;
+                local.join("containers")
+            }
+            _ => data.join("containers"),
+        };
+        Ok(Dirs {
+            runtime,
+            data,
+            containers,
+        })
     }
 }
 
@@ -80,17 +101,17 @@ fn private_dir(dir: &Path, uid: u32) -> anyhow::Result<()> {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(e) => {
-            return Err(e).with_context(|| format!("create runtime directory `{}`", dir.display()))
+            return Err(e).with_context(|| format!("create private directory `{}`", dir.display()))
         }
     }
     let meta =
         std::fs::symlink_metadata(dir).with_context(|| format!("inspect `{}`", dir.display()))?;
     if !meta.is_dir() || meta.uid() != uid || meta.permissions().mode() & 0o077 != 0 {
         return Err(anyhow::anyhow!(
-            "use runtime directory `{}`: it must be a directory owned by you with mode 0700",
+            "use private directory `{}`: it must be a directory owned by you with mode 0700",
             dir.display()
         ))
-        .hint("remove it if you do not know who made it, or set XDG_RUNTIME_DIR to a private directory");
+        .hint("remove it if you do not know who made it");
     }
     Ok(())
 }
@@ -224,6 +245,12 @@ pub struct State {
     /// The network helper's host pid while the container runs.
     #[serde(default)]
     pub net_helper_pid: Option<u32>,
+    /// The storage driver and why it was chosen (stored images only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<crate::rootfs::driver::Choice>,
+    /// Named volumes it mounts, so `volume rm` can refuse them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<String>,
 }
 
 /// How the container was made, as `inspect` shows it.
@@ -269,6 +296,8 @@ impl State {
             config: Config::default(),
             ports: Vec::new(),
             net_helper_pid: None,
+            storage: None,
+            volumes: Vec::new(),
         }
     }
 
@@ -396,7 +425,7 @@ impl Container {
         Container {
             id: id.to_string(),
             run_dir: dirs.runtime.join("containers").join(id),
-            data_dir: dirs.data.join("containers").join(id),
+            data_dir: dirs.containers.join(id),
         }
     }
 
@@ -491,10 +520,12 @@ fn read_record(path: &Path) -> anyhow::Result<State> {
 /// and records of older hutch versions still in the runtime directory.
 pub fn list(dirs: &Dirs) -> anyhow::Result<Vec<State>> {
     let mut out = Vec::new();
-    for root in [
-        dirs.data.join("containers"),
-        dirs.runtime.join("containers"),
-    ] {
+    let mut roots = vec![dirs.containers.clone(), dirs.runtime.join("containers")];
+    // Records from before the store was found on a network filesystem.
+    if dirs.data.join("containers") != dirs.containers {
+        roots.push(dirs.data.join("containers"));
+    }
+    for root in roots {
         let entries = match std::fs::read_dir(&root) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
@@ -661,6 +692,7 @@ mod tests {
         let dirs = Dirs {
             runtime: tmp.path().join("run"),
             data: tmp.path().join("data"),
+            containers: tmp.path().join("data/containers"),
         };
         std::fs::create_dir_all(&dirs.data).unwrap();
         let a = State::new(&"a".repeat(64), Some("x"));
@@ -687,6 +719,7 @@ mod tests {
         let dirs = Dirs {
             runtime: tmp.path().join("run"),
             data: tmp.path().join("data"),
+            containers: tmp.path().join("data/containers"),
         };
         let id = "d".repeat(64);
         let old = tmp.path().join("run/containers").join(&id);

@@ -5,6 +5,7 @@ mod control;
 mod doctor;
 mod image;
 mod images;
+mod info;
 mod load;
 mod login;
 mod logs;
@@ -19,6 +20,7 @@ mod save;
 mod start;
 mod stop;
 mod tag;
+mod volume;
 
 use crate::cli::{Cli, Command};
 
@@ -26,6 +28,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Run(args) => run::run(args),
         Command::Doctor(args) => doctor::doctor(args),
+        Command::Info(args) => info::info(args),
+        Command::Volume(args) => volume::volume(args),
         Command::Ps(args) => ps::ps(args),
         Command::Port(args) => port::port(args),
         Command::Rm(args) => rm::rm(args),

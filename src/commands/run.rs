@@ -8,17 +8,23 @@ use caps::CapsHashSet;
 
 use crate::cli::RunArgs;
 use crate::errors::WithHint;
-use crate::image::{self, ImageRef, UnpackOptions};
+use crate::image::{self, ImageRef};
 use crate::plan::{self, Inputs, Network, Plan};
-use crate::sandbox::{child, nsexec, parent, seccomp, supervisor};
+use crate::rootfs::RootfsMount;
+use crate::sandbox::{child, parent, seccomp, supervisor};
 use crate::state::{self, Container, Dirs, ProcId, State};
 use crate::store::Store;
 use crate::userns::{self, IdMaps};
 
 pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     let dirs = Dirs::new()?;
+    if let Some(w) = crate::rootfs::network_warning(&dirs) {
+        eprintln!("{w}");
+    }
     let (source, command) = source_and_command(&args)?;
     refuse_detached_tty(&args)?;
+    // Checked first: a bad flag or config file fails before any work.
+    let explicit_driver = crate::rootfs::driver::explicit(args.storage_driver.as_deref())?;
     let id = state::new_id()?;
     let container = Container::create(&dirs, &State::new(&id, args.name.as_deref()))?;
     // From here on, the container's directories go away on every error.
@@ -33,22 +39,34 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         .transpose()?;
     let (image, diff_ids) = open_image(&source, &container, store.as_ref(), &args)?.unzip();
     let config = image.as_ref().map(|i| &i.config);
-    let mut plan = make_plan(&args, config, &command, &id, &container.run_dir)?;
+    let mut plan = make_plan(&args, config, &command, &id, &container.run_dir, &dirs.data)?;
     settle_network(&args, &mut plan)?;
     let mut record = new_record(&plan, &source, image.as_ref(), &container);
+    record.volumes = plan.named_volumes.clone();
     // Only stored images have diff ids; a concurrent prune keeps these.
     record.layers = diff_ids.clone().unwrap_or_default();
+    // Stored images stand on shared layers: choose how (DESIGN.md, storage).
+    let storage = store
+        .is_some()
+        .then(|| crate::rootfs::driver::decide(explicit_driver, &dirs, false))
+        .transpose()?;
+    record.storage = storage.clone();
     // Saved before the slow steps, so `ps -a` and `rm` see an interrupted start.
     container.save(&dirs, &record)?;
+    // After the save: from here `volume prune` sees them in use.
+    for name in &plan.named_volumes {
+        crate::volume::ensure(&dirs.data, name)?;
+    }
     let maps = id_maps(&plan)?;
     cleanup.maps = Some(maps.clone());
-    let (rootfs, overlay) = match (&store, image.as_ref(), diff_ids) {
-        (Some(store), Some(img), Some(diff_ids)) => {
-            let (rootfs, opts) =
-                crate::rootfs::overlay_rootfs(store, img, &diff_ids, &container, &maps)?;
-            (rootfs, Some(opts))
+    let (rootfs, mount) = match (&store, image.as_ref(), diff_ids, &storage) {
+        (Some(store), Some(img), Some(diff_ids), Some(choice)) => {
+            crate::rootfs::prepare(store, img, &diff_ids, &container, &maps, choice)?
         }
-        _ => (prepare_rootfs(&source, image, &container, &maps)?, None),
+        _ => (
+            prepare_rootfs(&source, image, &container, &maps)?,
+            RootfsMount::Plain,
+        ),
     };
     write_etc_files(&container, &plan)?;
     let config_json = container.run_dir.join("config.json");
@@ -56,7 +74,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     let launch = Launch {
         plan: &plan,
         rootfs: &rootfs,
-        overlay: overlay.as_deref(),
+        mount: &mount,
         maps: &maps,
         run_dir: &container.run_dir,
     };
@@ -146,8 +164,8 @@ pub(super) fn id_maps(plan: &Plan) -> anyhow::Result<IdMaps> {
 pub(super) struct Launch<'a> {
     pub plan: &'a Plan,
     pub rootfs: &'a Path,
-    /// Overlay mount options when the rootfs is an overlay of layers.
-    pub overlay: Option<&'a str>,
+    /// How the rootfs is mounted (storage driver).
+    pub mount: &'a RootfsMount,
     pub maps: &'a IdMaps,
     /// The container's runtime dir (the network helper's files).
     pub run_dir: &'a Path,
@@ -219,7 +237,14 @@ fn setup<'a>(
         seccomp: bpf,
         tty_gid_mapped: userns::idmap::to_host(&l.maps.gid_map, 5).is_some(),
         setgroups_allowed: l.maps.helpers.is_some(),
-        overlay: l.overlay,
+        overlay: match l.mount {
+            RootfsMount::Overlay(opts) => Some(opts),
+            _ => None,
+        },
+        fuse: match l.mount {
+            RootfsMount::Fuse(m) => Some(m),
+            _ => None,
+        },
         net_dir: l.run_dir,
     }
 }
@@ -301,6 +326,7 @@ fn make_plan(
     command: &[String],
     id: &str,
     etc_dir: &Path,
+    data_dir: &Path,
 ) -> anyhow::Result<Plan> {
     let host_hostname = nix::unistd::gethostname()
         .ok()
@@ -318,6 +344,7 @@ fn make_plan(
         host_gid: nix::unistd::Gid::current().as_raw(),
         cwd: &cwd,
         etc_dir,
+        data_dir,
         host_env: &host_env,
         net_helpers: crate::net::Helpers::probe(),
     })
@@ -339,21 +366,7 @@ fn prepare_rootfs(
     };
     let rootfs = rootfs_path(source, c);
     std::fs::create_dir(&rootfs).with_context(|| format!("create `{}`", rootfs.display()))?;
-    let full_map = maps.helpers.is_some();
-    nsexec::run_in_userns(maps, "unpack the image", || {
-        let report = image::unpack(&image, &rootfs, &UnpackOptions { preserve_ownership: true, overlay_whiteouts: false })?;
-        if full_map && report.flattened_owners > 0 {
-            eprintln!(
-                "warning: {} files kept root as owner: their ids are outside your subordinate range",
-                report.flattened_owners
-            );
-        }
-        if report.skipped_devices > 0 {
-            eprintln!("warning: {} device nodes of the image were skipped: a user namespace cannot create them", report.skipped_devices);
-        }
-        Ok(())
-    })
-    .context("unpack the image")?;
+    crate::rootfs::private_copy(&image, &rootfs, maps)?;
     Ok(rootfs)
 }
 

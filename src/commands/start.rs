@@ -23,7 +23,8 @@ use crate::state::{self, Container, Dirs};
 struct Saved {
     plan: Plan,
     rootfs: PathBuf,
-    overlay: Option<String>,
+    /// How the rootfs is mounted (storage driver).
+    mount: crate::rootfs::RootfsMount,
 }
 
 /// Keeps what starting the container again needs (atomically).
@@ -31,7 +32,7 @@ pub(super) fn save_launch(c: &Container, l: &Launch<'_>) -> anyhow::Result<()> {
     let saved = Saved {
         plan: l.plan.clone(),
         rootfs: l.rootfs.to_path_buf(),
-        overlay: l.overlay.map(str::to_string),
+        mount: l.mount.clone(),
     };
     let path = c.data_dir.join("launch.json");
     let tmp = c.data_dir.join(".launch.json.tmp");
@@ -107,7 +108,7 @@ fn start_one(dirs: &Dirs, key: &str, attach: bool) -> anyhow::Result<i32> {
     let launch = Launch {
         plan: &saved.plan,
         rootfs: &saved.rootfs,
-        overlay: saved.overlay.as_deref(),
+        mount: &saved.mount,
         maps: &maps,
         run_dir: &c.run_dir,
     };

@@ -253,6 +253,17 @@ impl<'a> Applier<'a> {
             dev,
         ) {
             Ok(()) | Err(Errno::EEXIST) => Ok(()),
+            // A filesystem that refuses the 0/0 device in a user namespace
+            // (overlayfs, some network filesystems) cannot hold kernel
+            // overlay upper dirs either: keep the AUFS form, which
+            // fuse-overlayfs reads as a whiteout.
+            Err(Errno::EPERM | Errno::EOPNOTSUPP) => {
+                let flags = libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW;
+                crate::sys::fs::openat2(dir.as_fd(), Path::new(name), flags, 0o600, 0)
+                    .map(drop)
+                    .or_else(|e| if e == Errno::EEXIST { Ok(()) } else { Err(e) })
+                    .with_context(|| format!("whiteout `{}`", parent.join(target).display()))
+            }
             Err(err) => {
                 Err(err).with_context(|| format!("whiteout `{}`", parent.join(target).display()))
             }

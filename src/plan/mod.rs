@@ -17,6 +17,7 @@ use crate::userns::Mode;
 
 pub mod mounts;
 pub mod spec;
+pub mod storage;
 
 pub use mounts::Mount;
 
@@ -62,12 +63,14 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 
 pub use crate::net::Network;
 
-/// A `-v HOST:CTR[:ro]` bind mount.
+/// A `-v HOST:CTR[:ro]` or `-v NAME:CTR[:ro]` bind mount.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Volume {
     pub source: PathBuf,
     pub target: String,
     pub readonly: bool,
+    /// The volume's name, for a named volume (`crate::volume`).
+    pub name: Option<String>,
 }
 
 /// The process to run.
@@ -105,6 +108,10 @@ pub struct Plan {
     pub seccomp: bool,
     pub masked_paths: Vec<String>,
     pub readonly_paths: Vec<String>,
+    /// `--read-only`: the rootfs is remounted read-only after the mounts.
+    pub readonly_rootfs: bool,
+    /// Named volumes, created on first use.
+    pub named_volumes: Vec<String>,
     pub init: bool,
     pub remove: bool,
     pub name: Option<String>,
@@ -123,6 +130,8 @@ pub struct Inputs<'a> {
     pub cwd: &'a Path,
     /// Where `run` writes the container's hostname, hosts, resolv.conf.
     pub etc_dir: &'a Path,
+    /// The data dir, under which named volumes live.
+    pub data_dir: &'a Path,
     pub host_env: &'a dyn Fn(&str) -> Option<String>,
     /// The network helpers this host has, for the default `--network`.
     pub net_helpers: net::Helpers,
@@ -139,7 +148,7 @@ impl Plan {
         let volumes = a
             .volume
             .iter()
-            .map(|v| parse_volume(v, i.cwd))
+            .map(|v| parse_volume(v, i.cwd, i.data_dir))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let user = match (&a.user, userns) {
             (Some(u), _) => Some(u.clone()),
@@ -187,17 +196,44 @@ impl Plan {
                 .map(|h| net::files::parse_add_host(h))
                 .collect::<anyhow::Result<_>>()?,
             userns,
-            mounts: mounts::table(network, &volumes, i.etc_dir, a.privileged),
+            mounts: storage_mounts(
+                mounts::table(network, &volumes, i.etc_dir, a.privileged),
+                &volumes,
+                a,
+            )?,
             caps: capabilities(&a.cap_add, &a.cap_drop, a.privileged)?,
             no_new_privs,
             seccomp,
             masked_paths: masked,
             readonly_paths: readonly,
+            readonly_rootfs: a.read_only,
+            named_volumes: volumes.iter().filter_map(|v| v.name.clone()).collect(),
             init: a.init,
             remove: a.rm,
             name: a.name.as_deref().map(validate_name).transpose()?,
         })
     }
+}
+
+/// The table plus `--tmpfs` mounts and, with `--read-only`, Podman's
+/// writable tmpfs mounts (`storage.rs`).
+fn storage_mounts(
+    mut table: Vec<Mount>,
+    volumes: &[Volume],
+    a: &RunArgs,
+) -> anyhow::Result<Vec<Mount>> {
+    let mut extra = a
+        .tmpfs
+        .iter()
+        .map(|t| storage::parse_tmpfs(t))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    storage::refuse_duplicates(volumes, &extra)?;
+    if a.read_only {
+        let taken: Vec<Mount> = table.iter().chain(&extra).cloned().collect();
+        extra.extend(storage::read_only_tmpfs(&taken));
+    }
+    storage::insert_before_etc(&mut table, extra);
+    Ok(table)
 }
 
 fn strings(v: &[&str]) -> Vec<String> {
@@ -453,22 +489,28 @@ fn set_default(env: &mut Vec<String>, key: &str, value: &str) {
     }
 }
 
-/// `HOST:CTR[:OPTS]`, OPTS a comma list of ro, rw, z, Z.
-pub fn parse_volume(spec: &str, cwd: &Path) -> anyhow::Result<Volume> {
+/// `HOST:CTR[:OPTS]` or `NAME:CTR[:OPTS]`, OPTS a comma list of ro,
+/// rw, z, Z. A HOST path starts with `/` or `.`; anything else is a
+/// volume name (Docker's rule), kept under `data_dir`.
+pub fn parse_volume(spec: &str, cwd: &Path, data_dir: &Path) -> anyhow::Result<Volume> {
+    let shown = spec.escape_debug();
     let parts: Vec<&str> = spec.split(':').collect();
     let (src, dst, opts) = match parts.as_slice() {
         [s, d] => (*s, *d, ""),
         [s, d, o] => (*s, *d, *o),
-        _ => bail!("parse volume `{spec}`: expected HOST-DIR:CONTAINER-DIR[:OPTIONS]"),
+        _ => bail!("parse volume `{shown}`: expected HOST-DIR:CONTAINER-DIR[:OPTIONS]"),
     };
-    if !(src.starts_with('/') || src.starts_with('.')) {
-        return Err(hint(
-            anyhow::anyhow!("parse volume `{spec}`: named volumes are not supported yet"),
-            "give a host path: an absolute path or one starting with `./`",
-        ));
-    }
+    let name = if src.starts_with('/') || src.starts_with('.') {
+        None
+    } else {
+        Some(
+            crate::volume::check_name(src)
+                .with_context(|| format!("parse volume `{shown}`"))?
+                .to_string(),
+        )
+    };
     if !dst.starts_with('/') || dst == "/" || dst.split('/').any(|c| c == "..") {
-        bail!("parse volume `{spec}`: the container path must be absolute, not `/`, without `..`");
+        bail!("parse volume `{shown}`: the container path must be absolute, not `/`, without `..`");
     }
     let mut readonly = false;
     for o in opts.split(',').filter(|o| !o.is_empty()) {
@@ -476,13 +518,20 @@ pub fn parse_volume(spec: &str, cwd: &Path) -> anyhow::Result<Volume> {
             "ro" => readonly = true,
             "rw" => readonly = false,
             "z" | "Z" | "rbind" | "bind" => {}
-            _ => bail!("parse volume `{spec}`: unknown option `{o}`"),
+            _ => bail!(
+                "parse volume `{shown}`: unknown option `{}`",
+                o.escape_debug()
+            ),
         }
     }
     Ok(Volume {
-        source: cwd.join(src),
+        source: match &name {
+            Some(n) => crate::volume::data_path(data_dir, n),
+            None => cwd.join(src),
+        },
         target: dst.to_string(),
         readonly,
+        name,
     })
 }
 

@@ -213,6 +213,7 @@ mod tests {
             source: "/data".into(),
             target: "/mnt".into(),
             readonly: true,
+            name: None,
         }];
         let t = table(Network::None, &vols, Path::new("/run/c"), false);
         let dests: Vec<&str> = t.iter().map(|m| m.destination.as_str()).collect();

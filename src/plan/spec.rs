@@ -82,7 +82,7 @@ pub fn build(plan: &Plan, rootfs: &Path, maps: &IdMaps) -> anyhow::Result<Spec> 
         .root(
             RootBuilder::default()
                 .path(rootfs)
-                .readonly(false)
+                .readonly(plan.readonly_rootfs)
                 .build()?,
         )
         .hostname(plan.hostname.clone())

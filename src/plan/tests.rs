@@ -47,6 +47,7 @@ fn plan(argv: &[&str], img: Option<&ImageConfig>) -> anyhow::Result<Plan> {
         host_gid: 1001,
         cwd: Path::new("/home/u"),
         etc_dir: Path::new("/run/c1"),
+        data_dir: Path::new("/d"),
         host_env: &host_env,
         net_helpers: crate::net::Helpers::default(),
     })
@@ -201,15 +202,35 @@ fn unsupported_flags_are_clear_errors() {
 #[test]
 fn volumes() {
     let cwd = Path::new("/home/u");
-    let v = parse_volume("/data:/mnt:ro", cwd).unwrap();
+    let data = Path::new("/d");
+    let v = parse_volume("/data:/mnt:ro", cwd, data).unwrap();
     assert_eq!(
         (v.source.as_path(), v.target.as_str(), v.readonly),
         (Path::new("/data"), "/mnt", true)
     );
-    let v = parse_volume("./d:/x", cwd).unwrap();
+    assert_eq!(v.name, None);
+    let v = parse_volume("./d:/x", cwd, data).unwrap();
     assert_eq!(v.source, Path::new("/home/u/./d"));
+    let v = parse_volume("my-vol.1:/x:ro", cwd, data).unwrap();
+    assert_eq!(
+        (v.source.as_path(), v.name.as_deref(), v.readonly),
+        (
+            Path::new("/d/volumes/my-vol.1/_data"),
+            Some("my-vol.1"),
+            true
+        )
+    );
+    let p = plan(
+        &["-v", "a:/x", "-v", "/h:/y", "-v", "b:/z", "oci:x"],
+        Some(&image()),
+    )
+    .unwrap();
+    assert_eq!(p.named_volumes, ["a", "b"]);
     for bad in [
-        "name:/x",
+        "-name:/x",
+        "na me:/x",
+        "a..b/c:/x",
+        "_x:/x",
         "/a",
         "/a:rel",
         "/a:/",
@@ -217,7 +238,7 @@ fn volumes() {
         "/a:/x:bogus",
         "/a:/b:ro:x",
     ] {
-        assert!(parse_volume(bad, cwd).is_err(), "{bad}");
+        assert!(parse_volume(bad, cwd, data).is_err(), "{bad}");
     }
 }
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 use nix::sys::statfs::statfs;
 
-use super::{device, errno_text, find_program, judge_device, judge_program};
+use super::{device, errno_text, judge_device, judge_program};
 use super::{Check, Facts, Status, Who, PROBE_TIMEOUT};
 use crate::sys::probe::{self, OverlayPaths, ProbeOutcome, SelfMaps};
 
@@ -32,6 +32,46 @@ pub(super) fn check_overlay(who: &Who, data_dir: Option<&Path>, facts: &mut Fact
     let check = judge_overlay(&outcome, &base);
     facts.kernel_overlay = check.status == Status::Ok;
     check
+}
+
+/// Whether kernel overlay with `userxattr` mounts in a user namespace
+/// on `dir`'s filesystem and handles a whiteout: the probe `hutch doctor`
+/// runs, for `run`'s choice of storage driver; else why not.
+pub fn overlay_works(dir: &Path) -> Result<(), String> {
+    let (uid, gid) = (
+        nix::unistd::getuid().as_raw(),
+        nix::unistd::getgid().as_raw(),
+    );
+    let scratch = dir.join(format!(".hutch-probe-{}", std::process::id()));
+    let outcome = match make_overlay_dirs(&scratch) {
+        Ok(paths) => probe::overlay(&SelfMaps::single(uid, gid), &paths, PROBE_TIMEOUT),
+        Err(errno) => ProbeOutcome::Failed {
+            step: "create scratch dirs",
+            errno,
+        },
+    };
+    remove_tree(&scratch);
+    match judge_overlay(&outcome, dir) {
+        c if c.status == Status::Ok => Ok(()),
+        // The detail without its "; hutch uses ..." tail.
+        c => Err(c.detail.split("; ").next().unwrap_or_default().to_string()),
+    }
+}
+
+/// Whether this user can open /dev/fuse for reading and writing.
+pub fn dev_fuse_usable() -> bool {
+    device("/dev/fuse").read_write
+}
+
+/// `name` in a directory of PATH, executable.
+pub fn find_in_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .filter(|d| d.is_absolute())
+        .map(|dir| dir.join(name))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
 }
 
 fn make_overlay_dirs(scratch: &Path) -> Result<OverlayPaths, Errno> {
@@ -126,7 +166,7 @@ pub(super) fn check_fuse(who: &Who, facts: &mut Facts) -> [Check; 2] {
         severity,
         "`sudo modprobe fuse`",
     );
-    let bin = find_program("fuse-overlayfs");
+    let bin = find_in_path("fuse-overlayfs");
     let why = "layers are copied when kernel overlay is unavailable";
     let prog = judge_program(
         "fuse-overlayfs",
@@ -148,6 +188,51 @@ pub(super) fn check_fuse(who: &Who, facts: &mut Facts) -> [Check; 2] {
     })
 }
 
+// ---- storage driver --------------------------------------------------------
+
+/// The rung `run` would take here (rootfs::driver), from the facts the
+/// overlay and FUSE checks found and the config file.
+pub(super) fn check_storage_driver(overlay: &Check, facts: &Facts) -> Check {
+    let host = crate::rootfs::driver::HostStorage {
+        kernel_overlay: if facts.kernel_overlay {
+            Ok(())
+        } else {
+            Err(overlay.detail.clone())
+        },
+        fuse_program: facts.fuse_overlayfs.clone(),
+        dev_fuse: facts.fuse_overlayfs.is_some(),
+    };
+    let chosen =
+        crate::rootfs::driver::explicit(None).and_then(|e| crate::rootfs::driver::choose(e, &host));
+    judge_storage_driver(chosen)
+}
+
+fn judge_storage_driver(chosen: anyhow::Result<crate::rootfs::driver::Choice>) -> Check {
+    use crate::rootfs::driver::Driver;
+    const NAME: &str = "storage driver";
+    match chosen {
+        Ok(c) => {
+            let status = match c.driver {
+                Driver::Vfs if !c.reason.starts_with("chosen") => Status::Warn,
+                _ => Status::Ok,
+            };
+            let check = Check::new(NAME, status, format!("{}: {}", c.driver.name(), c.reason));
+            match status {
+                Status::Warn => check.hint("each container copies its image; install fuse-overlayfs or fix kernel overlay (above) to share layers"),
+                _ => check,
+            }
+        }
+        Err(e) => {
+            let (chain, hints, _) = crate::errors::split(&e);
+            let check = Check::new(NAME, Status::Fail, chain.join(": "));
+            match hints.into_iter().next() {
+                Some(h) => check.hint(h),
+                None => check,
+            }
+        }
+    }
+}
+
 // ---- data dir --------------------------------------------------------------
 
 /// `$XDG_DATA_HOME/hutch` (absolute only, per the XDG spec), else
@@ -165,11 +250,15 @@ pub(super) fn data_dir(xdg_data_home: Option<OsString>, home: Option<PathBuf>) -
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum FsFit {
     Good,
+    /// A network or cluster filesystem: no upper dirs, and hutch keeps
+    /// the mutable parts of containers on local disk.
+    Network,
     NoUpper,
     Unknown,
 }
 
-/// Name and fitness of a filesystem by its statfs magic.
+/// Name and fitness of a filesystem by its statfs magic (statfs(2),
+/// <linux/magic.h>, and the vendors' own headers for GPFS and BeeGFS).
 fn fs_kind(magic: u32) -> (&'static str, FsFit) {
     match magic {
         0xEF53 => ("ext4", FsFit::Good),
@@ -179,17 +268,31 @@ fn fs_kind(magic: u32) -> (&'static str, FsFit) {
         0xF2F5_2010 => ("f2fs", FsFit::Good),
         0x2FC1_2FC1 => ("zfs", FsFit::Good),
         0xCA45_1A4E => ("bcachefs", FsFit::Good),
-        0x6969 => ("NFS", FsFit::NoUpper),
-        0x0BD0_0BD0 => ("Lustre", FsFit::NoUpper),
-        0xFF53_4D42 | 0xFE53_4D42 | 0x517B => ("SMB/CIFS", FsFit::NoUpper),
-        0x4750_4653 => ("GPFS", FsFit::NoUpper),
-        0x00C3_6400 => ("CephFS", FsFit::NoUpper),
-        0x5346_414F | 0x6B41_4653 => ("AFS", FsFit::NoUpper),
+        0x6969 => ("NFS", FsFit::Network),
+        0x0BD0_0BD0 => ("Lustre", FsFit::Network),
+        0xFF53_4D42 | 0xFE53_4D42 | 0x517B => ("SMB/CIFS", FsFit::Network),
+        0x4750_4653 => ("GPFS", FsFit::Network),
+        0x1983_0326 => ("BeeGFS", FsFit::Network),
+        0x00C3_6400 => ("CephFS", FsFit::Network),
+        0x5346_414F | 0x6B41_4653 => ("AFS", FsFit::Network),
+        0x2003_0528 => ("OrangeFS", FsFit::Network),
+        0x0102_1997 => ("9p", FsFit::Network),
         0x6573_5546 => ("FUSE", FsFit::NoUpper),
         0xF15F => ("eCryptfs", FsFit::NoUpper),
         0x794C_7630 => ("overlayfs", FsFit::NoUpper),
         _ => ("unknown", FsFit::Unknown),
     }
+}
+
+/// The filesystem holding `path` (or its nearest existing ancestor):
+/// its name, and whether it is a network or cluster filesystem.
+pub fn fs_name(path: &Path) -> Option<(&'static str, bool)> {
+    let existing = path.ancestors().find(|p| p.exists())?;
+    // The magic is a 32-bit value; `fs_type_t` is wider (and signed) on
+    // some targets, so keep only the low 32 bits.
+    let magic = statfs(existing).ok()?.filesystem_type().0 as u32;
+    let (name, fit) = fs_kind(magic);
+    Some((name, fit == FsFit::Network))
 }
 
 pub(super) fn check_data_dir(dir: Option<&Path>) -> Check {
@@ -230,7 +333,7 @@ fn judge_data_dir(dir: &Path, not_yet: bool, magic: Option<u32>) -> Check {
             let detail = format!("{d}{created} on an unrecognized filesystem (magic {magic:#x})");
             Check::new(NAME, Status::Info, detail)
         }
-        (name, FsFit::NoUpper) => {
+        (name, FsFit::NoUpper | FsFit::Network) => {
             let detail = format!(
                 "{d}{created} is on {name}: NFS, Lustre and other network or stacked \
                  filesystems cannot hold overlay upper dirs"
@@ -302,6 +405,37 @@ mod tests {
     }
 
     #[test]
+    fn storage_driver_judged() {
+        use crate::rootfs::driver::{Choice, Driver};
+        let choice = |driver, reason: &str| {
+            Ok(Choice {
+                driver,
+                reason: reason.into(),
+                program: None,
+            })
+        };
+        let c = judge_storage_driver(choice(Driver::Overlay, "kernel overlayfs works"));
+        assert_eq!(
+            (c.status, c.detail.as_str()),
+            (Status::Ok, "overlay: kernel overlayfs works")
+        );
+        let c = judge_storage_driver(choice(Driver::Vfs, "kernel overlayfs is unavailable"));
+        assert_eq!(c.status, Status::Warn);
+        assert!(c.hint.is_some_and(|h| h.contains("fuse-overlayfs")));
+        let c = judge_storage_driver(choice(Driver::Vfs, "chosen by `/c/config.toml`"));
+        assert_eq!(c.status, Status::Ok);
+        let e = Err(crate::errors::hint(
+            anyhow::anyhow!("use storage driver `x`"),
+            "fix it",
+        ));
+        let c = judge_storage_driver(e);
+        assert_eq!(
+            (c.status, c.hint.as_deref()),
+            (Status::Fail, Some("fix it"))
+        );
+    }
+
+    #[test]
     fn data_dir_table() {
         let home = Some(PathBuf::from("/home/a"));
         let cases = [
@@ -328,9 +462,13 @@ mod tests {
             (0xEF53, "ext4", FsFit::Good),
             (0x5846_5342, "xfs", FsFit::Good),
             (0x0102_1994, "tmpfs", FsFit::Good),
-            (0x6969, "NFS", FsFit::NoUpper),
-            (0x0BD0_0BD0, "Lustre", FsFit::NoUpper),
-            (0xFF53_4D42, "SMB/CIFS", FsFit::NoUpper),
+            (0x6969, "NFS", FsFit::Network),
+            (0x0BD0_0BD0, "Lustre", FsFit::Network),
+            (0xFF53_4D42, "SMB/CIFS", FsFit::Network),
+            (0x4750_4653, "GPFS", FsFit::Network),
+            (0x1983_0326, "BeeGFS", FsFit::Network),
+            (0x00C3_6400, "CephFS", FsFit::Network),
+            (0x6573_5546, "FUSE", FsFit::NoUpper),
             (0x794C_7630, "overlayfs", FsFit::NoUpper),
             (0x1234_5678, "unknown", FsFit::Unknown),
         ];

@@ -7,12 +7,21 @@
 //! container's maps (`nsexec`), so layer files belong to the subordinate
 //! ids. MAPKEY fingerprints those maps: files unpacked under one mapping
 //! (say, a single-id fallback) are never shown under another.
+//!
+//! Which way the layers become a rootfs is the storage driver
+//! ([`driver`]): kernel overlay, fuse-overlayfs ([`fuse`]), or vfs, a
+//! private copy unpacked into the container's own directory.
 
-use std::path::PathBuf;
+pub mod driver;
+pub mod fuse;
+
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use sha2::{Digest as _, Sha256};
 
+use self::driver::{Choice, Driver};
+use self::fuse::FuseMount;
 use crate::image::{self, Image, UnpackOptions};
 use crate::plan::mounts::{overlay_options, Overlay};
 use crate::sandbox::nsexec;
@@ -20,15 +29,119 @@ use crate::state::{self, Container, Dirs};
 use crate::store::Store;
 use crate::userns::{idmap, IdMaps};
 
-/// Makes sure every layer of `image` is unpacked, and returns the overlay
-/// mount options for a rootfs at `c.data_dir/rootfs`.
-pub fn overlay_rootfs(
+/// Where to probe kernel overlay: the filesystem of the upper dirs
+/// (`Dirs::containers`), where the store is (layers) or local disk.
+pub fn probe_dir(dirs: &Dirs) -> PathBuf {
+    match dirs.containers.parent() {
+        Some(p) if p != dirs.data => p.to_path_buf(),
+        _ => dirs.data.clone(),
+    }
+}
+
+/// The one warning `run` prints when the store is on a network
+/// filesystem and containers' writable files are kept elsewhere.
+pub fn network_warning(dirs: &Dirs) -> Option<String> {
+    if dirs.containers.starts_with(&dirs.data) {
+        return None;
+    }
+    let fs = crate::preflight::fs_name(&dirs.data).map_or("a network filesystem", |f| f.0);
+    Some(format!(
+        "warning: the store `{}` is on {fs}, which cannot hold containers' writable files:          they are kept on local disk in `{}`",
+        dirs.data.display(),
+        dirs.containers.display()
+    ))
+}
+
+/// How the container init gets its rootfs mounted.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub enum RootfsMount {
+    /// A plain directory (vfs, `--rootfs`, `oci:`): nothing to mount.
+    Plain,
+    /// Kernel overlay, mounted by the container init with these options.
+    Overlay(String),
+    /// fuse-overlayfs, started by the parent in the child's namespaces.
+    Fuse(FuseMount),
+}
+
+/// Builds the rootfs of a container from stored layers with the chosen
+/// driver: at `c.data_dir/rootfs`, with `upper` and `work` beside it for
+/// the overlay flavours.
+pub fn prepare(
     store: &Store,
     image: &Image,
     diff_ids: &[String],
     c: &Container,
     maps: &IdMaps,
-) -> anyhow::Result<(PathBuf, String)> {
+    choice: &Choice,
+) -> anyhow::Result<(PathBuf, RootfsMount)> {
+    match choice.driver {
+        Driver::Overlay => {
+            let (rootfs, overlay) = overlay_rootfs(store, image, diff_ids, c, maps)?;
+            Ok((rootfs, RootfsMount::Overlay(overlay_options(&overlay)?)))
+        }
+        Driver::FuseOverlayfs => {
+            let program = choice
+                .program
+                .clone()
+                .context("prepare rootfs: fuse-overlayfs was not found")?;
+            let (rootfs, overlay) = overlay_rootfs(store, image, diff_ids, c, maps)?;
+            let fuse = FuseMount {
+                program,
+                options: fuse::options(&overlay)?,
+                target: rootfs.clone(),
+                log: c.run_dir.join("fuse-overlayfs.log"),
+            };
+            Ok((rootfs, RootfsMount::Fuse(fuse)))
+        }
+        Driver::Vfs => {
+            let rootfs = c.data_dir.join("rootfs");
+            std::fs::create_dir(&rootfs)
+                .with_context(|| format!("create `{}`", rootfs.display()))?;
+            private_copy(image, &rootfs, maps)?;
+            Ok((rootfs, RootfsMount::Plain))
+        }
+    }
+}
+
+/// The vfs rung (and `oci:` images): every layer unpacked in order into
+/// the container's own `rootfs`, whiteouts applied, inside the user
+/// namespace so that file owners map into the subordinate range.
+pub fn private_copy(image: &Image, rootfs: &Path, maps: &IdMaps) -> anyhow::Result<()> {
+    let full_map = maps.helpers.is_some();
+    let opts = UnpackOptions {
+        preserve_ownership: true,
+        overlay_whiteouts: false,
+    };
+    nsexec::run_in_userns(maps, "unpack the image", || {
+        let report = image::unpack(image, rootfs, &opts)?;
+        warn_unpack(full_map, &report);
+        Ok(())
+    })
+    .context("unpack the image")
+}
+
+fn warn_unpack(full_map: bool, report: &image::unpack::UnpackReport) {
+    if full_map && report.flattened_owners > 0 {
+        eprintln!(
+            "warning: {} files kept root as owner: their ids are outside your subordinate range",
+            report.flattened_owners
+        );
+    }
+    if report.skipped_devices > 0 {
+        eprintln!("warning: {} device nodes of the image were skipped: a user namespace cannot create them", report.skipped_devices);
+    }
+}
+
+/// Makes sure every layer of `image` is unpacked; returns the rootfs
+/// mount point and the overlay of the layers with the container's own
+/// upper and work dirs.
+fn overlay_rootfs(
+    store: &Store,
+    image: &Image,
+    diff_ids: &[String],
+    c: &Container,
+    maps: &IdMaps,
+) -> anyhow::Result<(PathBuf, Overlay)> {
     if diff_ids.len() != image.layers.len() {
         anyhow::bail!(
             "prepare rootfs: the image has {} layers but {} diff_ids",
@@ -51,7 +164,7 @@ pub fn overlay_rootfs(
     for d in [&overlay.upper, &overlay.work, &rootfs] {
         std::fs::create_dir(d).with_context(|| format!("create `{}`", d.display()))?;
     }
-    Ok((rootfs, overlay_options(&overlay)?))
+    Ok((rootfs, overlay))
 }
 
 /// The unpacked directory of one layer, unpacking it first if needed.
@@ -86,12 +199,7 @@ fn ensure_layer(
     };
     let unpacked = nsexec::run_in_userns(maps, "unpack a layer", || {
         let report = image::unpack::unpack_one(layer, &tmp, &opts)?;
-        if full_map && report.flattened_owners > 0 {
-            eprintln!("warning: {} files kept root as owner: their ids are outside your subordinate range", report.flattened_owners);
-        }
-        if report.skipped_devices > 0 {
-            eprintln!("warning: {} device nodes of the image were skipped: a user namespace cannot create them", report.skipped_devices);
-        }
+        warn_unpack(full_map, &report);
         Ok(())
     });
     if let Err(e) = unpacked.and_then(|()| {
@@ -152,4 +260,35 @@ pub fn remove_unused_layers(store: &Store, dirs: &Dirs, maps: &IdMaps) -> anyhow
     })?;
     drop(locks);
     Ok(paths.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dirs(containers: &str) -> Dirs {
+        Dirs {
+            runtime: "/run/user/1/hutch".into(),
+            data: "/nfs/home/a/.local/share/hutch".into(),
+            containers: containers.into(),
+        }
+    }
+
+    #[test]
+    fn mutable_parts_on_local_disk_are_probed_and_announced() {
+        let local = dirs("/nfs/home/a/.local/share/hutch/containers");
+        assert_eq!(probe_dir(&local), local.data);
+        assert_eq!(network_warning(&local), None);
+        let away = dirs("/var/tmp/hutch-1/containers");
+        assert_eq!(probe_dir(&away), Path::new("/var/tmp/hutch-1"));
+        let w = network_warning(&away).unwrap();
+        assert!(
+            w.starts_with("warning: the store `/nfs/home/a/.local/share/hutch` is on "),
+            "{w}"
+        );
+        assert!(
+            w.ends_with("kept on local disk in `/var/tmp/hutch-1/containers`"),
+            "{w}"
+        );
+    }
 }

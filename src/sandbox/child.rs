@@ -39,6 +39,8 @@ pub struct Setup<'a> {
     /// Where the network helper keeps its pid file, socket and log
     /// (used by the parent side only).
     pub net_dir: &'a Path,
+    /// fuse-overlayfs, which the parent starts for the rootfs ([2a]).
+    pub fuse: Option<&'a crate::rootfs::fuse::FuseMount>,
 }
 
 /// Entry point of the cloned child.
@@ -61,7 +63,17 @@ fn run(chan: &Channel, ctx: &Setup<'_>) -> anyhow::Result<Infallible> {
     // [1] The parent writes our id maps, then says go. EOF: it died.
     let winsize = match chan.recv::<ToChild>()? {
         Some((ToChild::Go { winsize }, _)) => winsize,
+        Some((other, _)) => anyhow::bail!("start container: unexpected message {other:?}"),
         None => exit_now(EXIT_HUTCH),
+    };
+    // [2a]/[2b] fuse-overlayfs, started by the parent, mounts the rootfs.
+    let fuse_handshake = || -> anyhow::Result<()> {
+        chan.send(&ToParent::MountRootfs, None)?;
+        match chan.recv::<ToChild>()? {
+            Some((ToChild::RootfsMounted, _)) => Ok(()),
+            Some((other, _)) => anyhow::bail!("start container: unexpected message {other:?}"),
+            None => exit_now(EXIT_HUTCH),
+        }
     };
     // Our own session: terminal signals reach hutch, which forwards them.
     setsid().context("start a new session")?;
@@ -70,6 +82,10 @@ fn run(chan: &Channel, ctx: &Setup<'_>) -> anyhow::Result<Infallible> {
         plan,
         tty_gid_mapped: ctx.tty_gid_mapped,
         overlay: ctx.overlay,
+        fuse_handshake: ctx
+            .fuse
+            .is_some()
+            .then_some(&fuse_handshake as &dyn Fn() -> _),
     })?;
     mounts::pivot(ctx.rootfs)?;
     sethostname(&plan.hostname).with_context(|| format!("set hostname `{}`", plan.hostname))?;

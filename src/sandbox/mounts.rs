@@ -39,6 +39,9 @@ pub struct Inputs<'a> {
     pub tty_gid_mapped: bool,
     /// Overlay mount options when the rootfs is an overlay of layers.
     pub overlay: Option<&'a str>,
+    /// With fuse-overlayfs: asks the parent to mount the rootfs and waits
+    /// until it has (sync points [2a], [2b]).
+    pub fuse_handshake: Option<&'a dyn Fn() -> anyhow::Result<()>>,
 }
 
 /// Builds the mount table of the plan under `inputs.rootfs`, then the
@@ -64,6 +67,9 @@ pub fn prepare(inp: &Inputs<'_>) -> anyhow::Result<()> {
                     "`hutch doctor` shows whether kernel overlay works here (it does not on NFS or kernels before 5.11)",
                 )
             })?;
+    }
+    if let Some(handshake) = inp.fuse_handshake {
+        receive_fuse_mount(inp.rootfs, handshake)?;
     }
     // pivot_root needs the new root to be a mount point.
     mount(
@@ -103,7 +109,48 @@ pub fn prepare(inp: &Inputs<'_>) -> anyhow::Result<()> {
             remount_ro(&root, p, MsFlags::empty())?;
         }
     }
+    // `--read-only`: last, so mount points could still be created. Only
+    // the root mount itself: /dev, /proc, tmpfs and volumes stay as made.
+    if inp.plan.readonly_rootfs {
+        remount_ro(&root, "/", MsFlags::empty()).context("make the rootfs read-only")?;
+    }
     Ok(())
+}
+
+/// fuse-overlayfs runs in a mount namespace of its own (so that our
+/// pivot_root and the old root's detach do not pull its /proc away), and
+/// its mount reaches us through propagation: the rootfs is a shared bind
+/// mount while the daemon mounts on its peer, and private again after.
+fn receive_fuse_mount(
+    rootfs: &Path,
+    handshake: &dyn Fn() -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let at = || format!("`{}`", rootfs.display());
+    mount(
+        Some(rootfs),
+        rootfs,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .with_context(|| format!("bind rootfs {}", at()))?;
+    mount(
+        None::<&str>,
+        rootfs,
+        None::<&str>,
+        MsFlags::MS_SHARED,
+        None::<&str>,
+    )
+    .with_context(|| format!("make rootfs {} shared", at()))?;
+    handshake()?;
+    mount(
+        None::<&str>,
+        rootfs,
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .with_context(|| format!("make rootfs {} private", at()))
 }
 
 fn apply(root: &OwnedFd, m: &Mount, tty_gid_mapped: bool) -> anyhow::Result<()> {

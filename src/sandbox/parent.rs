@@ -65,6 +65,9 @@ pub struct Running {
     net: Option<Box<dyn crate::net::Helper>>,
     signals: SignalFd,
     master: Option<OwnedFd>,
+    /// fuse-overlayfs serving the rootfs; ended when this is dropped,
+    /// after the container (fields drop in order).
+    _fuse: Option<crate::rootfs::fuse::Daemon>,
 }
 
 impl Running {
@@ -128,6 +131,7 @@ pub fn launch(ctx: &child::Setup<'_>, maps: &IdMaps) -> anyhow::Result<Running> 
             dir: ctx.net_dir,
         },
     )?;
+    let mut fuse = None;
     let winsize = if ctx.plan.process.terminal {
         pty::host_winsize()
     } else {
@@ -138,6 +142,11 @@ pub fn launch(ctx: &child::Setup<'_>, maps: &IdMaps) -> anyhow::Result<Running> 
     loop {
         match ours.recv::<ToParent>()? {
             None => break, // [4] execve succeeded: the channel closed on exec.
+            // [2a] fuse-overlayfs mounts the rootfs (`rootfs::fuse`); [2b] go on.
+            Some((ToParent::MountRootfs, _)) if fuse.is_none() => {
+                fuse = Some(crate::rootfs::fuse::start_for(ctx.fuse, pid)?);
+                ours.send(&ToChild::RootfsMounted, None)?;
+            }
             Some((ToParent::PtyMaster, Some(fd)))
                 if ctx.plan.process.terminal && master.is_none() =>
             {
@@ -160,6 +169,7 @@ pub fn launch(ctx: &child::Setup<'_>, maps: &IdMaps) -> anyhow::Result<Running> 
         net,
         signals,
         master,
+        _fuse: fuse,
     })
 }
 

@@ -8,7 +8,16 @@
 //!  ──────────────────────────             ──────────────────────
 //!  clone(NEWUSER|NEWNS|NEWPID|...) ─────► [1] PDEATHSIG=KILL, wait
 //!  newgidmap, newuidmap (or single map)
-//!  [2] ── Go { winsize } ────────────────► mounts, pivot_root, hostname
+//!  [2] ── Go { winsize } ────────────────► make `/` private
+//!                                          (fuse-overlayfs only:)
+//!                                          bind rootfs on itself, shared
+//!  [2a] ◄── MountRootfs ─────────────────
+//!  fuse-overlayfs: setns(child's user, mnt),
+//!  unshare(mnt), mount on the rootfs (the
+//!  mount propagates to the child's peer);
+//!  wait until it shows in mountinfo
+//!  [2b] ── RootfsMounted ────────────────► rootfs made private again
+//!                                          mounts, pivot_root, hostname
 //!                                          (-t) open pty in the new devpts
 //!  [3] ◄── PtyMaster + fd ──────────────── (only with -t)
 //!                                          credentials, caps, no_new_privs,
@@ -38,11 +47,16 @@ pub enum ToChild {
     /// [2] The id maps are written: go on. Carries the host terminal's
     /// size for `-t`, so the command sees it from its first instruction.
     Go { winsize: Option<(u16, u16)> },
+    /// [2b] fuse-overlayfs has mounted the rootfs.
+    RootfsMounted,
 }
 
 /// Child → parent.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum ToParent {
+    /// [2a] The rootfs mount point is ready (a shared bind mount):
+    /// start fuse-overlayfs on it.
+    MountRootfs,
     /// [3] The pty master, attached as SCM_RIGHTS.
     PtyMaster,
     /// A task run by `nsexec` finished.
