@@ -88,11 +88,14 @@ fn none_has_only_loopback_and_user_mode_networks_have_a_large_mtu() {
 }
 
 /// Connects to 127.0.0.1:port until the container answers (bounded).
+/// A connection slirp4netns accepted before the container listened stays
+/// pending until its retried SYN gets through: wait for it, since the
+/// one-shot server inside answers only one connection.
 fn fetch(port: u16) -> String {
-    let end = Instant::now() + Duration::from_secs(15);
+    let end = Instant::now() + Duration::from_secs(30);
     while Instant::now() < end {
         if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
-            let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
+            let _ = s.set_read_timeout(Some(Duration::from_secs(15)));
             let mut out = String::new();
             let _ = s.read_to_string(&mut out);
             if !out.is_empty() {
