@@ -172,7 +172,8 @@ fn tree_sum(dir: &Path) -> u64 {
 }
 
 fn container_dir(u: &TestUser, name: &str) -> (PathBuf, serde_json::Value) {
-    let root = u.runtime_dir.join("hutch/containers");
+    // Records live beside the container's files, in the data dir.
+    let root = u.data_dir.join("hutch/containers");
     for e in fs::read_dir(&root).into_iter().flatten().flatten() {
         let Ok(text) = fs::read_to_string(e.path().join("state.json")) else {
             continue;
