@@ -1,9 +1,6 @@
 //! `hutch inspect`, `hutch container prune` and the `hutch container
 //! ls|rm|inspect|stop|...` group. Runs in the caller's process.
 
-use std::io::{BufRead, IsTerminal, Write};
-
-use anyhow::Context;
 use serde_json::{json, Value};
 
 use crate::cli::{ContainerArgs, ContainerCommand, InspectContainersArgs, PruneArgs, RunArgs};
@@ -93,7 +90,7 @@ fn document(s: &State, c: &Container) -> Value {
 
 /// Removes every container that is not running.
 fn prune(args: PruneArgs) -> anyhow::Result<i32> {
-    if !args.force && std::io::stdin().is_terminal() && !confirm()? {
+    if !args.force && !super::confirm("all stopped containers")? {
         return Ok(0);
     }
     let dirs = Dirs::new()?;
@@ -114,17 +111,4 @@ fn prune(args: PruneArgs) -> anyhow::Result<i32> {
         }
     }
     Ok(code)
-}
-
-fn confirm() -> anyhow::Result<bool> {
-    print!(
-        "WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] "
-    );
-    std::io::stdout().flush().context("write prompt")?;
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .context("read answer")?;
-    Ok(matches!(line.trim(), "y" | "Y" | "yes" | "Yes"))
 }

@@ -1,7 +1,5 @@
 //! `hutch image ls|inspect|rm|prune`.
 
-use std::io::{BufRead, IsTerminal, Write};
-
 use anyhow::Context;
 use serde_json::{json, Value};
 
@@ -75,7 +73,7 @@ fn repo_of(name: &str) -> &str {
 /// Removes dangling images and unreferenced blobs, after asking as
 /// Docker does when a person is at the terminal.
 fn prune(args: PruneArgs) -> anyhow::Result<i32> {
-    if !args.force && std::io::stdin().is_terminal() && !confirm()? {
+    if !args.force && !super::confirm("all dangling images")? {
         return Ok(0);
     }
     let dirs = Dirs::new()?;
@@ -101,17 +99,4 @@ fn prune(args: PruneArgs) -> anyhow::Result<i32> {
         super::images::human_size(report.reclaimed)
     );
     Ok(0)
-}
-
-fn confirm() -> anyhow::Result<bool> {
-    print!(
-        "WARNING! This will remove all dangling images.\nAre you sure you want to continue? [y/N] "
-    );
-    std::io::stdout().flush().context("write prompt")?;
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .context("read answer")?;
-    Ok(matches!(line.trim(), "y" | "Y" | "yes" | "Yes"))
 }

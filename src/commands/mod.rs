@@ -22,6 +22,10 @@ mod stop;
 mod tag;
 mod volume;
 
+use std::io::{BufRead, IsTerminal, Write};
+
+use anyhow::Context;
+
 use crate::cli::{Cli, Command};
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
@@ -85,4 +89,20 @@ pub(crate) fn remove_container(
         }
         _ => Ok(()),
     }
+}
+
+/// Docker's prune prompt on a terminal: true to go on. Without a terminal
+/// (scripts) there is nobody to ask, and prune goes on as Docker's does.
+pub(crate) fn confirm(what: &str) -> anyhow::Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        return Ok(true);
+    }
+    print!("WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ");
+    std::io::stdout().flush().context("write prompt")?;
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("read answer")?;
+    Ok(matches!(line.trim(), "y" | "Y" | "yes" | "Yes"))
 }
