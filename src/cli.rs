@@ -60,6 +60,51 @@ pub enum Command {
     Login(LoginArgs),
     /// Log out of a registry, removing its saved credentials
     Logout(LogoutArgs),
+    /// Run a command in a running container
+    Exec(ExecArgs),
+    /// Show the processes of a running container
+    Top(TopArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Keep STDIN open
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Start the command and return at once, its output discarded
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Set environment variables (KEY=VALUE, or KEY to copy from the host)
+    #[arg(short, long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Read environment variables from a file
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+    /// User to run as: NAME|UID[:GROUP|GID] (default: the container's)
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Working directory inside the container (default: the container's)
+    #[arg(short, long = "workdir", value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// The container: name, id or unique id prefix
+    pub container: String,
+    /// COMMAND [ARG...]
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        required = true,
+        value_name = "COMMAND"
+    )]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// The container: name, id or unique id prefix
+    pub container: String,
 }
 
 /// How to reach registries; shared by `pull` and `run`.

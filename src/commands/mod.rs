@@ -1,6 +1,7 @@
 //! One short function per subcommand; each returns the process exit code.
 
 mod doctor;
+mod exec;
 mod image;
 mod images;
 mod load;
@@ -13,6 +14,7 @@ mod rmi;
 mod run;
 mod save;
 mod tag;
+mod top;
 
 use crate::cli::{Cli, Command};
 
@@ -31,6 +33,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Save(args) => save::save(args),
         Command::Login(args) => login::login(args),
         Command::Logout(args) => login::logout(args),
+        Command::Exec(args) => exec::exec(args),
+        Command::Top(args) => top::top(args),
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod child;
 pub mod creds;
+pub mod exec;
 pub mod init;
 pub mod mounts;
 pub mod nsexec;
@@ -11,3 +12,4 @@ pub mod pty;
 pub mod seccomp;
 pub mod sync;
 pub mod user;
+pub mod workdir;

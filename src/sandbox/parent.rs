@@ -79,12 +79,7 @@ fn signal_set() -> SigSet {
 /// (`sync.rs`) up to its execve.
 pub fn launch(ctx: &child::Setup<'_>, maps: &IdMaps) -> anyhow::Result<Running> {
     let (ours, theirs) = Channel::pair()?;
-    // Blocked before clone, so a SIGCHLD of a fast child stays pending for
-    // the signalfd; the child unblocks them first thing.
-    let set = signal_set();
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
-        .context("block signals")?;
-    let signals = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC).context("create signalfd")?;
+    let signals = block_signals()?;
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
     let mut flags = CloneFlags::CLONE_NEWUSER
@@ -113,13 +108,36 @@ pub fn launch(ctx: &child::Setup<'_>, maps: &IdMaps) -> anyhow::Result<Running> 
         None
     };
     ours.send(&ToChild::Go { winsize }, None)?;
+    let master = until_exec(&ours, &mut guard, ctx.plan.process.terminal)?;
+    Ok(Running {
+        guard,
+        signals,
+        master,
+    })
+}
+
+/// Blocks the forwarded signals and SIGCHLD and returns a signalfd for
+/// them. Called before clone, so a SIGCHLD of a fast child stays pending
+/// for the signalfd; the child unblocks them first thing.
+pub fn block_signals() -> anyhow::Result<SignalFd> {
+    let set = signal_set();
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
+        .context("block signals")?;
+    SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC).context("create signalfd")
+}
+
+/// Reads the child's messages until its execve closes the channel;
+/// returns the pty master it sent, if `terminal`.
+pub fn until_exec(
+    ours: &Channel,
+    guard: &mut ChildGuard,
+    terminal: bool,
+) -> anyhow::Result<Option<OwnedFd>> {
     let mut master = None;
     loop {
         match ours.recv::<ToParent>()? {
-            None => break, // [4] execve succeeded: the channel closed on exec.
-            Some((ToParent::PtyMaster, Some(fd)))
-                if ctx.plan.process.terminal && master.is_none() =>
-            {
+            None => return Ok(master), // [4] execve succeeded: the channel closed on exec.
+            Some((ToParent::PtyMaster, Some(fd))) if terminal && master.is_none() => {
                 master = Some(fd)
             }
             Some((ToParent::Failed { chain, hints, code }, _)) => {
@@ -130,15 +148,21 @@ pub fn launch(ctx: &child::Setup<'_>, maps: &IdMaps) -> anyhow::Result<Running> 
                 return Err(crate::errors::rebuild(&chain, &hints, code));
             }
             Some((msg, _)) => {
-                bail!("start container: unexpected message {msg:?} from the container init")
+                bail!("start the process: unexpected message {msg:?} from the child")
             }
         }
     }
-    Ok(Running {
-        guard,
-        signals,
-        master,
-    })
+}
+
+impl Running {
+    /// A started process that is not a container init (`hutch exec`).
+    pub fn adopt(guard: ChildGuard, signals: SignalFd, master: Option<OwnedFd>) -> Running {
+        Running {
+            guard,
+            signals,
+            master,
+        }
+    }
 }
 
 /// Waits for the container init to exit; returns Docker's exit code.

@@ -6,3 +6,4 @@ pub mod fs;
 pub mod probe;
 pub mod process;
 pub mod seccomp;
+pub mod selfexe;

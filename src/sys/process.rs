@@ -125,3 +125,51 @@ pub fn borrow_fd(fd: RawFd) -> BorrowedFd<'static> {
     // (the container init's pty slave until it execs).
     unsafe { BorrowedFd::borrow_raw(fd) }
 }
+
+/// Closes every fd from `first` up except `keep`: a process that is about
+/// to enter a container must hold no descriptor of the host, since a
+/// magic link such as `/proc/self/fd/N` would lead back out of the root
+/// (CVE-2024-21626). Marking close-on-exec is not enough before a chdir.
+pub fn close_fds_except(first: RawFd, keep: &[RawFd]) -> nix::Result<()> {
+    let mut keep: Vec<RawFd> = keep.iter().copied().filter(|k| *k >= first).collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut from = first;
+    for k in keep.iter().copied().chain([RawFd::MAX]) {
+        if k > from {
+            let last = if k == RawFd::MAX {
+                libc::c_uint::MAX
+            } else {
+                (k - 1) as libc::c_uint
+            };
+            // SAFETY: close_range(2) closes this process's fds in the
+            // range; the caller owns every one of them except `keep`, and
+            // no Rust object outlives this for a closed fd (the callers
+            // are about to exec and hold only the kept descriptors).
+            let ret = unsafe {
+                libc::syscall(
+                    libc::SYS_close_range,
+                    from as libc::c_uint,
+                    last,
+                    0 as libc::c_uint,
+                )
+            };
+            Errno::result(ret)?;
+        }
+        from = k.saturating_add(1);
+    }
+    Ok(())
+}
+
+/// `pidfd_open(2)`: a descriptor that names this very process, not
+/// whatever process later gets the same number.
+pub fn pidfd_open(pid: Pid) -> nix::Result<std::os::fd::OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags by value and returns a new
+    // fd or -1; no memory is shared with the kernel.
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0 as libc::c_uint) };
+    let fd = Errno::result(ret)? as RawFd;
+    use std::os::fd::FromRawFd;
+    // SAFETY: the kernel just returned `fd` as a new descriptor that
+    // nothing else owns.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
