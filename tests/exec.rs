@@ -1,0 +1,380 @@
+//! `hutch exec` and `hutch top` against running containers (issue 4), as
+//! the unprivileged users hutch-t1 and hutch-t2. Containers run in the
+//! foreground of a background hutch (`spawn_hutch`), each test with its
+//! own runtime directory, so names never clash.
+
+mod common;
+
+use std::path::Path;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Starts `hutch run --name NAME EXTRA... IMAGE CMD...` in the background
+/// and waits (bounded) until `hutch ps` lists it as running.
+fn start(u: &TestUser, name: &str, extra: &[&str], cmd: &[&str]) -> common::Running {
+    let image = images().oci_ref("latest");
+    let mut args = vec!["run", "--name", name];
+    args.extend_from_slice(extra);
+    args.push(&image);
+    args.extend_from_slice(cmd);
+    let r = spawn_hutch(u, &args, &Opts::default());
+    let end = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ps = hutch_ok(u, &["ps"]);
+        if ps.lines().any(|l| l.ends_with(name)) {
+            return r;
+        }
+        assert!(Instant::now() < end, "container {name} never ran: {ps}");
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Ends a container started by `start` (hutch's death kills its init).
+/// Waits (bounded) until those of them are gone, so a later command
+/// never sees a container still dying.
+fn stop(r: common::Running) {
+    let procs = r.descendants();
+    r.signal(Signal::SIGKILL);
+    let _ = r.wait();
+    let end = Instant::now() + Duration::from_secs(10);
+    while procs.iter().any(|p| Path::new(&format!("/proc/{p}")).exists()) {
+        assert!(Instant::now() < end, "container processes left: {procs:?}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits (bounded) for a descendant of `pid` whose command line is `cmd`.
+fn find_descendant(pid: u32, cmd: &str) -> u32 {
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let found = descendants(pid)
+            .into_iter()
+            .find(|p| proc_read(*p, "cmdline").is_some_and(|c| c.replace('\0', " ").trim() == cmd));
+        if let Some(p) = found {
+            return p;
+        }
+        assert!(Instant::now() < end, "no `{cmd}` under {pid}");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn pid_ns(pid: u32) -> String {
+    std::fs::read_link(format!("/proc/{pid}/ns/pid"))
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn exec_sees_the_containers_processes_and_files_and_keeps_the_callers_loginuid() {
+    let Some(u) = TestUser::t1() else { return };
+    let ctr = start(
+        &u,
+        "join",
+        &[],
+        &[
+            "sh",
+            "-c",
+            "echo from-container > /tmp/marker; exec sleep 60",
+        ],
+    );
+    let init = find_descendant(ctr.pid(), "sleep 60");
+    let out = hutch_ok(
+        &u,
+        &[
+            "exec",
+            "join",
+            "sh",
+            "-c",
+            "cat /tmp/marker; tr '\\0' ' ' < /proc/1/cmdline; echo; hostname; ls /proc/self/fd",
+        ],
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0], "from-container",
+        "a file the container wrote: {out}"
+    );
+    assert_eq!(
+        lines[1].trim(),
+        "sleep 60",
+        "pid 1 is the container's: {out}"
+    );
+    assert_eq!(
+        lines[2].len(),
+        12,
+        "the container's hostname (its short id): {out}"
+    );
+    // ls holds fd 3 for the directory it lists; nothing of the host.
+    assert_eq!(&lines[3..], ["0", "1", "2", "3"], "{out}");
+
+    let mut ex = spawn_hutch(&u, &["exec", "join", "sleep", "30"], &Opts::default());
+    let session = ex.session().expect("audit session of hutch exec");
+    let p = find_descendant(ex.pid(), "sleep 30");
+    assert_eq!(proc_read(p, "loginuid"), Some(u.uid.to_string()));
+    assert_eq!(proc_read(p, "sessionid"), Some(session.to_string()));
+    assert_ne!(proc_read(init, "sessionid"), Some(session.to_string()));
+    assert_eq!(pid_ns(p), pid_ns(init), "the container's pid namespace");
+    assert_ne!(pid_ns(p), pid_ns(std::process::id()));
+    // The exec'd process does not outlive `hutch exec`.
+    ex.signal(Signal::SIGKILL);
+    let _ = ex.wait();
+    assert_eq!(
+        wait_session_empty(session, Duration::from_secs(10)),
+        Vec::<u32>::new()
+    );
+    stop(ctr);
+}
+
+#[test]
+fn exec_exit_codes_follow_docker() {
+    let Some(u) = TestUser::t1() else { return };
+    let ctr = start(&u, "codes", &[], &["sleep", "60"]);
+    let cases: &[(&[&str], i32)] = &[
+        (&["sh", "-c", "exit 3"], 3),
+        (&["sh", "-c", "kill -9 $$"], 137),
+        (&["no-such-command"], 127),
+        (&["/no/such/path"], 127),
+        (&["/usr/local/bin/not-executable"], 126),
+        (&["-w", "/no/such/dir", "true"], 126),
+    ];
+    for (argv, want) in cases {
+        let mut args = vec!["exec"];
+        // Flags go before the container's name.
+        let (flags, cmd) = match argv.first() {
+            Some(&"-w") => (&argv[..2], &argv[2..]),
+            _ => (&argv[..0], &argv[..]),
+        };
+        args.extend_from_slice(flags);
+        args.push("codes");
+        args.extend_from_slice(cmd);
+        let r = hutch_run(&u, &args);
+        assert_eq!(r.code(), Some(*want), "{args:?}: {r}");
+    }
+    let r = hutch_run(&u, &["exec", "nobody-here", "true"]);
+    assert_eq!(r.code(), Some(125), "{r}");
+    stop(ctr);
+    let r = hutch_run(&u, &["exec", "codes", "true"]);
+    assert_eq!(r.code(), Some(125), "a stopped container: {r}");
+    assert!(
+        r.stderr.contains("not running") && r.stderr.contains("hint:"),
+        "{r}"
+    );
+}
+
+fn status_field(text: &str, key: &str) -> String {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn exec_gets_the_containers_env_user_capabilities_and_seccomp() {
+    let Some(u) = TestUser::t1() else { return };
+    let run_flags = [
+        "-e",
+        "FROM_RUN=run",
+        "-u",
+        "tester",
+        "--cap-drop",
+        "all",
+        "--cap-add",
+        "kill",
+        "--security-opt",
+        "no-new-privileges",
+    ];
+    let ctr = start(&u, "creds", &run_flags, &["sleep", "60"]);
+    let env_file = u.scratch("envs").join("file");
+    std::fs::write(&env_file, "# a comment\nFROM_FILE=file\n").unwrap();
+    std::os::unix::fs::chown(&env_file, Some(u.uid), Some(u.gid)).unwrap();
+    let show = "id; pwd; env | sort; grep -E '^(Cap|NoNewPrivs|Seccomp:)' /proc/self/status";
+    let out = hutch_ok(
+        &u,
+        &[
+            "exec",
+            "-e",
+            "FROM_FLAG=flag",
+            "--env-file",
+            &env_file.display().to_string(),
+            "-w",
+            "/tmp",
+            "creds",
+            "sh",
+            "-c",
+            show,
+        ],
+    );
+    assert!(out.contains("uid=1000(tester) gid=1000(tester)"), "{out}");
+    assert!(out.contains("\n/tmp\n"), "{out}");
+    for var in [
+        "FROM_RUN=run",
+        "FROM_FILE=file",
+        "FROM_FLAG=flag",
+        "HOME=/home/tester",
+        "IMAGE_VAR=from-image",
+    ] {
+        assert!(out.lines().any(|l| l == var), "{var}: {out}");
+    }
+    assert_eq!(status_field(&out, "CapBnd"), "0000000000000020", "{out}");
+    assert_eq!(status_field(&out, "CapEff"), "0000000000000000", "{out}");
+    assert_eq!(status_field(&out, "NoNewPrivs"), "1", "{out}");
+    assert_eq!(status_field(&out, "Seccomp"), "2", "{out}");
+    // -u root: the container's bounding set, effective for root.
+    let out = hutch_ok(&u, &["exec", "-u", "0", "creds", "sh", "-c", show]);
+    assert!(out.contains("uid=0(root)"), "{out}");
+    assert_eq!(status_field(&out, "CapEff"), "0000000000000020", "{out}");
+    stop(ctr);
+
+    // Control: exec follows the container's profile, not a fixed one.
+    let ctr = start(
+        &u,
+        "loose",
+        &["--security-opt", "seccomp=unconfined"],
+        &["sleep", "60"],
+    );
+    let out = hutch_ok(&u, &["exec", "loose", "sh", "-c", show]);
+    assert_eq!(status_field(&out, "Seccomp"), "0", "{out}");
+    assert_eq!(status_field(&out, "NoNewPrivs"), "0", "{out}");
+    assert_eq!(status_field(&out, "CapBnd"), "00000000800405fb", "{out}");
+    stop(ctr);
+}
+
+#[test]
+fn exec_with_a_tty_relays_the_terminal_and_its_exit_code() {
+    let Some(u) = TestUser::t1() else { return };
+    let ctr = start(&u, "tty", &[], &["sleep", "60"]);
+    let r = run_hutch(
+        &u,
+        &[
+            "exec",
+            "-it",
+            "tty",
+            "sh",
+            "-c",
+            "tty; stty size && echo stty-ok; exit 4",
+        ],
+        &Opts {
+            tty: true,
+            timeout: Duration::from_secs(60),
+            ..Opts::default()
+        },
+    );
+    assert!(!r.timed_out, "{r}");
+    let out = r.stdout.replace('\r', "");
+    assert!(out.contains("/dev/pts/"), "a pty of the container: {r}");
+    assert!(
+        out.contains(&format!("{TTY_ROWS} {TTY_COLS}\nstty-ok\n")),
+        "{r}"
+    );
+    assert_eq!(r.code(), Some(4), "{r}");
+    // -i without -t: stdin is relayed as is.
+    let out = hutch_as_stdin(&u, &["exec", "-i", "tty", "cat"], b"piped\n");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "piped\n");
+    stop(ctr);
+}
+
+#[test]
+fn exec_detached_returns_at_once_and_the_command_runs_on() {
+    let Some(u) = TestUser::t1() else { return };
+    let ctr = start(&u, "bg", &[], &["sleep", "60"]);
+    let t0 = Instant::now();
+    let out = hutch_ok(
+        &u,
+        &[
+            "exec",
+            "-d",
+            "bg",
+            "sh",
+            "-c",
+            "sleep 1; echo later > /tmp/bg",
+        ],
+    );
+    assert!(t0.elapsed() < Duration::from_secs(10));
+    assert_eq!(out, "", "-d prints nothing");
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = hutch_run(&u, &["exec", "bg", "cat", "/tmp/bg"]);
+        if r.code() == Some(0) {
+            assert_eq!(r.stdout, "later\n");
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "the detached command never wrote: {r}"
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
+    stop(ctr);
+}
+
+#[test]
+fn exec_reaches_init_containers_and_single_id_maps() {
+    let Some(u) = TestUser::t1() else { return };
+    // --init: pid 1 is hutch's non-dumpable reaper; exec still joins.
+    let ctr = start(&u, "reaped", &["--init"], &["sleep", "60"]);
+    let out = hutch_ok(
+        &u,
+        &["exec", "reaped", "sh", "-c", "cat /proc/2/cmdline; echo"],
+    );
+    assert_eq!(out.replace('\0', " ").trim(), "sleep 60", "{out}");
+    stop(ctr);
+    // hutch-t2 has no subordinate ids: container root is all there is.
+    let Some(u2) = TestUser::t2() else { return };
+    let ctr = start(&u2, "single", &[], &["sleep", "60"]);
+    let out = hutch_ok(
+        &u2,
+        &[
+            "exec",
+            "single",
+            "sh",
+            "-c",
+            "id -u; cat /proc/self/setgroups",
+        ],
+    );
+    assert_eq!(out, "0\ndeny\n");
+    stop(ctr);
+}
+
+#[test]
+fn top_lists_the_containers_processes_like_ps() {
+    let Some(u) = TestUser::t1() else { return };
+    let ctr = start(&u, "top", &[], &["sh", "-c", "sleep 60 & exec sleep 61"]);
+    let ex = spawn_hutch(&u, &["exec", "top", "sleep", "62"], &Opts::default());
+    find_descendant(ex.pid(), "sleep 62");
+    let out = hutch_ok(&u, &["top", "top"]);
+    let head: Vec<&str> = out
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        head,
+        ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"],
+        "{out}"
+    );
+    let mut cmds: Vec<String> = out
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().skip(7).collect::<Vec<_>>().join(" "))
+        .collect();
+    cmds.sort();
+    // Also the exec'd process, which is not a child of the init.
+    assert_eq!(
+        cmds,
+        ["sleep 60", "sleep 61", "sleep 62"].map(String::from),
+        "{out}"
+    );
+    assert!(
+        out.lines().skip(1).all(|l| l.starts_with("hutch-t1 ")),
+        "{out}"
+    );
+    // Control: the host's hutch processes of the same user are not listed.
+    assert!(!out.contains("hutch run"), "{out}");
+    ex.signal(Signal::SIGKILL);
+    let _ = ex.wait();
+    stop(ctr);
+    let r = hutch_run(&u, &["top", "top"]);
+    assert_eq!(r.code(), Some(125), "{r}");
+}
