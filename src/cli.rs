@@ -64,6 +64,16 @@ pub enum Command {
     Exec(ExecArgs),
     /// Show the processes of a running container
     Top(TopArgs),
+    /// Copy files between a running container and the host
+    Cp(CpArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CpArgs {
+    /// CONTAINER:PATH, a host path, or `-` for a tar stream on stdin
+    pub src: String,
+    /// CONTAINER:PATH, a host path, or `-` for a tar stream on stdout
+    pub dest: String,
 }
 
 #[derive(Debug, Args)]

@@ -39,7 +39,10 @@ fn stop(r: common::Running) {
     r.signal(Signal::SIGKILL);
     let _ = r.wait();
     let end = Instant::now() + Duration::from_secs(10);
-    while procs.iter().any(|p| Path::new(&format!("/proc/{p}")).exists()) {
+    while procs
+        .iter()
+        .any(|p| Path::new(&format!("/proc/{p}")).exists())
+    {
         assert!(Instant::now() < end, "container processes left: {procs:?}");
         thread::sleep(Duration::from_millis(20));
     }

@@ -3,6 +3,7 @@
 //! no_new_privs, user), read back from its config.json. Runs in the
 //! user's own process; `sandbox::exec` joins and forks.
 
+use std::os::fd::OwnedFd;
 use std::path::Path;
 
 use anyhow::Context;
@@ -18,29 +19,13 @@ use crate::state::{self, Container, Dirs, State};
 
 pub fn exec(args: ExecArgs) -> anyhow::Result<i32> {
     let dirs = Dirs::new()?;
-    let s = state::find(&dirs, &args.container)?;
-    let init = running_pid(&s, &args.container)?;
-    let run_dir = Container::open(&dirs, &s.id).run_dir;
-    let config = read_config(&run_dir.join("config.json"))?;
+    let (pidfd, config) = open_running(&dirs, &args.container)?;
     let process = config
         .process()
         .as_ref()
         .context("read config.json: no process")?;
     let caps = bounding_caps(process)?;
     let annotations = config.annotations().clone().unwrap_or_default();
-    let reaper = annotations.get("io.hutch.init").map(String::as_str) == Some("true");
-    let target = join_target(init, reaper)?;
-    // From here on `pidfd` names this process, even if the number is reused.
-    let pidfd = crate::sys::process::pidfd_open(target)
-        .with_context(|| format!("open process {target} of container `{}`", args.container))
-        .hint("the container may have just stopped: `hutch ps -a`")?;
-    let still = running_pid(&s, &args.container)? == init && is_namespace_init(init);
-    if !still || (target != init && parent_of(target) != Some(init)) {
-        anyhow::bail!(
-            "exec in container `{}`: process {target} is no longer the container's",
-            args.container
-        );
-    }
     let bpf = (annotations.get("io.hutch.seccomp").map(String::as_str) == Some("default"))
         .then(|| seccomp::compile_default_cached(&caps, &dirs.runtime))
         .transpose()?;
@@ -72,14 +57,33 @@ pub fn exec(args: ExecArgs) -> anyhow::Result<i32> {
     exec::exec(&pidfd, namespaces(&config)?, &spec)
 }
 
+/// A pidfd of a process in the running container `key` whose namespaces
+/// may be joined, and the container's config.json.
+pub(crate) fn open_running(dirs: &Dirs, key: &str) -> anyhow::Result<(OwnedFd, Spec)> {
+    let s = state::find(dirs, key)?;
+    let init = running_pid(&s, key)?;
+    let run_dir = Container::open(dirs, &s.id).run_dir;
+    let config = read_config(&run_dir.join("config.json"))?;
+    let annotations = config.annotations().clone().unwrap_or_default();
+    let reaper = annotations.get("io.hutch.init").map(String::as_str) == Some("true");
+    let target = join_target(init, reaper)?;
+    // From here on `pidfd` names this process, even if the number is reused.
+    let pidfd = crate::sys::process::pidfd_open(target)
+        .with_context(|| format!("open process {target} of container `{key}`"))
+        .hint("the container may have just stopped: `hutch ps -a`")?;
+    let still = running_pid(&s, key)? == init && is_namespace_init(init);
+    if !still || (target != init && parent_of(target) != Some(init)) {
+        anyhow::bail!("join container `{key}`: process {target} is no longer the container's");
+    }
+    Ok((pidfd, config))
+}
+
 /// The pid of a running container's init; a stopped one is an error.
 fn running_pid(s: &State, key: &str) -> anyhow::Result<Pid> {
     match s.pid.filter(|_| state::is_alive(s)) {
         Some(p) => Ok(Pid::from_raw(p)),
-        None => Err(anyhow::anyhow!(
-            "exec in container `{key}`: it is not running"
-        ))
-        .hint("`hutch ps -a` shows its state; only a running container can run more commands"),
+        None => Err(anyhow::anyhow!("join container `{key}`: it is not running"))
+            .hint("`hutch ps -a` shows its state; only a running container can run more commands"),
     }
 }
 

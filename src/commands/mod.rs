@@ -1,5 +1,6 @@
 //! One short function per subcommand; each returns the process exit code.
 
+mod cp;
 mod doctor;
 mod exec;
 mod image;
@@ -35,6 +36,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Logout(args) => login::logout(args),
         Command::Exec(args) => exec::exec(args),
         Command::Top(args) => top::top(args),
+        Command::Cp(args) => cp::cp(args),
     }
 }
 

@@ -183,3 +183,76 @@ fn attach_stdio(
     let _ = nix::unistd::close(null);
     Ok(())
 }
+
+/// A helper process of hutch's own code inside a container's namespaces
+/// (`cp`): it runs a closure there and reports over the channel.
+pub struct Helper {
+    guard: ChildGuard,
+    chan: Channel,
+}
+
+/// Forks a helper that joins `ns` of the process behind `pidfd` and runs
+/// `f` with a handle on the container's root and `io` (its end of the
+/// data pipe). The helper holds no other descriptor of the host.
+pub fn spawn_helper<F>(pidfd: &OwnedFd, ns: CloneFlags, io: OwnedFd, f: F) -> anyhow::Result<Helper>
+where
+    F: FnOnce(OwnedFd, OwnedFd) -> anyhow::Result<()>,
+{
+    let (ours, theirs) = Channel::pair()?;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    match fork().context("fork a helper to join the container")? {
+        None => {
+            drop(ours);
+            let result = helper_run(&theirs, pidfd, ns, io, f);
+            let ok = result.is_ok();
+            let msg = match result {
+                Ok(()) => ToParent::Done,
+                Err(e) => {
+                    let (chain, hints, code) = crate::errors::split(&e);
+                    ToParent::Failed { chain, hints, code }
+                }
+            };
+            let _ = theirs.send(&msg, None);
+            exit_now(if ok { 0 } else { EXIT_HUTCH })
+        }
+        Some(pid) => Ok(Helper {
+            guard: ChildGuard::new(pid),
+            chan: ours,
+        }),
+    }
+}
+
+fn helper_run<F>(
+    chan: &Channel,
+    pidfd: &OwnedFd,
+    ns: CloneFlags,
+    io: OwnedFd,
+    f: F,
+) -> anyhow::Result<()>
+where
+    F: FnOnce(OwnedFd, OwnedFd) -> anyhow::Result<()>,
+{
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).context("set parent-death signal")?;
+    close_fds_except(3, &[chan.as_raw_fd(), pidfd.as_raw_fd(), io.as_raw_fd()])
+        .context("close inherited descriptors")?;
+    nix::sched::setns(pidfd, ns).context("join the container's namespaces")?;
+    f(workdir::open_root()?, io)
+}
+
+impl Helper {
+    /// Waits for the helper's report and reaps it.
+    pub fn finish(self) -> anyhow::Result<()> {
+        let reply = self.chan.recv::<ToParent>();
+        if let Some(pid) = self.guard.release() {
+            let _ = nix::sys::wait::waitpid(pid, None);
+        }
+        match reply? {
+            Some((ToParent::Done, _)) => Ok(()),
+            Some((ToParent::Failed { chain, hints, code }, _)) => {
+                Err(crate::errors::rebuild(&chain, &hints, code))
+            }
+            _ => anyhow::bail!("copy: the helper in the container ended without a report"),
+        }
+    }
+}
