@@ -381,3 +381,137 @@ fn top_lists_the_containers_processes_like_ps() {
     let r = hutch_run(&u, &["top", "top"]);
     assert_eq!(r.code(), Some(125), "{r}");
 }
+
+/// Runs `sh -c SCRIPT` on the host as the test user (bounded).
+fn as_user(u: &TestUser, script: &str) -> (bool, String) {
+    host(
+        "setpriv",
+        &[
+            &format!("--reuid={}", u.uid),
+            &format!("--regid={}", u.gid),
+            "--init-groups",
+            "sh",
+            "-c",
+            script,
+        ],
+    )
+}
+
+#[test]
+fn cp_copies_files_directories_symlinks_and_tar_streams_both_ways() {
+    let Some(u) = TestUser::t1() else { return };
+    let setup = "mkdir -p /tmp/d/sub && echo inner > /tmp/d/sub/f && \
+                 ln -s sub/f /tmp/d/rel && echo up; exec sleep 60";
+    let ctr = start(&u, "cp", &[], &["sh", "-c", setup]);
+    let dir = u.scratch("cp");
+    let d = |p: &str| dir.join(p).display().to_string();
+    // Out: a file into a directory, a directory under a new name.
+    hutch_ok(&u, &["cp", "cp:/etc/hostname", &d("")]);
+    let id = std::fs::read_to_string(dir.join("hostname")).unwrap();
+    assert_eq!(id.trim().len(), 12, "the container's hostname: {id}");
+    hutch_ok(&u, &["cp", "cp:/tmp/d", &d("copy")]);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("copy/sub/f")).unwrap(),
+        "inner\n"
+    );
+    assert_eq!(
+        std::fs::read_link(dir.join("copy/rel")).unwrap(),
+        Path::new("sub/f")
+    );
+    // `-`: a tar stream on stdout.
+    let r = hutch_run(&u, &["cp", "cp:/tmp/d/sub", "-"]);
+    assert_eq!(r.code(), Some(0), "{r}");
+    assert!(
+        r.stdout.contains("sub/f") && r.stdout.contains("inner"),
+        "{r}"
+    );
+    // In: a file to a new name, a directory into a directory, a tar stream.
+    std::fs::write(dir.join("in.txt"), "from host\n").unwrap();
+    let (ok, out) = as_user(
+        &u,
+        &format!("chown -R {}:{} {} 2>/dev/null; true", u.uid, u.gid, d("")),
+    );
+    assert!(ok, "{out}");
+    hutch_ok(&u, &["cp", &d("in.txt"), "cp:/tmp/renamed"]);
+    hutch_ok(&u, &["cp", &d("copy"), "cp:/tmp/d"]);
+    let tar = hutch_as(&u, &["cp", "cp:/etc/hostname", "-"]).stdout;
+    let out = hutch_as_stdin(&u, &["cp", "-", "cp:/root"], &tar);
+    assert!(out.status.success(), "{out:?}");
+    let out = hutch_ok(
+        &u,
+        &["exec", "cp", "sh", "-c", "cat /tmp/renamed /tmp/d/copy/sub/f; readlink /tmp/d/copy/rel; cat /root/hostname; stat -c %u /tmp/renamed"],
+    );
+    assert_eq!(out, format!("from host\ninner\nsub/f\n{id}0\n"));
+    // A missing source is an error, and so is a stopped container.
+    let r = hutch_run(&u, &["cp", "cp:/no/such", &d("x")]);
+    assert_eq!(r.code(), Some(125), "{r}");
+    stop(ctr);
+    let r = hutch_run(&u, &["cp", "cp:/etc/hostname", &d("y")]);
+    assert_eq!(r.code(), Some(125), "{r}");
+    assert!(r.stderr.contains("not running"), "{r}");
+}
+
+/// Container symlinks to host paths (absolute, or `..` past the root)
+/// are copied as symlinks and resolved inside the container, never on
+/// the host, in both directions.
+#[test]
+fn cp_never_follows_container_symlinks_to_host_paths() {
+    let Some(u) = TestUser::t1() else { return };
+    // A host file the user may read and a host directory it may write.
+    let secret_dir = u.root_scratch("secret");
+    std::fs::write(secret_dir.join("marker"), "host secret\n").unwrap();
+    let drop_dir = u.scratch("drop");
+    let links = format!(
+        "ln -s {sd}/marker /tmp/abs && ln -s {sd} /tmp/absdir && ln -s ../../../../../.. /tmp/up && \
+         ln -s {dd} /tmp/drop && ln -s /etc/shadow /tmp/shadow && echo up; exec sleep 60",
+        sd = secret_dir.display(),
+        dd = drop_dir.display()
+    );
+    let ctr = start(&u, "links", &[], &["sh", "-c", &links]);
+    let out = u.scratch("out");
+    let o = |p: &str| out.join(p).display().to_string();
+    // Reading: symlinks arrive as symlinks, paths through them stay inside.
+    hutch_ok(&u, &["cp", "links:/tmp/abs", &o("abs")]);
+    assert_eq!(
+        std::fs::read_link(out.join("abs")).unwrap(),
+        secret_dir.join("marker")
+    );
+    hutch_ok(&u, &["cp", "links:/tmp/shadow", &o("shadow")]);
+    assert!(std::fs::symlink_metadata(out.join("shadow"))
+        .unwrap()
+        .is_symlink());
+    let marker_via_link = "links:/tmp/absdir/marker";
+    let r = hutch_run(&u, &["cp", marker_via_link, &o("m1")]);
+    assert_eq!(r.code(), Some(125), "{r}");
+    let up_marker = format!("links:/tmp/up{}/marker", secret_dir.display());
+    let r = hutch_run(&u, &["cp", &up_marker, &o("m2")]);
+    assert_eq!(r.code(), Some(125), "{r}");
+    hutch_ok(&u, &["cp", "links:/tmp/up/etc/hostname", &o("h")]);
+    let h = std::fs::read_to_string(out.join("h")).unwrap();
+    assert_eq!(h.trim().len(), 12, "the container's /etc/hostname: {h}");
+    assert!(!out.join("m1").exists() && !out.join("m2").exists());
+    // Writing: through /tmp/drop (-> the host dir) and /tmp/up.
+    std::fs::write(out.join("payload"), "x").unwrap();
+    std::os::unix::fs::chown(out.join("payload"), Some(u.uid), Some(u.gid)).unwrap();
+    for dest in ["links:/tmp/drop/", "links:/tmp/drop/payload"] {
+        let _ = hutch_run(&u, &["cp", &o("payload"), dest]);
+    }
+    let via_up = format!("links:/tmp/up{}/payload", drop_dir.display());
+    let _ = hutch_run(&u, &["cp", &o("payload"), &via_up]);
+    assert_eq!(
+        std::fs::read_dir(&drop_dir).unwrap().count(),
+        0,
+        "nothing landed on the host"
+    );
+    // Control: the user can read the host file and write the host dir,
+    // so only hutch's resolution kept cp away from them.
+    let script = format!(
+        "cat {}/marker && touch {}/ok",
+        secret_dir.display(),
+        drop_dir.display()
+    );
+    let (ok, text) = as_user(&u, &script);
+    assert!(ok && text == "host secret\n", "control: {text}");
+    assert!(drop_dir.join("ok").exists());
+    stop(ctr);
+}
