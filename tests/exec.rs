@@ -321,6 +321,13 @@ fn exec_reaches_init_containers_and_single_id_maps() {
         &["exec", "reaped", "sh", "-c", "cat /proc/2/cmdline; echo"],
     );
     assert_eq!(out.replace('\0', " ").trim(), "sleep 60", "{out}");
+    // top finds the namespace through the command, lists the reaper too.
+    let top = hutch_ok(&u, &["top", "reaped"]);
+    assert_eq!(top.lines().count(), 3, "{top}");
+    assert!(
+        top.lines().nth(2).is_some_and(|l| l.ends_with(" sleep 60")),
+        "{top}"
+    );
     stop(ctr);
     // hutch-t2 has no subordinate ids: container root is all there is.
     let Some(u2) = TestUser::t2() else { return };

@@ -26,7 +26,8 @@ pub fn exec(args: ExecArgs) -> anyhow::Result<i32> {
         .context("read config.json: no process")?;
     let caps = bounding_caps(process)?;
     let annotations = config.annotations().clone().unwrap_or_default();
-    let bpf = (annotations.get("io.hutch.seccomp").map(String::as_str) == Some("default"))
+    // Only a recorded `unconfined` turns the profile off.
+    let bpf = (annotations.get("io.hutch.seccomp").map(String::as_str) != Some("unconfined"))
         .then(|| seccomp::compile_default_cached(&caps, &dirs.runtime))
         .transpose()?;
     let host_env = |k: &str| std::env::var(k).ok();

@@ -147,6 +147,9 @@ fn add<W: Write>(
                 0,
             )
             .with_context(what)?;
+            if is_kernel_fs(&dir) {
+                return Ok(()); // the directory, not /proc's or /sys's contents
+            }
             for child in list(dir.as_fd())? {
                 add(b, dir.as_fd(), &child, &tar_path.join(&child))?;
             }
@@ -160,6 +163,26 @@ fn add<W: Write>(
             Ok(())
         }
     }
+}
+
+/// Kernel filesystems (proc, sysfs, devpts, cgroup): copying `/` copies
+/// their mount points, not the kernel's files, as `docker cp` does.
+fn is_kernel_fs(dir: &OwnedFd) -> bool {
+    use nix::sys::statfs::{
+        fstatfs, CGROUP2_SUPER_MAGIC, CGROUP_SUPER_MAGIC, DEVPTS_SUPER_MAGIC, PROC_SUPER_MAGIC,
+        SYSFS_MAGIC,
+    };
+    // O_PATH descriptors answer fstatfs(2) since Linux 2.6.39.
+    fstatfs(dir).is_ok_and(|s| {
+        [
+            PROC_SUPER_MAGIC,
+            SYSFS_MAGIC,
+            DEVPTS_SUPER_MAGIC,
+            CGROUP_SUPER_MAGIC,
+            CGROUP2_SUPER_MAGIC,
+        ]
+        .contains(&s.filesystem_type())
+    })
 }
 
 /// Unpacks a tar stream into the directory `dest`. With `rename`, the
