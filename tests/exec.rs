@@ -255,7 +255,7 @@ fn exec_with_a_tty_relays_the_terminal_and_its_exit_code() {
             "tty",
             "sh",
             "-c",
-            "tty; stty size && echo stty-ok; exit 4",
+            "tty; echo $TERM; stty size && echo stty-ok; exit 4",
         ],
         &Opts {
             tty: true,
@@ -266,6 +266,7 @@ fn exec_with_a_tty_relays_the_terminal_and_its_exit_code() {
     assert!(!r.timed_out, "{r}");
     let out = r.stdout.replace('\r', "");
     assert!(out.contains("/dev/pts/"), "a pty of the container: {r}");
+    assert!(out.contains("\nxterm\n"), "TERM for the terminal: {r}");
     assert!(
         out.contains(&format!("{TTY_ROWS} {TTY_COLS}\nstty-ok\n")),
         "{r}"

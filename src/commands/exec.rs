@@ -31,12 +31,16 @@ pub fn exec(args: ExecArgs) -> anyhow::Result<i32> {
         .then(|| seccomp::compile_default_cached(&caps, &dirs.runtime))
         .transpose()?;
     let host_env = |k: &str| std::env::var(k).ok();
-    let env = crate::plan::merge_env(
+    let mut env = crate::plan::merge_env(
         process.env().as_deref().unwrap_or_default(),
         &args.env_file,
         &args.env,
         &host_env,
     )?;
+    // As Docker: a terminal gets a TERM unless one is set.
+    if args.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".into());
+    }
     let image_user = annotations.get("io.hutch.user").filter(|u| !u.is_empty());
     let cwd = args
         .workdir
