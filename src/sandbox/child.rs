@@ -55,14 +55,14 @@ fn run(chan: &Channel, ctx: &Setup<'_>) -> anyhow::Result<Infallible> {
     reset_signal_dispositions();
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
         .context("unblock signals")?;
+    // Nothing of the host but stdio and our channel: a host descriptor
+    // would be a way out through /proc/self/fd (CVE-2024-21626).
+    close_fds_except(3, &[chan.as_raw_fd()]).context("close inherited descriptors")?;
     // [1] The parent writes our id maps, then says go. EOF: it died.
     let winsize = match chan.recv::<ToChild>()? {
         Some((ToChild::Go { winsize }, _)) => winsize,
         None => exit_now(EXIT_HUTCH),
     };
-    // Nothing of the host but stdio and our channel: a host descriptor
-    // would be a way out through /proc/self/fd (CVE-2024-21626).
-    close_fds_except(3, &[chan.as_raw_fd()]).context("close inherited descriptors")?;
     // Our own session: terminal signals reach hutch, which forwards them.
     setsid().context("start a new session")?;
     mounts::prepare(&mounts::Inputs {

@@ -108,7 +108,27 @@ pub fn launch(ctx: &child::Setup<'_>, maps: &IdMaps) -> anyhow::Result<Running> 
         None
     };
     ours.send(&ToChild::Go { winsize }, None)?;
-    let master = until_exec(&ours, &mut guard, ctx.plan.process.terminal)?;
+    let mut master = None;
+    loop {
+        match ours.recv::<ToParent>()? {
+            None => break, // [4] execve succeeded: the channel closed on exec.
+            Some((ToParent::PtyMaster, Some(fd)))
+                if ctx.plan.process.terminal && master.is_none() =>
+            {
+                master = Some(fd)
+            }
+            Some((ToParent::Failed { chain, hints, code }, _)) => {
+                // The child exits with `code`; reap it here.
+                if let Some(pid) = guard.disarm() {
+                    let _ = waitpid(pid, None);
+                }
+                return Err(crate::errors::rebuild(&chain, &hints, code));
+            }
+            Some((msg, _)) => {
+                bail!("start container: unexpected message {msg:?} from the container init")
+            }
+        }
+    }
     Ok(Running {
         guard,
         signals,
@@ -126,8 +146,8 @@ pub fn block_signals() -> anyhow::Result<SignalFd> {
     SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC).context("create signalfd")
 }
 
-/// Reads the child's messages until its execve closes the channel;
-/// returns the pty master it sent, if `terminal`.
+/// `exec`'s side of `launch`'s loop: reads the child's messages until its
+/// execve closes the channel; returns the pty master it sent with `-t`.
 pub fn until_exec(
     ours: &Channel,
     guard: &mut ChildGuard,
@@ -148,7 +168,7 @@ pub fn until_exec(
                 return Err(crate::errors::rebuild(&chain, &hints, code));
             }
             Some((msg, _)) => {
-                bail!("start the process: unexpected message {msg:?} from the child")
+                bail!("exec: unexpected message {msg:?} from the child")
             }
         }
     }
