@@ -131,17 +131,13 @@ pub fn borrow_fd(fd: RawFd) -> BorrowedFd<'static> {
 /// magic link such as `/proc/self/fd/N` would lead back out of the root
 /// (CVE-2024-21626). Marking close-on-exec is not enough before a chdir.
 pub fn close_fds_except(first: RawFd, keep: &[RawFd]) -> nix::Result<()> {
-    let mut keep: Vec<RawFd> = keep.iter().copied().filter(|k| *k >= first).collect();
-    keep.sort_unstable();
-    keep.dedup();
     let mut from = first;
-    for k in keep.iter().copied().chain([RawFd::MAX]) {
-        if k > from {
-            let last = if k == RawFd::MAX {
-                libc::c_uint::MAX
-            } else {
-                (k - 1) as libc::c_uint
-            };
+    loop {
+        // The next kept fd at or above `from`; no allocation, as this runs
+        // in forked children.
+        let next = keep.iter().copied().filter(|k| *k >= from).min();
+        if next != Some(from) {
+            let last = next.map_or(libc::c_uint::MAX, |k| (k - 1) as libc::c_uint);
             // SAFETY: close_range(2) closes this process's fds in the
             // range; the caller owns every one of them except `keep`, and
             // no Rust object outlives this for a closed fd (the callers
@@ -156,9 +152,11 @@ pub fn close_fds_except(first: RawFd, keep: &[RawFd]) -> nix::Result<()> {
             };
             Errno::result(ret)?;
         }
-        from = k.saturating_add(1);
+        match next {
+            Some(k) => from = k.saturating_add(1),
+            None => return Ok(()),
+        }
     }
-    Ok(())
 }
 
 /// `pidfd_open(2)`: a descriptor that names this very process, not
@@ -172,4 +170,48 @@ pub fn pidfd_open(pid: Pid) -> nix::Result<std::os::fd::OwnedFd> {
     // SAFETY: the kernel just returned `fd` as a new descriptor that
     // nothing else owns.
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether `fd` is open in this process.
+    fn is_open(fd: RawFd) -> bool {
+        nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD).is_ok()
+    }
+
+    #[test]
+    fn close_fds_except_keeps_stdio_and_the_kept_ones() {
+        // In a child: closing descriptors of the test harness is fine there.
+        let code = crate::sys::seccomp::fork_and_wait(|| {
+            let mut fds = [0; 6];
+            for slot in fds.iter_mut() {
+                match nix::unistd::dup(2) {
+                    Ok(fd) => *slot = fd,
+                    Err(_) => return 2,
+                }
+            }
+            let keep = [fds[1], fds[4], 2, fds[4]];
+            if close_fds_except(3, &keep).is_err() {
+                return 3;
+            }
+            let ok = [0, 1, 2].iter().all(|f| is_open(*f))
+                && fds
+                    .iter()
+                    .all(|f| is_open(*f) == (*f == fds[1] || *f == fds[4]))
+                && !is_open(fds[5] + 1);
+            i32::from(!ok)
+        });
+        assert_eq!(code, Ok(0));
+    }
+
+    #[test]
+    fn pidfd_open_names_a_live_process_only() {
+        assert!(pidfd_open(nix::unistd::getpid()).is_ok());
+        assert_eq!(
+            pidfd_open(Pid::from_raw(i32::MAX)).err(),
+            Some(Errno::ESRCH)
+        );
+    }
 }
