@@ -132,7 +132,11 @@ fn exec_sees_the_containers_processes_and_files_and_keeps_the_callers_loginuid()
 #[test]
 fn exec_exit_codes_follow_docker() {
     let Some(u) = TestUser::t1() else { return };
-    let ctr = start(&u, "codes", &[], &["sleep", "60"]);
+    // A FIFO as /etc/group must not hang exec's user lookup.
+    let fifo = "rm /etc/group && mkfifo /etc/group && exec sleep 60";
+    let ctr = start(&u, "codes", &[], &["sh", "-c", fifo]);
+    let r = hutch_as_timeout(&u, &["exec", "codes", "id", "-u"], 20);
+    assert!(!r.timed_out && r.stdout == "0\n", "{r}");
     let cases: &[(&[&str], i32)] = &[
         (&["sh", "-c", "exit 3"], 3),
         (&["sh", "-c", "kill -9 $$"], 137),

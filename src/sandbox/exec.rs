@@ -116,8 +116,8 @@ fn run(chan: &Channel, spec: &Spec<'_>, winsize: Option<(u16, u16)>) -> anyhow::
     close_fds_except(3, &[chan.as_raw_fd()]).context("close inherited descriptors")?;
     setsid().context("start a new session")?;
     attach_stdio(chan, spec, winsize)?;
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    let passwd = read_regular("/etc/passwd");
+    let group = read_regular("/etc/group");
     let who = user::resolve(spec.user, &passwd, &group)
         .with_context(|| format!("resolve user `{}`", spec.user.unwrap_or("root")))?;
     // Under a single-id map (setgroups `deny`) only container root exists.
@@ -156,6 +156,27 @@ fn run(chan: &Channel, spec: &Spec<'_>, winsize: Option<(u16, u16)>) -> anyhow::
         }
     }
     super::child::exec(spec.args, &env)
+}
+
+/// A file of the container's, if it is a regular one: a FIFO planted as
+/// /etc/passwd must not hang `hutch exec` (opened non-blocking, checked,
+/// read up to 1 MiB).
+fn read_regular(path: &str) -> String {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let Ok(f) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+    else {
+        return String::new();
+    };
+    if !f.metadata().is_ok_and(|m| m.is_file()) {
+        return String::new();
+    }
+    let mut text = String::new();
+    let _ = f.take(1 << 20).read_to_string(&mut text);
+    text
 }
 
 /// `-t`: a pty of the container's devpts; `-d`: /dev/null for all three;
