@@ -40,8 +40,26 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// List containers
     Ps(PsArgs),
-    /// Remove stopped containers
+    /// Remove containers (-f: running ones too)
     Rm(RmArgs),
+    /// Create a container without starting it (takes `run`'s flags)
+    Create(RunArgs),
+    /// Start created or stopped containers
+    Start(StartArgs),
+    /// Stop, then start containers
+    Restart(StopArgs),
+    /// Print a detached container's output
+    Logs(LogsArgs),
+    /// Stop containers: SIGTERM, then SIGKILL after a timeout
+    Stop(StopArgs),
+    /// Send a signal to containers (default KILL)
+    Kill(KillArgs),
+    /// Wait for containers to exit and print their exit codes
+    Wait(WaitArgs),
+    /// Show details of containers as JSON
+    Inspect(InspectContainersArgs),
+    /// Manage containers: ls, rm, inspect, stop, kill, wait, logs, prune
+    Container(ContainerArgs),
     /// List images in the local store
     Images(ImagesArgs),
     /// Manage images: ls, inspect, rm, prune
@@ -270,13 +288,106 @@ pub struct PsArgs {
     /// Only print container ids
     #[arg(short, long)]
     pub quiet: bool,
+    /// Do not truncate ids and commands
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    /// Output format: `table` (default) or `json` (one object per line)
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct RmArgs {
+    /// Kill and remove running containers too
+    #[arg(short, long)]
+    pub force: bool,
     /// Containers to remove, by name or id prefix
     #[arg(required = true, value_name = "CONTAINER")]
     pub containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Follow the output until the container exits
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Only the last N lines (or `all`)
+    #[arg(short = 'n', long, value_name = "N")]
+    pub tail: Option<String>,
+    /// Prefix each line with its RFC 3339 time
+    #[arg(short, long)]
+    pub timestamps: bool,
+    /// The container, by name or id prefix
+    pub container: String,
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Seconds to wait after SIGTERM before SIGKILL
+    #[arg(short, long, value_name = "SECONDS", default_value_t = 10)]
+    pub time: u64,
+    /// Containers, by name or id prefix
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct KillArgs {
+    /// The signal: a name (KILL, SIGTERM) or a number
+    #[arg(short, long, default_value = "KILL")]
+    pub signal: String,
+    /// Containers, by name or id prefix
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// Containers, by name or id prefix
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectContainersArgs {
+    /// Containers, by name or id prefix
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ContainerArgs {
+    #[command(subcommand)]
+    pub command: ContainerCommand,
+}
+
+// Parsed once per process: the size of `RunArgs` does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Subcommand)]
+pub enum ContainerCommand {
+    /// List containers (same as `hutch ps`)
+    #[command(alias = "list", alias = "ps")]
+    Ls(PsArgs),
+    /// Remove containers (same as `hutch rm`)
+    Rm(RmArgs),
+    /// Show details of containers as JSON
+    Inspect(InspectContainersArgs),
+    /// Stop containers
+    Stop(StopArgs),
+    /// Send a signal to containers
+    Kill(KillArgs),
+    /// Wait for containers to exit
+    Wait(WaitArgs),
+    /// Print a detached container's output
+    Logs(LogsArgs),
+    /// Remove every container that is not running
+    Prune(PruneArgs),
+    /// Create a container without starting it
+    Create(RunArgs),
+    /// Start created or stopped containers
+    Start(StartArgs),
+    /// Stop, then start containers
+    Restart(StopArgs),
 }
 
 #[derive(Debug, Args)]
@@ -309,7 +420,7 @@ pub struct RunArgs {
     #[arg(short, long)]
     pub tty: bool,
 
-    /// Run in the background (not supported yet)
+    /// Run in the background under a small supervisor; print the id
     #[arg(short, long)]
     pub detach: bool,
 
@@ -399,4 +510,18 @@ pub struct RunArgs {
     /// IMAGE [COMMAND [ARG...]], or COMMAND [ARG...] with --rootfs
     #[arg(trailing_var_arg = true, required = true, value_name = "IMAGE")]
     pub args: Vec<String>,
+
+    /// `hutch create`: prepare everything, start nothing.
+    #[arg(skip)]
+    pub create_only: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Attach: wait in the foreground with the container's output
+    #[arg(short, long)]
+    pub attach: bool,
+    /// Containers, by name or id prefix
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
 }

@@ -8,10 +8,12 @@
 #![deny(unsafe_code)]
 
 mod cli;
+mod clock;
 mod commands;
 mod digest;
 mod errors;
 mod image;
+mod logfile;
 mod plan;
 mod preflight;
 mod rootfs;

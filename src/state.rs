@@ -1,19 +1,28 @@
 //! Container records under the user's own directories, written by the
-//! `hutch` process:
+//! `hutch` process and by a detached container's supervisor:
 //!
 //! - runtime: `$XDG_RUNTIME_DIR/hutch`, or `/tmp/hutch-UID` when unset (under
 //!   `su`, cron or batch jobs); the /tmp one is created 0700 and refused if
 //!   it is a symlink or belongs to someone else (another user could plant it).
-//! - data: `$XDG_DATA_HOME/hutch`, or `~/.local/share/hutch`.
+//!   Holds only what dies with a boot: `containers/ID/` with config.json
+//!   and the generated /etc files.
+//! - data: `$XDG_DATA_HOME/hutch`, or `~/.local/share/hutch`. Holds the
+//!   record, `containers/ID/state.json`, so it outlives logout and reboot,
+//!   next to the container's files and its log.
 //!
-//! `containers/ID/state.json` is replaced atomically (write, rename).
+//! `state.json` is replaced atomically (write, rename). A per-user
+//! lock (`containers.lock`, flock(2)) makes "name is free, create" one
+//! step, and orders a record's last update against its removal. A live
+//! process is recorded as pid + start time + boot id (`ProcId`), so a
+//! reused pid or a reboot never reads as a running container.
 
-use std::fs::{DirBuilder, File};
+use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
+use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 use crate::errors::WithHint;
@@ -95,12 +104,78 @@ pub fn new_id() -> anyhow::Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Created,
     Running,
     Exited,
+}
+
+/// One process, told apart from any later process with the same pid:
+/// its start time (clock ticks after boot, field 22 of /proc/PID/stat)
+/// and the boot it ran in (/proc/sys/kernel/random/boot_id).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ProcId {
+    pub pid: i32,
+    pub start_time: u64,
+    pub boot_id: String,
+}
+
+impl ProcId {
+    /// The process now running as `pid`.
+    pub fn of(pid: i32) -> anyhow::Result<ProcId> {
+        let path = format!("/proc/{pid}/stat");
+        let stat = std::fs::read_to_string(&path).with_context(|| format!("read `{path}`"))?;
+        let start_time = parse_stat(&stat)
+            .map(|(_, t)| t)
+            .with_context(|| format!("parse `{path}`"))?;
+        Ok(ProcId {
+            pid,
+            start_time,
+            boot_id: boot_id()?,
+        })
+    }
+
+    /// True while this very process exists and is not a zombie.
+    pub fn is_alive(&self) -> bool {
+        self.pid > 0
+            && boot_id().is_ok_and(|b| b == self.boot_id)
+            && std::fs::read_to_string(format!("/proc/{}/stat", self.pid))
+                .ok()
+                .and_then(|s| parse_stat(&s))
+                .is_some_and(|(state, start)| {
+                    start == self.start_time && !matches!(state, 'Z' | 'X' | 'x')
+                })
+    }
+
+    /// A pidfd for this process, opened before its identity is checked
+    /// again: if the pid was reused before the open, the start time
+    /// differs; if after, the pidfd still names the old (dead) process.
+    /// None when the process is gone.
+    pub fn pidfd(&self) -> Option<std::os::fd::OwnedFd> {
+        let fd = crate::sys::pidfd::open(self.pid).ok()?;
+        self.is_alive().then_some(fd)
+    }
+}
+
+/// (state letter, start time) from the text of /proc/PID/stat. The
+/// command name in field 2 may hold spaces and `)`, so fields are
+/// counted from the last `)`: field 3 is the state, field 22 the start.
+fn parse_stat(stat: &str) -> Option<(char, u64)> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let start = fields.nth(18)?.parse().ok()?;
+    Some((state, start))
+}
+
+fn boot_id() -> anyhow::Result<String> {
+    let path = "/proc/sys/kernel/random/boot_id";
+    Ok(std::fs::read_to_string(path)
+        .with_context(|| format!("read `{path}`"))?
+        .trim()
+        .to_string())
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -119,36 +194,183 @@ pub struct State {
     /// Seconds since the epoch.
     pub created: u64,
     pub status: Status,
+    /// Host pid of the container's init (`exec` joins its namespaces).
     pub pid: Option<i32>,
+    /// Start time and boot of `pid`; records from before they were kept
+    /// have none and never read as alive.
+    #[serde(default)]
+    pub pid_start: Option<u64>,
+    #[serde(default)]
+    pub boot_id: Option<String>,
+    /// The supervisor of a detached container, while it runs.
+    #[serde(default)]
+    pub supervisor: Option<ProcId>,
+    /// The `hutch` that made the record: while it lives, a "created"
+    /// container may still be being prepared (`container prune` skips it).
+    #[serde(default)]
+    pub owner: Option<ProcId>,
     pub exit_code: Option<i32>,
     pub rootfs: PathBuf,
+    /// RFC 3339 times of the last start and end.
+    #[serde(default)]
+    pub started_at: Option<String>,
+    #[serde(default)]
+    pub finished_at: Option<String>,
+    #[serde(default)]
+    pub config: Config,
+}
+
+/// How the container was made, as `inspect` shows it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Config {
+    pub env: Vec<String>,
+    pub working_dir: String,
+    pub user: Option<String>,
+    pub hostname: String,
+    pub network: String,
+    /// Volumes (`-v`), in mount order.
+    pub mounts: Vec<MountInfo>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MountInfo {
+    pub source: PathBuf,
+    pub destination: String,
+    pub rw: bool,
+}
+
+impl State {
+    /// A record for a container about to be made.
+    pub fn new(id: &str, name: Option<&str>) -> State {
+        State {
+            id: id.to_string(),
+            name: name.map(str::to_string),
+            image: String::new(),
+            image_id: String::new(),
+            layers: Vec::new(),
+            command: Vec::new(),
+            created: now(),
+            status: Status::Created,
+            pid: None,
+            pid_start: None,
+            boot_id: None,
+            supervisor: None,
+            owner: ProcId::of(std::process::id() as i32).ok(),
+            exit_code: None,
+            rootfs: PathBuf::new(),
+            started_at: None,
+            finished_at: None,
+            config: Config::default(),
+        }
+    }
+
+    /// The container init as recorded, when the record has all of it.
+    pub fn init(&self) -> Option<ProcId> {
+        Some(ProcId {
+            pid: self.pid?,
+            start_time: self.pid_start?,
+            boot_id: self.boot_id.clone()?,
+        })
+    }
+
+    /// Records `p` as the running container init.
+    pub fn set_running(&mut self, p: &ProcId) {
+        self.status = Status::Running;
+        self.pid = Some(p.pid);
+        self.pid_start = Some(p.start_time);
+        self.boot_id = Some(p.boot_id.clone());
+        self.exit_code = None;
+        self.started_at = Some(crate::clock::rfc3339(crate::clock::now()));
+        self.finished_at = None;
+    }
+
+    /// Records the end of the container init.
+    pub fn set_exited(&mut self, code: i32) {
+        self.status = Status::Exited;
+        self.exit_code = Some(code);
+        self.supervisor = None;
+        self.finished_at = Some(crate::clock::rfc3339(crate::clock::now()));
+    }
+
+    /// What a user should be told: a record still saying "running"
+    /// whose process is gone (reboot, supervisor killed) has exited,
+    /// with Docker's 255 for an end nobody saw.
+    pub fn effective(&self) -> (Status, Option<i32>) {
+        match self.status {
+            Status::Running if is_alive(self) => (Status::Running, None),
+            Status::Running if self.pid.is_some() => (Status::Exited, Some(255)),
+            Status::Running => (Status::Created, None),
+            s => (s, self.exit_code),
+        }
+    }
 }
 
 /// The directories of one container.
 pub struct Container {
     pub id: String,
-    /// Runtime: state.json and the generated /etc files.
+    /// Runtime: config.json and the generated /etc files.
     pub run_dir: PathBuf,
-    /// Data: the unpacked root filesystem, when made from an image.
+    /// Data: state.json, the log, the root filesystem or its upper dir.
     pub data_dir: PathBuf,
 }
 
+/// The per-user container lock, held until dropped.
+pub struct UserLock(#[allow(dead_code)] Flock<File>);
+
+/// Takes the per-user container lock (blocking).
+pub fn lock(dirs: &Dirs) -> anyhow::Result<UserLock> {
+    flock(&dirs.data.join("containers.lock"))
+}
+
+fn flock(path: &Path) -> anyhow::Result<UserLock> {
+    flock_as(path, FlockArg::LockExclusive)
+}
+
+fn flock_as(path: &Path, arg: FlockArg) -> anyhow::Result<UserLock> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(path)
+        .with_context(|| format!("open `{}`", path.display()))?;
+    Flock::lock(file, arg)
+        .map(UserLock)
+        .map_err(|(_, e)| e)
+        .with_context(|| format!("lock `{}`", path.display()))
+}
+
+/// Docker's rule for names: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+pub fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
 impl Container {
-    /// Creates the directories; a name already in use is an error.
-    pub fn create(dirs: &Dirs, id: &str, name: Option<&str>) -> anyhow::Result<Container> {
-        if let Some(name) = name {
-            if list(dirs)?.iter().any(|s| s.name.as_deref() == Some(name)) {
+    /// Creates the directories and writes `record`, all under the user
+    /// lock: of two concurrent creates with one name, exactly one wins.
+    pub fn create(dirs: &Dirs, record: &State) -> anyhow::Result<Container> {
+        let _lock = lock(dirs)?;
+        if let Some(name) = record.name.as_deref() {
+            if !valid_name(name) {
                 return Err(anyhow::anyhow!(
-                    "create container `{name}`: the name is already in use"
+                    "create container `{name}`: invalid name, only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
                 ))
-                .hint("choose another --name, or remove the old container's directory");
+                .hint("choose another --name");
+            }
+            if let Some(other) = list(dirs)?.iter().find(|s| s.name.as_deref() == Some(name)) {
+                return Err(anyhow::anyhow!(
+                    "create container `{name}`: the name is already in use by container {}",
+                    short_id(&other.id)
+                ))
+                .hint(format!(
+                    "choose another --name, or remove the old container with `hutch rm {name}`"
+                ));
             }
         }
-        let c = Container {
-            id: id.to_string(),
-            run_dir: dirs.runtime.join("containers").join(id),
-            data_dir: dirs.data.join("containers").join(id),
-        };
+        let c = Container::open(dirs, &record.id);
         for d in [&c.run_dir, &c.data_dir] {
             DirBuilder::new()
                 .recursive(true)
@@ -156,6 +378,7 @@ impl Container {
                 .create(d)
                 .with_context(|| format!("create container directory `{}`", d.display()))?;
         }
+        c.write(record)?;
         Ok(c)
     }
 
@@ -168,57 +391,144 @@ impl Container {
         }
     }
 
-    /// Writes state.json atomically.
-    pub fn save(&self, state: &State) -> anyhow::Result<()> {
-        let path = self.run_dir.join("state.json");
-        let tmp = self.run_dir.join(".state.json.tmp");
+    /// Held by `start` from "is it running?" until the supervisor reports,
+    /// so two starts of one container never launch it twice.
+    pub fn lock_start(&self) -> anyhow::Result<UserLock> {
+        flock(&self.data_dir.join("start.lock"))
+    }
+
+    /// Held shared by each `hutch wait`, so a `--rm` supervisor lets
+    /// waiters read the exit code before it removes the record.
+    pub fn lock_waiters(&self) -> anyhow::Result<UserLock> {
+        flock_as(&self.data_dir.join("wait.lock"), FlockArg::LockShared)
+    }
+
+    /// The supervisor's side: exclusive, tried for at most `limit`, so
+    /// a stuck waiter delays a removal but never blocks it.
+    pub fn drain_waiters(&self, limit: std::time::Duration) -> Option<UserLock> {
+        let path = self.data_dir.join("wait.lock");
+        let end = std::time::Instant::now() + limit;
+        loop {
+            match flock_as(&path, FlockArg::LockExclusiveNonblock) {
+                Ok(l) => return Some(l),
+                Err(_) if std::time::Instant::now() >= end => return None,
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            }
+        }
+    }
+
+    pub fn state_path(&self) -> PathBuf {
+        self.data_dir.join("state.json")
+    }
+
+    /// The log of a detached container (Docker's json-file format).
+    pub fn log_path(&self) -> PathBuf {
+        self.data_dir.join("container.log")
+    }
+
+    /// Replaces the record, unless the container was removed meanwhile;
+    /// false then. Under the user lock, so `rm` and this are ordered.
+    pub fn save(&self, dirs: &Dirs, state: &State) -> anyhow::Result<bool> {
+        let _lock = lock(dirs)?;
+        if !self.state_path().exists() {
+            return Ok(false);
+        }
+        self.write(state)?;
+        Ok(true)
+    }
+
+    /// Reads the record.
+    pub fn load(&self) -> anyhow::Result<State> {
+        read_record(&self.state_path())
+    }
+
+    /// Deletes the record (first step of removal, under the user lock):
+    /// from here on, `ps` does not list it and no writer brings it back.
+    pub fn forget(&self, dirs: &Dirs) -> anyhow::Result<()> {
+        let _lock = lock(dirs)?;
+        let path = self.state_path();
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).with_context(|| format!("remove `{}`", path.display()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// temp + rename: a reader sees the old or the new record, never a
+    /// mix. No fsync: it costs ~2 ms a write, four writes a `run --rm`,
+    /// and a clean reboot flushes the page cache anyway; after a crash a
+    /// torn record is skipped by `list` with a warning, never trusted.
+    fn write(&self, state: &State) -> anyhow::Result<()> {
+        let path = self.state_path();
+        let tmp = self
+            .data_dir
+            .join(format!(".state.json.{}.tmp", std::process::id()));
         let bytes = serde_json::to_vec_pretty(state).context("encode container state")?;
         let mut f = File::create(&tmp).with_context(|| format!("write `{}`", tmp.display()))?;
-        // No fsync: runtime state does not outlive a reboot (which ends
-        // every container); temp + rename keeps it whole if hutch dies.
         f.write_all(&bytes)
             .with_context(|| format!("write `{}`", tmp.display()))?;
         std::fs::rename(&tmp, &path).with_context(|| format!("replace `{}`", path.display()))
     }
 }
 
-/// Every container record of this user.
+fn read_record(path: &Path) -> anyhow::Result<State> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("read `{}`", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parse `{}`", path.display()))
+}
+
+/// Every container record of this user: `data/containers/*/state.json`,
+/// and records of older hutch versions still in the runtime directory.
 pub fn list(dirs: &Dirs) -> anyhow::Result<Vec<State>> {
-    let root = dirs.runtime.join("containers");
-    let entries = match std::fs::read_dir(&root) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("list `{}`", root.display())),
-    };
     let mut out = Vec::new();
-    for entry in entries.flatten() {
-        let path = entry.path().join("state.json");
-        if let Ok(text) = std::fs::read_to_string(&path) {
-            match serde_json::from_str(&text) {
+    for root in [
+        dirs.data.join("containers"),
+        dirs.runtime.join("containers"),
+    ] {
+        let entries = match std::fs::read_dir(&root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e).with_context(|| format!("list `{}`", root.display())),
+        };
+        for entry in entries.flatten() {
+            let path = entry.path().join("state.json");
+            if !path.exists() || out.iter().any(|s: &State| *s.id == *entry.file_name()) {
+                continue;
+            }
+            match read_record(&path) {
                 Ok(s) => out.push(s),
-                Err(e) => bail!("read `{}`: {e}", path.display()),
+                // Removed between the listing and the read.
+                Err(_) if !path.exists() => {}
+                // Torn by a crash: one bad record must not hide the rest.
+                Err(e) => crate::errors::warn(&e),
             }
         }
     }
     Ok(out)
 }
 
-/// Finds one container by exact name, exact id or unique id prefix.
+/// Finds one container by exact id, exact name or unique id prefix.
 pub fn find(dirs: &Dirs, key: &str) -> anyhow::Result<State> {
     let all = list(dirs)?;
-    if let Some(s) = all
-        .iter()
-        .find(|s| s.name.as_deref() == Some(key) || s.id == key)
-    {
-        return Ok(s.clone());
+    pick(&all, key).cloned()
+}
+
+fn pick<'a>(all: &'a [State], key: &str) -> anyhow::Result<&'a State> {
+    if let Some(s) = all.iter().find(|s| s.id == key) {
+        return Ok(s);
+    }
+    if let Some(s) = all.iter().find(|s| s.name.as_deref() == Some(key)) {
+        return Ok(s);
     }
     let matches: Vec<&State> = all
         .iter()
         .filter(|s| !key.is_empty() && s.id.starts_with(key))
         .collect();
     match matches.as_slice() {
-        [one] => Ok((*one).clone()),
-        [] => bail!("find container `{key}`: no such container"),
+        [one] => Ok(one),
+        [] => Err(anyhow::anyhow!("find container `{key}`: no such container"))
+            .hint("`hutch ps -a` lists your containers"),
         _ => bail!(
             "find container `{key}`: the prefix matches {} containers",
             matches.len()
@@ -226,29 +536,163 @@ pub fn find(dirs: &Dirs, key: &str) -> anyhow::Result<State> {
     }
 }
 
-/// Whether the recorded process still exists. A pid reused by another
-/// process after a reboot would read as alive: issue 4 adds start times.
-pub fn is_alive(state: &State) -> bool {
-    state.status == Status::Running
-        && state
-            .pid
-            .is_some_and(|p| process_runs(&format!("/proc/{p}/stat")))
+/// The 12 hex digits Docker shows.
+pub fn short_id(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
 }
 
-/// False for a missing process and for a zombie waiting to be reaped.
-fn process_runs(stat_path: &str) -> bool {
-    let Ok(stat) = std::fs::read_to_string(stat_path) else {
-        return false;
-    };
-    // The state letter follows the command name, which may hold `)`.
-    let state = stat
-        .rsplit_once(')')
-        .and_then(|(_, rest)| rest.trim_start().chars().next());
-    !matches!(state, None | Some('Z' | 'X' | 'x'))
+/// Whether the recorded container init still runs: same pid, same start
+/// time, same boot, not a zombie.
+pub fn is_alive(state: &State) -> bool {
+    state.status == Status::Running && state.init().is_some_and(|p| p.is_alive())
 }
 
 pub fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    crate::clock::now().as_secs()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn me() -> ProcId {
+        ProcId::of(std::process::id() as i32).unwrap()
+    }
+
+    #[test]
+    fn a_live_process_is_alive_and_a_forged_one_is_not() {
+        let real = me();
+        assert!(real.is_alive(), "control: this process is alive");
+        let forged = [
+            ProcId {
+                start_time: real.start_time + 1,
+                ..real.clone()
+            },
+            ProcId {
+                boot_id: "00000000-0000-0000-0000-000000000000".into(),
+                ..real.clone()
+            },
+            ProcId {
+                pid: 0,
+                ..real.clone()
+            },
+            ProcId {
+                pid: i32::MAX,
+                ..real.clone()
+            },
+        ];
+        for f in forged {
+            assert!(!f.is_alive(), "{f:?}");
+            assert!(f.pidfd().is_none(), "{f:?}");
+        }
+        assert!(real.pidfd().is_some());
+    }
+
+    #[test]
+    fn is_alive_needs_running_status_and_full_identity() {
+        let mut s = State::new(&"a".repeat(64), None);
+        s.set_running(&me());
+        assert!(is_alive(&s), "control");
+        assert_eq!(s.effective(), (Status::Running, None));
+        let mut reused = s.clone();
+        reused.pid_start = reused.pid_start.map(|t| t + 100);
+        assert!(!is_alive(&reused));
+        assert_eq!(reused.effective(), (Status::Exited, Some(255)));
+        let mut old = s.clone();
+        old.pid_start = None; // a record from before start times were kept
+        assert!(!is_alive(&old));
+        let mut exited = s.clone();
+        exited.set_exited(3);
+        assert!(!is_alive(&exited));
+        assert_eq!(exited.effective(), (Status::Exited, Some(3)));
+    }
+
+    #[test]
+    fn parse_stat_counts_from_the_last_paren() {
+        let mut fields = vec!["0"; 50];
+        fields[0] = "S";
+        fields[19] = "4242";
+        let stat = format!("12 (a) b (c)) {}", fields.join(" "));
+        assert_eq!(parse_stat(&stat), Some(('S', 4242)));
+        assert_eq!(parse_stat("12 (a"), None);
+        assert_eq!(parse_stat("12 (a) S 1 2"), None);
+    }
+
+    #[test]
+    fn pick_by_id_name_and_unique_prefix() {
+        let mk = |id: &str, name: &str| State::new(id, Some(name));
+        let all = vec![
+            mk("abc111", "web"),
+            mk("abc222", "abc1"),
+            mk("def333", "db"),
+        ];
+        assert_eq!(pick(&all, "abc111").unwrap().id, "abc111");
+        assert_eq!(pick(&all, "web").unwrap().id, "abc111");
+        // A name wins over a prefix, as in Docker.
+        assert_eq!(pick(&all, "abc1").unwrap().id, "abc222");
+        assert_eq!(pick(&all, "d").unwrap().id, "def333");
+        assert!(pick(&all, "abc").is_err(), "ambiguous");
+        assert!(pick(&all, "").is_err());
+        assert!(pick(&all, "zzz").is_err());
+    }
+
+    #[test]
+    fn names_follow_docker() {
+        for ok in ["a", "web-1", "A.b_c", "0x"] {
+            assert!(valid_name(ok), "{ok}");
+        }
+        for bad in ["", "-a", ".a", "a/b", "a b", "ä", "a:b"] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn create_refuses_a_taken_name_and_save_skips_a_removed_record() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dirs = Dirs {
+            runtime: tmp.path().join("run"),
+            data: tmp.path().join("data"),
+        };
+        std::fs::create_dir_all(&dirs.data).unwrap();
+        let a = State::new(&"a".repeat(64), Some("x"));
+        let c = Container::create(&dirs, &a).unwrap();
+        let b = State::new(&"b".repeat(64), Some("x"));
+        assert!(Container::create(&dirs, &b).is_err());
+        assert_eq!(find(&dirs, "x").unwrap().id, a.id);
+        assert!(c.save(&dirs, &a).unwrap());
+        c.forget(&dirs).unwrap();
+        assert!(!c.save(&dirs, &a).unwrap(), "no resurrection after rm");
+        assert!(list(&dirs).unwrap().is_empty());
+        // A record torn by a crash is skipped, not fatal to the rest.
+        let torn = dirs.data.join("containers").join("c".repeat(64));
+        std::fs::create_dir_all(&torn).unwrap();
+        std::fs::write(torn.join("state.json"), "{\"id\": \"c").unwrap();
+        Container::create(&dirs, &b).unwrap();
+        let ids: Vec<String> = list(&dirs).unwrap().into_iter().map(|s| s.id).collect();
+        assert_eq!(ids, vec![b.id]);
+    }
+
+    #[test]
+    fn records_of_older_versions_in_the_runtime_dir_are_listed_as_exited() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dirs = Dirs {
+            runtime: tmp.path().join("run"),
+            data: tmp.path().join("data"),
+        };
+        let id = "d".repeat(64);
+        let old = tmp.path().join("run/containers").join(&id);
+        std::fs::create_dir_all(&old).unwrap();
+        // The shape hutch wrote before records moved to the data dir.
+        let text = format!(
+            r#"{{"id":"{id}","name":"old","image":"busybox","command":["sh"],
+               "created":1,"status":"running","pid":{},"exit_code":null,"rootfs":"/r"}}"#,
+            std::process::id()
+        );
+        std::fs::write(old.join("state.json"), text).unwrap();
+        let s = find(&dirs, "old").unwrap();
+        // Its pid is alive (this test), but no start time says it is the
+        // same process: never taken for a running container.
+        assert!(!is_alive(&s));
+        assert_eq!(s.effective(), (Status::Exited, Some(255)));
+    }
 }

@@ -527,3 +527,25 @@ fn cp_never_follows_container_symlinks_to_host_paths() {
     assert!(drop_dir.join("ok").exists());
     stop(ctr);
 }
+
+/// A detached container (`run -d`, a supervisor between the caller and
+/// the init) is joined the same way, and `top` lists it.
+#[test]
+fn exec_and_top_reach_a_detached_container() {
+    let Some(u) = TestUser::t1() else { return };
+    let image = images().oci_ref("latest");
+    hutch_ok(&u, &["run", "-d", "--name", "bg", &image, "sleep", "60"]);
+    let out = hutch_ok(
+        &u,
+        &["exec", "bg", "sh", "-c", "tr '\\0' ' ' < /proc/1/cmdline"],
+    );
+    assert_eq!(out.trim(), "sleep 60");
+    let top = hutch_ok(&u, &["top", "bg"]);
+    assert!(
+        top.lines().nth(1).is_some_and(|l| l.ends_with(" sleep 60")),
+        "{top}"
+    );
+    hutch_ok(&u, &["rm", "-f", "bg"]);
+    let r = hutch_run(&u, &["exec", "bg", "true"]);
+    assert_eq!(r.code(), Some(125), "{r}");
+}

@@ -73,7 +73,7 @@ pub(crate) fn open_running(dirs: &Dirs, key: &str) -> anyhow::Result<(OwnedFd, S
     let reaper = annotations.get("io.hutch.init").map(String::as_str) == Some("true");
     let target = join_target(init, reaper)?;
     // From here on `pidfd` names this process, even if the number is reused.
-    let pidfd = crate::sys::process::pidfd_open(target)
+    let pidfd = crate::sys::pidfd::open(target.as_raw())
         .with_context(|| format!("open process {target} of container `{key}`"))
         .hint("the container may have just stopped: `hutch ps -a`")?;
     let still = running_pid(&s, key)? == init && is_namespace_init(init);

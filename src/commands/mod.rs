@@ -1,5 +1,7 @@
 //! One short function per subcommand; each returns the process exit code.
 
+mod container;
+mod control;
 mod cp;
 mod doctor;
 mod exec;
@@ -7,6 +9,7 @@ mod image;
 mod images;
 mod load;
 mod login;
+mod logs;
 mod progress;
 mod ps;
 pub(crate) mod pull;
@@ -14,6 +17,8 @@ mod rm;
 mod rmi;
 mod run;
 mod save;
+mod start;
+mod stop;
 mod tag;
 mod top;
 
@@ -25,6 +30,18 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Doctor(args) => doctor::doctor(args),
         Command::Ps(args) => ps::ps(args),
         Command::Rm(args) => rm::rm(args),
+        Command::Create(args) => run::run(crate::cli::RunArgs {
+            create_only: true,
+            ..args
+        }),
+        Command::Start(args) => start::start(args),
+        Command::Restart(args) => start::restart(args),
+        Command::Logs(args) => logs::logs(args),
+        Command::Stop(args) => stop::stop(args),
+        Command::Kill(args) => stop::kill(args),
+        Command::Wait(args) => stop::wait(args),
+        Command::Inspect(args) => container::inspect(args),
+        Command::Container(args) => container::container(args),
         Command::Images(args) => images::images(args),
         Command::Image(args) => image::image(args),
         Command::Tag(args) => tag::tag(args),

@@ -7,18 +7,20 @@ use anyhow::Context;
 use caps::CapsHashSet;
 
 use crate::cli::RunArgs;
+use crate::errors::WithHint;
 use crate::image::{self, ImageRef, UnpackOptions};
 use crate::plan::{self, Inputs, Network, Plan};
-use crate::sandbox::{child, nsexec, parent, seccomp};
-use crate::state::{self, Container, Dirs, State, Status};
+use crate::sandbox::{child, nsexec, parent, seccomp, supervisor};
+use crate::state::{self, Container, Dirs, ProcId, State};
 use crate::store::Store;
 use crate::userns::{self, IdMaps};
 
 pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     let dirs = Dirs::new()?;
     let (source, command) = source_and_command(&args)?;
+    refuse_detached_tty(&args)?;
     let id = state::new_id()?;
-    let container = Container::create(&dirs, &id, args.name.as_deref())?;
+    let container = Container::create(&dirs, &State::new(&id, args.name.as_deref()))?;
     // From here on, the container's directories go away on every error.
     let mut cleanup = Cleanup {
         container: &container,
@@ -36,7 +38,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     // Only stored images have diff ids; a concurrent prune keeps these.
     record.layers = diff_ids.clone().unwrap_or_default();
     // Saved before the slow steps, so `ps -a` and `rm` see an interrupted start.
-    container.save(&record)?;
+    container.save(&dirs, &record)?;
     let maps = id_maps(&plan)?;
     cleanup.maps = Some(maps.clone());
     let (rootfs, overlay) = match (&store, image.as_ref(), diff_ids) {
@@ -56,28 +58,82 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         overlay: overlay.as_deref(),
         maps: &maps,
     };
-    let code = start_and_wait(&launch, &dirs, &container, &mut record)?;
-    cleanup.keep = !plan.remove;
+    super::start::save_launch(&container, &launch)?;
+    let code = go(&args, &launch, &dirs, &container, &mut record)?;
+    // A created container stays; a supervisor owns a detached one,
+    // --rm included.
+    cleanup.keep = args.create_only || args.detach || !plan.remove;
     Ok(code)
+}
+
+fn refuse_detached_tty(args: &RunArgs) -> anyhow::Result<()> {
+    if args.detach && args.tty {
+        return Err(anyhow::anyhow!(
+            "run a detached container with a terminal: not supported yet"
+        ))
+        .hint("drop -t; read its output with `hutch logs`");
+    }
+    Ok(())
+}
+
+/// `create` stops here and `-d` hands over to a supervisor, both
+/// printing the id; otherwise the container runs in the foreground.
+fn go(
+    args: &RunArgs,
+    l: &Launch<'_>,
+    dirs: &Dirs,
+    c: &Container,
+    record: &mut State,
+) -> anyhow::Result<i32> {
+    if !args.create_only && !args.detach {
+        return start_and_wait(l, dirs, c, record);
+    }
+    if args.detach {
+        start_detached(l, dirs, c, record)?;
+    }
+    println!("{}", c.id);
+    Ok(0)
 }
 
 fn new_record(plan: &Plan, source: &Source, image: Option<&image::Image>, c: &Container) -> State {
     State {
-        id: c.id.clone(),
-        name: plan.name.clone(),
         image: source_name(source),
         image_id: image.map(|i| i.id.clone()).unwrap_or_default(),
-        layers: Vec::new(),
         command: plan.process.args.clone(),
-        created: state::now(),
-        status: Status::Created,
-        pid: None,
-        exit_code: None,
         rootfs: rootfs_path(source, c),
+        config: config_of(plan),
+        ..State::new(&c.id, plan.name.as_deref())
     }
 }
 
-fn id_maps(plan: &Plan) -> anyhow::Result<IdMaps> {
+/// The part of the plan `inspect` shows.
+fn config_of(plan: &Plan) -> state::Config {
+    use crate::plan::mounts::Kind;
+    let volumes = plan.mounts.iter().filter(|m| {
+        m.kind == Kind::Bind && m.destination != "/sys" && m.options.iter().any(|o| o == "rbind")
+    });
+    state::Config {
+        env: plan.process.env.clone(),
+        working_dir: plan.process.cwd.clone(),
+        user: plan.process.user.clone(),
+        hostname: plan.hostname.clone(),
+        network: match plan.network {
+            Network::None => "none".into(),
+            Network::Host => "host".into(),
+        },
+        mounts: volumes
+            .filter_map(|m| {
+                Some(state::MountInfo {
+                    source: m.source.clone()?,
+                    destination: m.destination.clone(),
+                    rw: !m.options.iter().any(|o| o == "ro"),
+                })
+            })
+            .collect(),
+    }
+}
+
+pub(super) fn id_maps(plan: &Plan) -> anyhow::Result<IdMaps> {
     let (facts, maps) = userns::plan(plan.userns)?;
     if let Some(w) = maps.fallback_warning(&facts.user) {
         eprintln!("{w}");
@@ -87,44 +143,81 @@ fn id_maps(plan: &Plan) -> anyhow::Result<IdMaps> {
 
 /// Launches the container, records it as running, waits, records its end.
 /// What the container is started from.
-struct Launch<'a> {
-    plan: &'a Plan,
-    rootfs: &'a Path,
+pub(super) struct Launch<'a> {
+    pub plan: &'a Plan,
+    pub rootfs: &'a Path,
     /// Overlay mount options when the rootfs is an overlay of layers.
-    overlay: Option<&'a str>,
-    maps: &'a IdMaps,
+    pub overlay: Option<&'a str>,
+    pub maps: &'a IdMaps,
 }
 
-fn start_and_wait(
+pub(super) fn start_and_wait(
     l: &Launch<'_>,
     dirs: &Dirs,
     container: &Container,
     record: &mut State,
 ) -> anyhow::Result<i32> {
+    let (caps, bpf) = caps_and_seccomp(l, dirs)?;
+    let setup = setup(l, &caps, bpf.as_ref());
+    let running = parent::launch(&setup, l.maps)?;
+    let pid = running.guard.pid().context("start container: no process")?;
+    record.set_running(&ProcId::of(pid.as_raw())?);
+    // This process records the exit: `rm -f` and `wait` wait for it.
+    record.supervisor = Some(ProcId::of(std::process::id() as i32)?);
+    container.save(dirs, record)?;
+    let code = parent::wait(running, l.plan.process.stdin)?;
+    record.set_exited(code);
+    container.save(dirs, record)?;
+    Ok(code)
+}
+
+/// `-d`: a supervisor starts the container and stays with it; returns
+/// once it reports the container started.
+pub(super) fn start_detached(
+    l: &Launch<'_>,
+    dirs: &Dirs,
+    container: &Container,
+    record: &mut State,
+) -> anyhow::Result<()> {
+    let (caps, bpf) = caps_and_seccomp(l, dirs)?;
+    let setup = setup(l, &caps, bpf.as_ref());
+    let job = supervisor::Job {
+        setup: &setup,
+        maps: l.maps,
+        dirs,
+        container,
+        remove: l.plan.remove,
+    };
+    supervisor::detach(&job, record)
+}
+
+fn caps_and_seccomp(
+    l: &Launch<'_>,
+    dirs: &Dirs,
+) -> anyhow::Result<(CapsHashSet, Option<seccomp::Bpf>)> {
     let caps = cap_set(l.plan)?;
     let bpf = l
         .plan
         .seccomp
         .then(|| seccomp::compile_default_cached(&caps, &dirs.runtime))
         .transpose()?;
-    let setup = child::Setup {
+    Ok((caps, bpf))
+}
+
+fn setup<'a>(
+    l: &Launch<'a>,
+    caps: &'a CapsHashSet,
+    bpf: Option<&'a seccomp::Bpf>,
+) -> child::Setup<'a> {
+    child::Setup {
         plan: l.plan,
         rootfs: l.rootfs,
-        caps: &caps,
-        seccomp: bpf.as_ref(),
+        caps,
+        seccomp: bpf,
         tty_gid_mapped: userns::idmap::to_host(&l.maps.gid_map, 5).is_some(),
         setgroups_allowed: l.maps.helpers.is_some(),
         overlay: l.overlay,
-    };
-    let running = parent::launch(&setup, l.maps)?;
-    record.status = Status::Running;
-    record.pid = running.guard.pid().map(|p| p.as_raw());
-    container.save(record)?;
-    let code = parent::wait(running, l.plan.process.stdin)?;
-    record.status = Status::Exited;
-    record.exit_code = Some(code);
-    container.save(record)?;
-    Ok(code)
+    }
 }
 
 /// Where the root filesystem comes from.
@@ -268,7 +361,7 @@ fn rootfs_path(source: &Source, c: &Container) -> PathBuf {
 }
 
 /// /etc/hostname, /etc/hosts and /etc/resolv.conf for the container.
-fn write_etc_files(c: &Container, plan: &Plan) -> anyhow::Result<()> {
+pub(super) fn write_etc_files(c: &Container, plan: &Plan) -> anyhow::Result<()> {
     let host_hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
     let hosts = match plan.network {
         Network::Host => format!("{host_hosts}127.0.1.1\t{}\n", plan.hostname),

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cli::RunArgs;
 use crate::errors::{hint, WithHint};
@@ -59,7 +59,7 @@ pub const READONLY_PATHS: [&str; 5] = [
 
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Network {
     /// A new network namespace with only loopback.
@@ -69,7 +69,7 @@ pub enum Network {
 }
 
 /// A `-v HOST:CTR[:ro]` bind mount.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Volume {
     pub source: PathBuf,
     pub target: String,
@@ -77,7 +77,7 @@ pub struct Volume {
 }
 
 /// The process to run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Process {
     pub args: Vec<String>,
     /// KEY=VALUE, image first, then flags; HOME is added in the container
@@ -92,12 +92,12 @@ pub struct Process {
     pub stdin: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Serialized whole (`hutch create` keeps it for `hutch start`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
     pub process: Process,
     pub hostname: String,
     pub network: Network,
-    #[serde(skip)]
     pub userns: Mode,
     /// The mount table, in order (`mounts::table`).
     pub mounts: Vec<Mount>,
@@ -198,12 +198,6 @@ fn strings(v: &[&str]) -> Vec<String> {
 }
 
 fn refuse_unsupported(a: &RunArgs) -> anyhow::Result<()> {
-    if a.detach {
-        return Err(hint(
-            anyhow::anyhow!("detached containers (`-d`) are not supported yet"),
-            "run in the foreground, or under `nohup`/`setsid` for now",
-        ));
-    }
     let limits = [
         ("--memory", &a.memory),
         ("--cpus", &a.cpus),

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use nix::mount::MsFlags;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Network, Volume};
 
@@ -14,7 +14,7 @@ use super::{Network, Volume};
 /// not allowed in a user namespace).
 pub const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     Proc,
@@ -38,7 +38,7 @@ impl Kind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mount {
     pub destination: String,
     pub kind: Kind,
@@ -48,7 +48,7 @@ pub struct Mount {
     pub options: Vec<String>,
     /// Skipped when the rootfs cannot take the mount point (a read-only
     /// `--rootfs` without /etc/hosts, say); not part of the OCI spec.
-    #[serde(skip)]
+    #[serde(default)]
     pub optional: bool,
 }
 

@@ -185,8 +185,7 @@ fn network_and_hostname() {
 #[test]
 fn unsupported_flags_are_clear_errors() {
     for argv in [
-        &["-d", "oci:x"][..],
-        &["--memory", "1g", "oci:x"],
+        &["--memory", "1g", "oci:x"][..],
         &["--pids-limit", "5", "oci:x"],
     ] {
         assert!(plan(argv, Some(&image())).is_err(), "{argv:?}");

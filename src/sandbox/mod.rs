@@ -11,6 +11,7 @@ pub mod nsexec;
 pub mod parent;
 pub mod pty;
 pub mod seccomp;
+pub mod supervisor;
 pub mod sync;
 pub mod user;
 pub mod workdir;

@@ -66,6 +66,14 @@ pub struct Running {
     master: Option<OwnedFd>,
 }
 
+impl Running {
+    /// The signalfd (SIGCHLD and the forwarded signals), for a caller
+    /// with a wait loop of its own (the detached supervisor).
+    pub fn signal_fd(&self) -> &SignalFd {
+        &self.signals
+    }
+}
+
 fn signal_set() -> SigSet {
     let mut set = SigSet::empty();
     for s in FORWARDED {
@@ -257,7 +265,7 @@ fn on_signal(r: &Running, pid: Pid) -> anyhow::Result<()> {
 }
 
 /// Docker's code for a finished child: its status, or 128+signal.
-fn reap(pid: Pid) -> anyhow::Result<Option<i32>> {
+pub fn reap(pid: Pid) -> anyhow::Result<Option<i32>> {
     match waitpid(pid, Some(WaitPidFlag::WNOHANG)).context("wait for the container process")? {
         WaitStatus::Exited(_, code) => Ok(Some(code)),
         WaitStatus::Signaled(_, sig, _) => Ok(Some(128 + sig as i32)),

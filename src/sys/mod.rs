@@ -3,6 +3,7 @@
 #![allow(unsafe_code)]
 
 pub mod fs;
+pub mod pidfd;
 pub mod probe;
 pub mod process;
 pub mod seccomp;

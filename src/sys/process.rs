@@ -159,17 +159,20 @@ pub fn close_fds_except(first: RawFd, keep: &[RawFd]) -> nix::Result<()> {
     }
 }
 
-/// `pidfd_open(2)`: a descriptor that names this very process, not
-/// whatever process later gets the same number.
-pub fn pidfd_open(pid: Pid) -> nix::Result<std::os::fd::OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags by value and returns a new
-    // fd or -1; no memory is shared with the kernel.
-    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0 as libc::c_uint) };
-    let fd = Errno::result(ret)? as RawFd;
-    use std::os::fd::FromRawFd;
-    // SAFETY: the kernel just returned `fd` as a new descriptor that
-    // nothing else owns.
-    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+/// Closes every fd from `first` up (a fresh supervisor drops what the
+/// `hutch` process that forked it had open, its store lock included).
+pub fn close_from(first: RawFd) -> nix::Result<()> {
+    // SAFETY: close_range(2) only closes this process's fds; callers own
+    // no Rust object that still uses an fd at or above `first`.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            libc::c_uint::MAX,
+            0 as libc::c_uint,
+        )
+    };
+    Errno::result(ret).map(drop)
 }
 
 #[cfg(test)]
@@ -204,14 +207,5 @@ mod tests {
             i32::from(!ok)
         });
         assert_eq!(code, Ok(0));
-    }
-
-    #[test]
-    fn pidfd_open_names_a_live_process_only() {
-        assert!(pidfd_open(nix::unistd::getpid()).is_ok());
-        assert_eq!(
-            pidfd_open(Pid::from_raw(i32::MAX)).err(),
-            Some(Errno::ESRCH)
-        );
     }
 }

@@ -21,7 +21,7 @@ pub struct IdMapEntry {
 }
 
 /// How the caller's own id appears in the container.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum Mode {
     /// The caller is container root (the default).
     #[default]

@@ -1,0 +1,321 @@
+//! `run -d`: the supervisor of a detached container. No daemon: `hutch`
+//! forks, the child starts a session of its own (setsid) and forks the
+//! supervisor, then exits, so the supervisor leaves the terminal and the
+//! caller's process group. It was forked from the caller's process, so
+//! it keeps the caller's loginuid and audit session (DESIGN.md, process
+//! model), though the kernel reparents it once the middle child exits.
+//!
+//! ```text
+//!  hutch run -d (foreground)        supervisor (grandchild, own session)
+//!  ─────────────────────────        ─────────────────────────────────────
+//!  fork ─► setsid, fork, _exit      fds > 3 closed, cwd `/`
+//!  reap the middle child            pipes on the container's fd 1, 2
+//!                                   parent::launch (clone, maps, sync)
+//!  ◄── Report::Started ──────────── record pid + start time, supervisor
+//!   or ◄── Report::Failed ───────── (setup or exec failed) and _exit
+//!  print the id, exit 0             poll(pipes, signalfd): log lines,
+//!                                   forward signals, reap the init
+//!                                   record the exit, --rm, _exit
+//! ```
+//!
+//! One thread, no allocation beyond a read buffer while it waits. The
+//! container init has PDEATHSIG=SIGKILL (child.rs): a supervisor killed
+//! with SIGKILL takes its container with it, and its record (pid + start
+//! time) then reads as exited.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::{AsFd, AsRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
+
+use anyhow::Context;
+use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::waitpid;
+use nix::unistd::{dup2, pipe2, setsid, Pid};
+use serde::{Deserialize, Serialize};
+
+use super::{child, parent};
+use crate::logfile::{self, Stream};
+use crate::state::{Container, Dirs, ProcId, State};
+use crate::sys::process::{close_from, exit_now, fork};
+use crate::userns::IdMaps;
+
+/// The supervisor's fd for its report to the foreground `hutch`.
+const REPORT_FD: RawFd = 3;
+
+/// What the supervisor starts and looks after.
+pub struct Job<'a> {
+    pub setup: &'a child::Setup<'a>,
+    pub maps: &'a IdMaps,
+    pub dirs: &'a Dirs,
+    pub container: &'a Container,
+    pub remove: bool,
+}
+
+/// Supervisor → foreground `hutch`, one JSON line.
+#[derive(Debug, Serialize, Deserialize)]
+enum Report {
+    Started,
+    Failed {
+        chain: Vec<String>,
+        hints: Vec<String>,
+        code: i32,
+    },
+}
+
+/// Forks the supervisor and returns once it reports the container
+/// started; a failure to start comes back as the container's error.
+pub fn detach(job: &Job<'_>, record: &State) -> anyhow::Result<()> {
+    let (ours, theirs) = pipe2(OFlag::O_CLOEXEC).context("create report pipe")?;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    let middle = match fork().context("fork the supervisor")? {
+        None => {
+            drop(ours);
+            let _ = setsid();
+            match fork() {
+                Ok(None) => supervise(job, record.clone(), theirs),
+                _ => exit_now(0),
+            }
+        }
+        Some(pid) => pid,
+    };
+    drop(theirs);
+    let _ = waitpid(middle, None);
+    let mut line = String::new();
+    BufReader::new(File::from(ours))
+        .read_line(&mut line)
+        .context("read the supervisor's report")?;
+    match serde_json::from_str::<Report>(&line) {
+        Ok(Report::Started) => Ok(()),
+        Ok(Report::Failed { chain, hints, code }) => {
+            Err(crate::errors::rebuild(&chain, &hints, code))
+        }
+        Err(_) => anyhow::bail!("start container: the supervisor exited without a report"),
+    }
+}
+
+/// The supervisor process: never returns.
+fn supervise(job: &Job<'_>, mut record: State, report: OwnedFd) -> ! {
+    let report = match keep_only(report) {
+        Ok(fd) => fd,
+        Err(_) => exit_now(crate::errors::EXIT_HUTCH),
+    };
+    // Hold no directory of the caller's busy (an unmount, say).
+    let started = nix::unistd::chdir("/")
+        .context("enter `/`")
+        .and_then(|()| start(job, &mut record));
+    let msg = match &started {
+        Ok(_) => Report::Started,
+        Err(e) => {
+            let (chain, hints, code) = crate::errors::split(e);
+            Report::Failed { chain, hints, code }
+        }
+    };
+    let mut line = serde_json::to_vec(&msg).unwrap_or_default();
+    line.push(b'\n');
+    let _ = nix::unistd::write(&report, &line);
+    drop(report);
+    let Ok(streams) = started else {
+        exit_now(crate::errors::EXIT_HUTCH)
+    };
+    let code = watch(streams);
+    finish(job, &mut record, code);
+    exit_now(0)
+}
+
+/// Moves the report pipe to fd 3 and closes every other inherited fd
+/// (the store lock among them), so the supervisor holds nothing of the
+/// `hutch` that forked it.
+fn keep_only(report: OwnedFd) -> anyhow::Result<OwnedFd> {
+    let raw = report.into_raw_fd();
+    if raw != REPORT_FD {
+        dup2(raw, REPORT_FD).context("move the report pipe")?;
+    }
+    close_from(REPORT_FD + 1).context("close inherited descriptors")?;
+    fcntl(REPORT_FD, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).context("mark report pipe")?;
+    Ok(crate::sys::process::own_fd(REPORT_FD))
+}
+
+/// The running container and what the supervisor holds of it.
+struct Streams {
+    running: parent::Running,
+    out: OwnedFd,
+    err: OwnedFd,
+    log: File,
+    /// `-i`: the write end of the container's stdin, held open and never
+    /// written, so a shell reading it waits as under `docker run -di`.
+    _stdin: Option<OwnedFd>,
+}
+
+fn start(job: &Job<'_>, record: &mut State) -> anyhow::Result<Streams> {
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .context("open `/dev/null`")?;
+    let null = null.as_raw_fd();
+    let stdin = if job.setup.plan.process.stdin {
+        let (r, w) = pipe2(OFlag::O_CLOEXEC).context("create stdin pipe")?;
+        dup2(r.as_raw_fd(), 0).context("attach stdin")?;
+        Some(w)
+    } else {
+        dup2(null, 0).context("attach `/dev/null` to stdin")?;
+        None
+    };
+    let (out, out_w) = pipe2(OFlag::O_CLOEXEC).context("create stdout pipe")?;
+    let (err, err_w) = pipe2(OFlag::O_CLOEXEC).context("create stderr pipe")?;
+    dup2(out_w.as_raw_fd(), 1).context("attach stdout pipe")?;
+    dup2(err_w.as_raw_fd(), 2).context("attach stderr pipe")?;
+    drop((out_w, err_w));
+    let path = job.container.log_path();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("open `{}`", path.display()))?;
+    let running = parent::launch(job.setup, job.maps)?;
+    // The container holds the write ends now; ours go, so its exit
+    // reads as end-of-file here.
+    for fd in [1, 2] {
+        dup2(null, fd).context("detach from the container's output")?;
+    }
+    let pid = running.guard.pid().context("start container: no process")?;
+    record.set_running(&ProcId::of(pid.as_raw())?);
+    record.supervisor = Some(ProcId::of(std::process::id() as i32)?);
+    if !job.container.save(job.dirs, record)? {
+        anyhow::bail!("start container: it was removed while starting");
+    }
+    Ok(Streams {
+        running,
+        out,
+        err,
+        log,
+        _stdin: stdin,
+    })
+}
+
+/// Copies the container's output to its log and forwards signals until
+/// the init exits and its output ends; returns Docker's exit code.
+fn watch(mut s: Streams) -> i32 {
+    let Some(pid) = s.running.guard.pid() else {
+        return crate::errors::EXIT_HUTCH;
+    };
+    let mut open = [true, true];
+    let mut code = None;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        if code.is_none() {
+            code = parent::reap(pid).unwrap_or(Some(crate::errors::EXIT_HUTCH));
+        }
+        if code.is_some() && open == [false, false] {
+            break;
+        }
+        // Once the init is gone every process of its pid namespace is
+        // too; its output ends at once, but never wait on it for long.
+        let timeout = match code {
+            Some(_) => PollTimeout::from(2000u16),
+            None => PollTimeout::NONE,
+        };
+        let Some((signalled, readable)) = wait_ready(&s, open, timeout) else {
+            break;
+        };
+        if signalled {
+            forward(&s.running, pid, code.is_none());
+        }
+        for i in readable {
+            let (fd, stream) = if i == 0 {
+                (&s.out, Stream::Stdout)
+            } else {
+                (&s.err, Stream::Stderr)
+            };
+            open[i] = copy(fd, stream, &mut s.log, &mut buf);
+        }
+    }
+    // Reaped above (or beyond reach): the guard must not kill a reused pid.
+    s.running.guard.release();
+    code.unwrap_or(crate::errors::EXIT_HUTCH)
+}
+
+/// Polls the signalfd and the open streams (a closed pipe would report
+/// POLLHUP whatever the events asked for). Returns whether a signal is
+/// waiting and which streams are readable; None on timeout or error.
+fn wait_ready(s: &Streams, open: [bool; 2], timeout: PollTimeout) -> Option<(bool, Vec<usize>)> {
+    let streams: Vec<(usize, &OwnedFd)> = [&s.out, &s.err]
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| open[*i])
+        .collect();
+    let mut fds = vec![PollFd::new(
+        s.running.signal_fd().as_fd(),
+        PollFlags::POLLIN,
+    )];
+    fds.extend(
+        streams
+            .iter()
+            .map(|(_, fd)| PollFd::new(fd.as_fd(), PollFlags::POLLIN)),
+    );
+    match poll(&mut fds, timeout) {
+        Err(nix::errno::Errno::EINTR) => return Some((false, Vec::new())),
+        Err(_) | Ok(0) => return None,
+        Ok(_) => {}
+    }
+    let ready = |f: &PollFd<'_>| f.revents().is_some_and(|r| !r.is_empty());
+    let readable = streams
+        .iter()
+        .zip(&fds[1..])
+        .filter(|(_, f)| ready(f))
+        .map(|((i, _), _)| *i)
+        .collect();
+    Some((ready(&fds[0]), readable))
+}
+
+/// One read of a stream into the log; false at its end.
+fn copy(fd: &OwnedFd, stream: Stream, log: &mut File, buf: &mut [u8]) -> bool {
+    match nix::unistd::read(fd.as_raw_fd(), buf) {
+        Ok(0) => false,
+        Ok(n) => {
+            // A full disk must not stop the container: keep reading.
+            let _ = logfile::append(log, stream, &buf[..n]);
+            true
+        }
+        Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => true,
+        Err(_) => false,
+    }
+}
+
+/// SIGCHLD is handled by the reap at the top of the loop; any other
+/// signal sent to the supervisor goes to the container, as in the
+/// foreground.
+fn forward(r: &parent::Running, pid: Pid, alive: bool) {
+    let Ok(Some(info)) = r.signal_fd().read_signal() else {
+        return;
+    };
+    match Signal::try_from(info.ssi_signo as i32) {
+        Ok(Signal::SIGCHLD) | Err(_) => {}
+        Ok(sig) if alive => {
+            let _ = kill(pid, sig);
+        }
+        Ok(_) => {}
+    }
+}
+
+/// Records the exit; with --rm removes the container, unless `hutch rm`
+/// got there first.
+fn finish(job: &Job<'_>, record: &mut State, code: i32) {
+    record.set_exited(code);
+    let kept = job.container.save(job.dirs, record).unwrap_or(false);
+    if !job.remove || !kept {
+        return;
+    }
+    // `hutch wait` reads the exit code first, as Docker's wait does.
+    let _waiters = job
+        .container
+        .drain_waiters(std::time::Duration::from_secs(10));
+    if job.container.forget(job.dirs).is_ok() {
+        let _ = crate::commands::remove_container(job.container, Some(job.maps));
+    }
+}

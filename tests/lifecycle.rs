@@ -1,0 +1,654 @@
+//! Integration tests of the container lifecycle: `run -d` and its
+//! supervisor, `logs`, `ps`, `stop`, `kill`, `rm -f`, `wait`, `inspect`,
+//! as the unprivileged users hutch-t1 and hutch-t2 with their loginuid
+//! set (tests/common). Every wait is bounded.
+
+mod common;
+
+use std::fs;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+/// Starts a detached container from the plain rootfs; returns its id.
+fn run_d(u: &TestUser, extra: &[&str], cmd: &[&str]) -> String {
+    let rootfs = images().rootfs();
+    let mut args = vec!["run", "-d"];
+    args.extend(extra);
+    args.extend(["--rootfs", rootfs.as_str()]);
+    args.extend(cmd);
+    let id = hutch_ok(u, &args).trim().to_string();
+    assert!(
+        id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "run -d prints the full id: {id:?}"
+    );
+    id
+}
+
+/// The container's record, read from the host as root.
+fn record(u: &TestUser, id: &str) -> Value {
+    let path = u.data_dir.join(format!("hutch/containers/{id}/state.json"));
+    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+fn inspect(u: &TestUser, key: &str) -> Value {
+    let out = hutch_ok(u, &["inspect", key]);
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    v[0].clone()
+}
+
+fn pid_of(v: &Value, key: &str) -> u32 {
+    v[key].as_u64().unwrap_or_else(|| panic!("no {key} in {v}")) as u32
+}
+
+/// Polls `f` every 50 ms for at most `secs`.
+fn wait_until(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() > end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    proc_read(pid, "stat").is_some_and(|s| !s.contains(") Z "))
+}
+
+fn status(u: &TestUser, key: &str) -> String {
+    inspect(u, key)["State"]["Status"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Host mount table lines that mention `needle`.
+fn host_mounts(needle: &str) -> Vec<String> {
+    fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(needle))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn detached_container_outlives_its_shell_and_keeps_the_callers_loginuid() {
+    let Some(u) = TestUser::t1() else { return };
+    let mut run = spawn_hutch(
+        &u,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "bg",
+            "--rootfs",
+            &images().rootfs(),
+            "sh",
+            "-c",
+            "sleep 1000 & sleep 1000",
+        ],
+        &Opts::default(),
+    );
+    let session = run.session().expect("session of the run");
+    let r = run.wait();
+    assert_eq!(r.code(), Some(0), "{r}");
+    let id = r.stdout.trim().to_string();
+    // The shell that started it (`sh -c ... exec hutch`) is gone.
+    let rec = record(&u, &id);
+    let sup = pid_of(&rec["supervisor"], "pid");
+    let init = pid_of(&rec, "pid");
+    assert!(alive(sup) && alive(init), "{rec}");
+    assert_eq!(status(&u, "bg"), "running");
+    assert!(hutch_ok(&u, &["ps"]).contains(&id[..12]));
+    // Every process of it: the supervisor, the init (sh, or the last
+    // sleep it execs) and the background sleep.
+    assert!(wait_until(10, || !descendants(init).is_empty()));
+    let mut procs = vec![sup, init];
+    procs.extend(descendants(init));
+    assert!(procs.len() >= 3, "{procs:?}");
+    for p in &procs {
+        assert_eq!(
+            proc_read(*p, "loginuid"),
+            Some(u.uid.to_string()),
+            "pid {p}"
+        );
+        assert_eq!(
+            proc_read(*p, "sessionid"),
+            Some(session.to_string()),
+            "pid {p}"
+        );
+    }
+    // It keeps no directory of the caller's busy, nor any inherited fd
+    // beyond its stdio, its report pipe's slot and what it opened itself.
+    assert_eq!(
+        fs::read_link(format!("/proc/{sup}/cwd")).unwrap(),
+        std::path::Path::new("/")
+    );
+    let status_text = proc_read(sup, "status").unwrap();
+    let rss = status_text
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .unwrap_or_default();
+    eprintln!("supervisor {rss}");
+    hutch_ok(&u, &["rm", "-f", "bg"]);
+    assert_eq!(
+        wait_session_empty(session, Duration::from_secs(10)),
+        Vec::<u32>::new()
+    );
+}
+
+#[test]
+fn logs_keep_stdout_and_stderr_apart_and_in_order() {
+    let Some(u) = TestUser::t1() else { return };
+    let script = "echo o1; sleep 0.2; echo e1 >&2; sleep 0.2; echo o2; sleep 0.2; echo e2 >&2";
+    let id = run_d(&u, &["--name", "talk"], &["sh", "-c", script]);
+    assert_eq!(hutch_ok(&u, &["wait", "talk"]).trim(), "0");
+    let r = hutch_run(&u, &["logs", "talk"]);
+    assert_eq!(
+        (r.code(), r.stdout.as_str(), r.stderr.as_str()),
+        (Some(0), "o1\no2\n", "e1\ne2\n")
+    );
+    // The log keeps the order across both streams.
+    let log = fs::read_to_string(
+        u.data_dir
+            .join(format!("hutch/containers/{id}/container.log")),
+    )
+    .unwrap();
+    let order: Vec<(String, String)> = log
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (
+                v["stream"].as_str().unwrap().into(),
+                v["log"].as_str().unwrap().trim().into(),
+            )
+        })
+        .collect();
+    let want = [
+        ("stdout", "o1"),
+        ("stderr", "e1"),
+        ("stdout", "o2"),
+        ("stderr", "e2"),
+    ];
+    assert_eq!(
+        order,
+        want.map(|(a, b)| (a.to_string(), b.to_string())).to_vec()
+    );
+    let r = hutch_run(&u, &["logs", "--tail", "1", "-t", "talk"]);
+    assert_eq!(r.stdout, "");
+    assert!(
+        r.stderr.ends_with("Z e2\n") && r.stderr.starts_with("20"),
+        "{r}"
+    );
+    hutch_ok(&u, &["rm", "talk"]);
+    assert!(
+        u.leftover_containers().is_empty(),
+        "{:?}",
+        u.leftover_containers()
+    );
+}
+
+#[test]
+fn logs_follow_ends_when_the_container_exits() {
+    let Some(u) = TestUser::t1() else { return };
+    run_d(
+        &u,
+        &["--name", "f"],
+        &[
+            "sh",
+            "-c",
+            "for i in 1 2 3 4 5; do echo line$i; sleep 0.3; done",
+        ],
+    );
+    let start = Instant::now();
+    let r = run_hutch(
+        &u,
+        &["logs", "-f", "f"],
+        &Opts {
+            timeout: Duration::from_secs(30),
+            ..Opts::default()
+        },
+    );
+    assert!(!r.timed_out && r.code() == Some(0), "{r}");
+    assert_eq!(r.stdout, "line1\nline2\nline3\nline4\nline5\n");
+    assert!(start.elapsed() < Duration::from_secs(20));
+    hutch_ok(&u, &["rm", "f"]);
+}
+
+#[test]
+fn stop_sends_sigterm_then_sigkill_after_the_timeout() {
+    let Some(u) = TestUser::t1() else { return };
+    let trap = "trap 'echo bye; exit 3' TERM; echo ready; while :; do sleep 0.1; done";
+    run_d(&u, &["--name", "trap"], &["sh", "-c", trap]);
+    // Plain sh as pid 1 has no TERM handler: the kernel drops SIGTERM.
+    run_d(
+        &u,
+        &["--name", "plain"],
+        &["sh", "-c", "echo ready; while :; do sleep 0.1; done"],
+    );
+    for name in ["trap", "plain"] {
+        assert!(
+            wait_until(10, || hutch_ok(&u, &["logs", name]).contains("ready")),
+            "{name}"
+        );
+    }
+    let t = Instant::now();
+    assert_eq!(hutch_ok(&u, &["stop", "-t", "10", "trap"]).trim(), "trap");
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "a trapping container ends at TERM: {:?}",
+        t.elapsed()
+    );
+    assert_eq!(hutch_ok(&u, &["wait", "trap"]).trim(), "3");
+    assert!(hutch_ok(&u, &["logs", "trap"]).contains("bye"));
+    let t = Instant::now();
+    hutch_ok(&u, &["stop", "-t", "2", "plain"]);
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(8),
+        "{took:?}"
+    );
+    let v = inspect(&u, "plain");
+    assert_eq!(v["State"]["ExitCode"], 137, "{v}");
+    assert_eq!(v["State"]["Running"], false);
+    let ps = hutch_ok(&u, &["ps", "-a"]);
+    assert!(
+        ps.contains("Exited (137)") && ps.contains("Exited (3)"),
+        "{ps}"
+    );
+    hutch_ok(&u, &["rm", "trap", "plain"]);
+}
+
+#[test]
+fn rm_force_leaves_no_process_mount_or_directory() {
+    let Some(u) = TestUser::t1() else { return };
+    let mut run = spawn_hutch(
+        &u,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "doomed",
+            &images().oci_ref("latest"),
+            "sleep",
+            "1000",
+        ],
+        &Opts::default(),
+    );
+    let session = run.session().unwrap();
+    let r = run.wait();
+    assert_eq!(r.code(), Some(0), "{r}");
+    let id = r.stdout.trim().to_string();
+    let init = pid_of(&record(&u, &id), "pid");
+    // Control: the container's own mount table names its directory.
+    let inside = proc_read(init, "mountinfo").unwrap_or_default();
+    assert!(inside.contains(&id), "control: {inside}");
+    let r = hutch_run(&u, &["rm", "doomed"]);
+    assert_eq!(r.code(), Some(125), "{r}");
+    assert!(
+        r.stderr.contains("is running") && r.stderr.contains("rm -f"),
+        "{r}"
+    );
+    assert!(alive(init));
+    hutch_ok(&u, &["rm", "-f", "doomed"]);
+    assert_eq!(
+        wait_session_empty(session, Duration::from_secs(10)),
+        Vec::<u32>::new()
+    );
+    assert!(!alive(init));
+    assert_eq!(host_mounts(&id), Vec::<String>::new());
+    assert!(
+        u.leftover_containers().is_empty(),
+        "{:?}",
+        u.leftover_containers()
+    );
+    assert!(!hutch_ok(&u, &["ps", "-a"]).contains(&id[..12]));
+}
+
+#[test]
+fn a_supervisor_killed_with_sigkill_is_recovered_from() {
+    let Some(u) = TestUser::t1() else { return };
+    let id = run_d(&u, &["--name", "orphan"], &["sleep", "1000"]);
+    let rec = record(&u, &id);
+    let (sup, init) = (pid_of(&rec["supervisor"], "pid"), pid_of(&rec, "pid"));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(sup as i32), Signal::SIGKILL).unwrap();
+    // PDEATHSIG takes the container with its supervisor.
+    assert!(
+        wait_until(10, || !alive(init)),
+        "the container outlived its supervisor"
+    );
+    let ps = hutch_ok(&u, &["ps", "-a"]);
+    assert!(ps.contains("Exited (255)"), "{ps}");
+    assert!(!hutch_ok(&u, &["ps"]).contains(&id[..12]));
+    assert_eq!(hutch_ok(&u, &["wait", "orphan"]).trim(), "255");
+    hutch_ok(&u, &["rm", "orphan"]);
+    assert!(
+        u.leftover_containers().is_empty(),
+        "{:?}",
+        u.leftover_containers()
+    );
+}
+
+#[test]
+fn a_recorded_pid_of_another_process_is_never_signalled() {
+    let Some(u) = TestUser::t1() else { return };
+    let live = run_d(&u, &["--name", "live"], &["sleep", "1000"]);
+    let target = record(&u, &live);
+    let dead = run_d(&u, &["--name", "dead"], &["true"]);
+    assert_eq!(hutch_ok(&u, &["wait", "dead"]).trim(), "0");
+    // Forge the dead container's record: "running", with the live
+    // container's pid but another start time (a reused pid).
+    let path = u
+        .data_dir
+        .join(format!("hutch/containers/{dead}/state.json"));
+    let mut forged = record(&u, &dead);
+    forged["status"] = "running".into();
+    forged["pid"] = target["pid"].clone();
+    forged["pid_start"] = (target["pid_start"].as_u64().unwrap() + 1).into();
+    forged["boot_id"] = target["boot_id"].clone();
+    fs::write(&path, serde_json::to_vec(&forged).unwrap()).unwrap();
+    let r = hutch_run(&u, &["kill", "dead"]);
+    assert_eq!(r.code(), Some(125), "{r}");
+    assert!(r.stderr.contains("not running"), "{r}");
+    hutch_ok(&u, &["stop", "-t", "1", "dead"]);
+    hutch_ok(&u, &["rm", "-f", "dead"]);
+    let pid = pid_of(&target, "pid");
+    assert!(alive(pid), "the live container was signalled");
+    assert_eq!(status(&u, "live"), "running");
+    hutch_ok(&u, &["rm", "-f", "live"]);
+}
+
+#[test]
+fn two_concurrent_runs_with_one_name_exactly_one_wins() {
+    let Some(u) = TestUser::t1() else { return };
+    for round in 0..3 {
+        let rootfs = images().rootfs();
+        let args = [
+            "run",
+            "-d",
+            "--name",
+            "same",
+            "--rootfs",
+            rootfs.as_str(),
+            "sleep",
+            "1000",
+        ];
+        let a = spawn_hutch(&u, &args, &Opts::default());
+        let b = spawn_hutch(&u, &args, &Opts::default());
+        let (a, b) = (a.wait(), b.wait());
+        let codes = [a.code(), b.code()];
+        assert!(
+            codes.contains(&Some(0)) && codes.contains(&Some(125)),
+            "round {round}\n{a}\n{b}"
+        );
+        let loser = if a.code() == Some(0) { &b } else { &a };
+        assert!(loser.stderr.contains("already in use"), "{loser}");
+        let ps = hutch_ok(&u, &["ps", "-a", "-q"]);
+        assert_eq!(ps.lines().count(), 1, "{ps}");
+        hutch_ok(&u, &["rm", "-f", "same"]);
+    }
+    assert!(
+        u.leftover_containers().is_empty(),
+        "{:?}",
+        u.leftover_containers()
+    );
+}
+
+#[test]
+fn twenty_concurrent_runs_and_rm_force_leave_nothing_behind() {
+    let Some(u) = TestUser::t1() else { return };
+    let image = images().oci_ref("latest");
+    let opts = Opts {
+        timeout: Duration::from_secs(120),
+        ..Opts::default()
+    };
+    let mut runs: Vec<Running> = (0..20)
+        .map(|_| spawn_hutch(&u, &["run", "-d", &image, "sleep", "1000"], &opts))
+        .collect();
+    let sessions: Vec<u32> = runs.iter_mut().filter_map(|r| r.session()).collect();
+    let ids: Vec<String> = runs
+        .into_iter()
+        .map(|r| {
+            let r = r.wait();
+            assert_eq!(r.code(), Some(0), "{r}");
+            r.stdout.trim().to_string()
+        })
+        .collect();
+    assert_eq!(hutch_ok(&u, &["ps", "-q"]).lines().count(), 20);
+    let rms: Vec<Running> = ids
+        .chunks(5)
+        .map(|chunk| {
+            let mut args = vec!["rm", "-f"];
+            args.extend(chunk.iter().map(|id| &id[..12]));
+            spawn_hutch(&u, &args, &opts)
+        })
+        .collect();
+    for r in rms {
+        let r = r.wait();
+        assert_eq!(r.code(), Some(0), "{r}");
+    }
+    for s in sessions {
+        assert_eq!(
+            wait_session_empty(s, Duration::from_secs(10)),
+            Vec::<u32>::new()
+        );
+    }
+    assert_eq!(hutch_ok(&u, &["ps", "-a", "-q"]), "");
+    for id in &ids {
+        assert_eq!(host_mounts(id), Vec::<String>::new());
+    }
+    assert!(
+        u.leftover_containers().is_empty(),
+        "{:?}",
+        u.leftover_containers()
+    );
+}
+
+#[test]
+fn two_users_never_see_each_others_containers() {
+    let (Some(t1), Some(t2)) = (TestUser::t1(), TestUser::t2()) else {
+        return;
+    };
+    let id = run_d(&t1, &["--name", "mine"], &["sleep", "1000"]);
+    let theirs = run_d(&t2, &["--name", "theirs"], &["sleep", "1000"]);
+    // Control: each sees its own.
+    assert!(hutch_ok(&t1, &["ps"]).contains(&id[..12]));
+    assert!(hutch_ok(&t2, &["ps"]).contains(&theirs[..12]));
+    let ps = hutch_ok(&t2, &["ps", "-a", "--no-trunc"]);
+    assert!(!ps.contains(&id) && !ps.contains("mine"), "{ps}");
+    for cmd in [
+        &["rm", "-f"][..],
+        &["kill"],
+        &["stop", "-t", "0"],
+        &["logs"],
+        &["inspect"],
+        &["wait"],
+    ] {
+        for key in [id.as_str(), &id[..12], "mine"] {
+            let mut args = cmd.to_vec();
+            args.push(key);
+            let r = hutch_run(&t2, &args);
+            assert_eq!(r.code(), Some(125), "{args:?}\n{r}");
+            assert!(r.stderr.contains("no such container"), "{r}");
+        }
+    }
+    assert_eq!(status(&t1, "mine"), "running");
+    assert!(!hutch_ok(&t1, &["ps", "-a"]).contains("theirs"));
+    hutch_ok(&t1, &["rm", "-f", "mine"]);
+    hutch_ok(&t2, &["rm", "-f", "theirs"]);
+}
+
+#[test]
+fn inspect_and_ps_json_describe_the_container() {
+    let Some(u) = TestUser::t1() else { return };
+    let vol = u.scratch("vol");
+    let volume = format!("{}:/mnt:ro", vol.display());
+    let id = run_d(
+        &u,
+        &["--name", "desc", "-e", "K=V", "-w", "/tmp", "-v", &volume],
+        &["sleep", "1000"],
+    );
+    let v = inspect(&u, &id[..6]);
+    assert_eq!(v["Id"], id.as_str());
+    assert_eq!(v["Name"], "/desc");
+    assert_eq!(v["State"]["Running"], true);
+    assert_eq!(v["State"]["Status"], "running");
+    assert_eq!(v["State"]["Pid"], record(&u, &id)["pid"]);
+    assert_eq!(v["Config"]["Cmd"], serde_json::json!(["sleep", "1000"]));
+    assert_eq!(v["Config"]["WorkingDir"], "/tmp");
+    assert!(
+        v["Config"]["Env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e == "K=V"),
+        "{v}"
+    );
+    assert_eq!(v["Mounts"][0]["Destination"], "/mnt");
+    assert_eq!(v["Mounts"][0]["RW"], false);
+    assert!(v["NetworkSettings"].is_object());
+    let line = hutch_ok(&u, &["ps", "--format", "json"]);
+    let row: Value = serde_json::from_str(line.trim()).unwrap();
+    assert_eq!(row["Names"], "desc");
+    assert!(row["Status"].as_str().unwrap().starts_with("Up "), "{row}");
+    let table = hutch_ok(&u, &["ps"]);
+    assert!(table.starts_with("CONTAINER ID   IMAGE"), "{table}");
+    assert!(table.contains("CREATED") && table.contains("STATUS") && table.contains("NAMES"));
+    hutch_ok(&u, &["rm", "-f", "desc"]);
+    hutch_ok(&u, &["container", "prune", "-f"]);
+}
+
+#[test]
+fn a_detached_start_error_is_reported_and_leaves_nothing() {
+    let Some(u) = TestUser::t1() else { return };
+    let r = hutch_run(
+        &u,
+        &[
+            "run",
+            "-d",
+            "--rootfs",
+            &images().rootfs(),
+            "no-such-command",
+        ],
+    );
+    assert_eq!(r.code(), Some(127), "{r}");
+    assert!(r.stderr.contains("exec `no-such-command`"), "{r}");
+    assert_eq!(r.stdout, "");
+    assert!(
+        u.leftover_containers().is_empty(),
+        "{:?}",
+        u.leftover_containers()
+    );
+    let r = hutch_run(
+        &u,
+        &["run", "-d", "-t", "--rootfs", &images().rootfs(), "true"],
+    );
+    assert_eq!(r.code(), Some(125), "{r}");
+}
+
+#[test]
+fn create_start_and_restart_keep_the_containers_files() {
+    let Some(u) = TestUser::t1() else { return };
+    let script = "echo run; cat /count 2>/dev/null; echo x >> /count; echo ready; sleep 1000";
+    let image = images().oci_ref("latest");
+    let id = hutch_ok(&u, &["create", "--name", "c", &image, "sh", "-c", script])
+        .trim()
+        .to_string();
+    assert_eq!(id.len(), 64, "{id}");
+    assert_eq!(status(&u, "c"), "created");
+    assert!(hutch_ok(&u, &["ps", "-a"]).contains("Created"));
+    assert_eq!(hutch_ok(&u, &["start", "c"]).trim(), "c");
+    assert!(wait_until(10, || hutch_ok(&u, &["logs", "c"]).contains("ready")));
+    assert_eq!(status(&u, "c"), "running");
+    hutch_ok(&u, &["restart", "-t", "0", "c"]);
+    assert!(wait_until(10, || hutch_ok(&u, &["logs", "c"])
+        .matches("ready")
+        .count()
+        == 2));
+    // The second run saw the first one's write.
+    assert_eq!(hutch_ok(&u, &["logs", "c"]), "run\nready\nrun\nx\nready\n");
+    // A reboot empties the runtime directory; the record and files stay.
+    hutch_ok(&u, &["stop", "-t", "0", "c"]);
+    fs::remove_dir_all(u.runtime_dir.join(format!("hutch/containers/{id}"))).unwrap();
+    hutch_ok(&u, &["start", "c"]);
+    assert!(wait_until(10, || hutch_ok(&u, &["logs", "c"])
+        .matches("ready")
+        .count()
+        == 3));
+    assert!(hutch_ok(&u, &["logs", "c"]).ends_with("run\nx\nx\nready\n"));
+    hutch_ok(&u, &["rm", "-f", "c"]);
+    assert!(
+        u.leftover_containers().is_empty(),
+        "{:?}",
+        u.leftover_containers()
+    );
+}
+
+#[test]
+fn start_attach_waits_and_returns_the_exit_code() {
+    let Some(u) = TestUser::t1() else { return };
+    let rootfs = images().rootfs();
+    let args = [
+        "create",
+        "--rm",
+        "--name",
+        "a",
+        "--rootfs",
+        rootfs.as_str(),
+        "sh",
+        "-c",
+        "echo hi; echo oops >&2; exit 7",
+    ];
+    hutch_ok(&u, &args);
+    let r = hutch_run(&u, &["start", "-a", "a"]);
+    assert_eq!((r.code(), r.stdout.as_str()), (Some(7), "hi\n"), "{r}");
+    assert!(r.stderr.contains("oops"), "{r}");
+    // --rm removed it after the run.
+    assert!(
+        u.leftover_containers().is_empty(),
+        "{:?}",
+        u.leftover_containers()
+    );
+}
+
+#[test]
+fn run_di_keeps_a_shell_waiting_on_its_stdin() {
+    let Some(u) = TestUser::t1() else { return };
+    // Control: without -i, sh reads /dev/null and ends at once.
+    run_d(&u, &["--name", "noi"], &["sh"]);
+    assert_eq!(hutch_ok(&u, &["wait", "noi"]).trim(), "0");
+    run_d(&u, &["-i", "--name", "withi"], &["sh"]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(status(&u, "withi"), "running");
+    hutch_ok(&u, &["rm", "-f", "noi", "withi"]);
+    assert!(
+        u.leftover_containers().is_empty(),
+        "{:?}",
+        u.leftover_containers()
+    );
+}
+
+#[test]
+fn wait_reports_the_exit_code_of_a_detached_rm_container() {
+    let Some(u) = TestUser::t1() else { return };
+    run_d(
+        &u,
+        &["--rm", "--name", "gone"],
+        &["sh", "-c", "sleep 1; exit 5"],
+    );
+    assert_eq!(hutch_ok(&u, &["wait", "gone"]).trim(), "5");
+    // --rm then removes it.
+    assert!(
+        wait_until(10, || u.leftover_containers().is_empty()),
+        "{:?}",
+        u.leftover_containers()
+    );
+    assert_eq!(hutch_ok(&u, &["ps", "-a", "-q"]), "");
+}
