@@ -40,6 +40,8 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// List containers
     Ps(PsArgs),
+    /// List a container's published ports
+    Port(PortArgs),
     /// Remove containers (-f: running ones too)
     Rm(RmArgs),
     /// Create a container without starting it (takes `run`'s flags)
@@ -297,6 +299,14 @@ pub struct PsArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct PortArgs {
+    /// The container, by name or id prefix
+    pub container: String,
+    /// Only this container port: PORT[/PROTO]
+    pub port: Option<String>,
+}
+
+#[derive(Debug, Args)]
 pub struct RmArgs {
     /// Kill and remove running containers too
     #[arg(short, long)]
@@ -452,9 +462,34 @@ pub struct RunArgs {
     #[arg(short, long = "volume", value_name = "HOST:CTR[:ro]")]
     pub volume: Vec<String>,
 
-    /// Network mode: none or host
+    /// Network: pasta, slirp4netns (each with :allow_host_loopback=true,mtu=N),
+    /// none or host; the default is the best helper this host has
     #[arg(long, alias = "net", value_name = "MODE")]
     pub network: Option<String>,
+
+    /// Publish container ports: [HOSTIP:][HOSTPORT:]PORT[/tcp|udp], ranges allowed
+    #[arg(short, long = "publish", value_name = "PORTS")]
+    pub publish: Vec<String>,
+
+    /// Publish the image's exposed ports on free host ports
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+
+    /// DNS servers for the container's resolv.conf
+    #[arg(long, value_name = "IP")]
+    pub dns: Vec<String>,
+
+    /// DNS search domains
+    #[arg(long = "dns-search", value_name = "DOMAIN")]
+    pub dns_search: Vec<String>,
+
+    /// DNS resolver options
+    #[arg(long = "dns-option", alias = "dns-opt", value_name = "OPT")]
+    pub dns_option: Vec<String>,
+
+    /// Add a line to /etc/hosts: NAME:IP (IP may be `host-gateway`)
+    #[arg(long = "add-host", value_name = "NAME:IP")]
+    pub add_host: Vec<String>,
 
     /// User namespace mode: keep-id, or auto (the default)
     #[arg(long, value_name = "MODE")]

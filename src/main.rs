@@ -14,6 +14,7 @@ mod digest;
 mod errors;
 mod image;
 mod logfile;
+mod net;
 mod plan;
 mod preflight;
 mod rootfs;

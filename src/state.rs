@@ -218,6 +218,12 @@ pub struct State {
     pub finished_at: Option<String>,
     #[serde(default)]
     pub config: Config,
+    /// Published ports, for `hutch port` and `inspect`.
+    #[serde(default)]
+    pub ports: Vec<crate::net::PortMapping>,
+    /// The network helper's host pid while the container runs.
+    #[serde(default)]
+    pub net_helper_pid: Option<u32>,
 }
 
 /// How the container was made, as `inspect` shows it.
@@ -261,6 +267,8 @@ impl State {
             started_at: None,
             finished_at: None,
             config: Config::default(),
+            ports: Vec::new(),
+            net_helper_pid: None,
         }
     }
 
@@ -289,6 +297,7 @@ impl State {
         self.status = Status::Exited;
         self.exit_code = Some(code);
         self.supervisor = None;
+        self.net_helper_pid = None;
         self.finished_at = Some(crate::clock::rfc3339(crate::clock::now()));
     }
 

@@ -119,6 +119,13 @@ fn exec_sees_the_containers_processes_and_files_and_keeps_the_callers_loginuid()
     assert_ne!(proc_read(init, "sessionid"), Some(session.to_string()));
     assert_eq!(pid_ns(p), pid_ns(init), "the container's pid namespace");
     assert_ne!(pid_ns(p), pid_ns(std::process::id()));
+    let ns = |kind: &str| {
+        std::fs::read_link(format!("/proc/{p}/ns/{kind}")).ok()
+            == std::fs::read_link(format!("/proc/{init}/ns/{kind}")).ok()
+    };
+    for kind in ["net", "mnt", "uts", "ipc", "user", "cgroup"] {
+        assert!(ns(kind), "the container's {kind} namespace");
+    }
     // The exec'd process does not outlive `hutch exec`.
     ex.signal(Signal::SIGKILL);
     let _ = ex.wait();

@@ -59,7 +59,7 @@ pub fn exec(args: ExecArgs) -> anyhow::Result<i32> {
         stdin: args.interactive,
         detach: args.detach,
     };
-    exec::exec(&pidfd, namespaces(&config)?, &spec)
+    exec::exec(&pidfd, namespaces(&config)? | net_namespace(&pidfd), &spec)
 }
 
 /// A pidfd of a process in the running container `key` whose namespaces
@@ -157,6 +157,30 @@ fn bounding_caps(process: &oci_spec::runtime::Process) -> anyhow::Result<CapsHas
                 .map_err(|_| anyhow::anyhow!("parse capability `{name}` in config.json"))
         })
         .collect()
+}
+
+/// CLONE_NEWNET when the process behind `pidfd` has a network namespace
+/// other than ours, whatever config.json says: an exec'd process must
+/// never be left in the host's network when the container has its own.
+fn net_namespace(pidfd: &OwnedFd) -> CloneFlags {
+    use std::os::unix::fs::MetadataExt;
+    let pid = std::fs::read_to_string(format!(
+        "/proc/self/fdinfo/{}",
+        std::os::fd::AsRawFd::as_raw_fd(pidfd)
+    ))
+    .ok()
+    .and_then(|t| {
+        t.lines()
+            .find_map(|l| l.strip_prefix("Pid:").map(|p| p.trim().to_string()))
+    });
+    let ino = |p: String| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    match (
+        pid.and_then(|p| ino(format!("/proc/{p}/ns/net"))),
+        ino("/proc/self/ns/net".into()),
+    ) {
+        (Some(theirs), Some(ours)) if theirs != ours => CloneFlags::CLONE_NEWNET,
+        _ => CloneFlags::empty(),
+    }
 }
 
 /// The container's namespaces as setns(2) flags; the user namespace is

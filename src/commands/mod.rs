@@ -10,6 +10,7 @@ mod images;
 mod load;
 mod login;
 mod logs;
+mod port;
 mod progress;
 mod ps;
 pub(crate) mod pull;
@@ -29,6 +30,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Run(args) => run::run(args),
         Command::Doctor(args) => doctor::doctor(args),
         Command::Ps(args) => ps::ps(args),
+        Command::Port(args) => port::port(args),
         Command::Rm(args) => rm::rm(args),
         Command::Create(args) => run::run(crate::cli::RunArgs {
             create_only: true,

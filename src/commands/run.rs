@@ -33,7 +33,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         .transpose()?;
     let (image, diff_ids) = open_image(&source, &container, store.as_ref(), &args)?.unzip();
     let config = image.as_ref().map(|i| &i.config);
-    let plan = make_plan(&args, config, &command, &id, &container.run_dir)?;
+    let mut plan = make_plan(&args, config, &command, &id, &container.run_dir)?;
+    settle_network(&args, &mut plan)?;
     let mut record = new_record(&plan, &source, image.as_ref(), &container);
     // Only stored images have diff ids; a concurrent prune keeps these.
     record.layers = diff_ids.clone().unwrap_or_default();
@@ -57,6 +58,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         rootfs: &rootfs,
         overlay: overlay.as_deref(),
         maps: &maps,
+        run_dir: &container.run_dir,
     };
     super::start::save_launch(&container, &launch)?;
     let code = go(&args, &launch, &dirs, &container, &mut record)?;
@@ -102,6 +104,7 @@ fn new_record(plan: &Plan, source: &Source, image: Option<&image::Image>, c: &Co
         command: plan.process.args.clone(),
         rootfs: rootfs_path(source, c),
         config: config_of(plan),
+        ports: plan.ports.clone(),
         ..State::new(&c.id, plan.name.as_deref())
     }
 }
@@ -117,10 +120,7 @@ fn config_of(plan: &Plan) -> state::Config {
         working_dir: plan.process.cwd.clone(),
         user: plan.process.user.clone(),
         hostname: plan.hostname.clone(),
-        network: match plan.network {
-            Network::None => "none".into(),
-            Network::Host => "host".into(),
-        },
+        network: plan.network.name().into(),
         mounts: volumes
             .filter_map(|m| {
                 Some(state::MountInfo {
@@ -149,6 +149,8 @@ pub(super) struct Launch<'a> {
     /// Overlay mount options when the rootfs is an overlay of layers.
     pub overlay: Option<&'a str>,
     pub maps: &'a IdMaps,
+    /// The container's runtime dir (the network helper's files).
+    pub run_dir: &'a Path,
 }
 
 pub(super) fn start_and_wait(
@@ -162,6 +164,7 @@ pub(super) fn start_and_wait(
     let running = parent::launch(&setup, l.maps)?;
     let pid = running.guard.pid().context("start container: no process")?;
     record.set_running(&ProcId::of(pid.as_raw())?);
+    record.net_helper_pid = running.net_helper().map(|(_, p)| p);
     // This process records the exit: `rm -f` and `wait` wait for it.
     record.supervisor = Some(ProcId::of(std::process::id() as i32)?);
     container.save(dirs, record)?;
@@ -217,6 +220,7 @@ fn setup<'a>(
         tty_gid_mapped: userns::idmap::to_host(&l.maps.gid_map, 5).is_some(),
         setgroups_allowed: l.maps.helpers.is_some(),
         overlay: l.overlay,
+        net_dir: l.run_dir,
     }
 }
 
@@ -315,6 +319,7 @@ fn make_plan(
         cwd: &cwd,
         etc_dir,
         host_env: &host_env,
+        net_helpers: crate::net::Helpers::probe(),
     })
 }
 
@@ -360,17 +365,37 @@ fn rootfs_path(source: &Source, c: &Container) -> PathBuf {
     }
 }
 
+/// Says what the default network fell back to, drops ports the host
+/// network cannot publish (as Docker does), and checks that every
+/// published host port is free (picking free ones for `-p PORT`).
+fn settle_network(args: &RunArgs, plan: &mut Plan) -> anyhow::Result<()> {
+    if args.network.is_none() && plan.network == Network::None {
+        crate::errors::warn(&crate::errors::hint(
+            anyhow::anyhow!("the container has no network but loopback: this host has no usable pasta or slirp4netns"),
+            "`hutch doctor` says what is missing; pass `--network none` to silence this",
+        ));
+    }
+    if plan.network == Network::Host && !plan.ports.is_empty() {
+        crate::errors::warn(&anyhow::anyhow!(
+            "published ports are discarded with `--network host`"
+        ));
+        plan.ports.clear();
+    }
+    crate::net::ports::check_free(&mut plan.ports)
+}
+
 /// /etc/hostname, /etc/hosts and /etc/resolv.conf for the container.
 pub(super) fn write_etc_files(c: &Container, plan: &Plan) -> anyhow::Result<()> {
-    let host_hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
-    let hosts = match plan.network {
-        Network::Host => format!("{host_hosts}127.0.1.1\t{}\n", plan.hostname),
-        Network::None => format!(
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{}\n",
-            plan.hostname
-        ),
-    };
-    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let gateway = crate::net::files::default_gateway(&read("/proc/net/route"));
+    let hosts = crate::net::files::hosts(
+        plan.network,
+        &plan.hostname,
+        &plan.add_hosts,
+        &read("/etc/hosts"),
+        gateway,
+    )?;
+    let resolv = crate::net::files::resolv_conf(plan.network, &plan.dns, &read("/etc/resolv.conf"));
     // The plan's mount table binds these names from the runtime dir.
     let files = [
         ("hostname", format!("{}\n", plan.hostname)),

@@ -102,11 +102,14 @@ fn start_one(dirs: &Dirs, key: &str, attach: bool) -> anyhow::Result<i32> {
         &maps,
         &c.run_dir.join("config.json"),
     )?;
+    // The published host ports must still be free.
+    crate::net::ports::check_free(&mut saved.plan.ports.clone())?;
     let launch = Launch {
         plan: &saved.plan,
         rootfs: &saved.rootfs,
         overlay: saved.overlay.as_deref(),
         maps: &maps,
+        run_dir: &c.run_dir,
     };
     if !attach {
         if saved.plan.process.terminal {

@@ -15,6 +15,8 @@ pub struct ImageConfig {
     pub env: Vec<String>,
     pub working_dir: Option<String>,
     pub user: Option<String>,
+    /// `ExposedPorts` keys: `80/tcp`, `53/udp`.
+    pub exposed_ports: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -36,6 +38,8 @@ struct RunConfig {
     working_dir: Option<String>,
     #[serde(rename = "User", default)]
     user: Option<String>,
+    #[serde(rename = "ExposedPorts", default)]
+    exposed_ports: Option<std::collections::BTreeMap<String, serde::de::IgnoredAny>>,
 }
 
 impl ImageConfig {
@@ -51,6 +55,7 @@ impl ImageConfig {
             env: run.env.unwrap_or_default(),
             working_dir: non_empty(run.working_dir),
             user: non_empty(run.user),
+            exposed_ports: run.exposed_ports.unwrap_or_default().into_keys().collect(),
         })
     }
 }

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::cli::RunArgs;
 use crate::errors::{hint, WithHint};
 use crate::image::ImageConfig;
+use crate::net;
 use crate::userns::Mode;
 
 pub mod mounts;
@@ -59,14 +60,7 @@ pub const READONLY_PATHS: [&str; 5] = [
 
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Network {
-    /// A new network namespace with only loopback.
-    None,
-    /// The host's network namespace.
-    Host,
-}
+pub use crate::net::Network;
 
 /// A `-v HOST:CTR[:ro]` bind mount.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,6 +92,10 @@ pub struct Plan {
     pub process: Process,
     pub hostname: String,
     pub network: Network,
+    /// `-p`/`-P`, host ports still 0 where `run` picks free ones.
+    pub ports: Vec<net::PortMapping>,
+    pub dns: net::files::Dns,
+    pub add_hosts: Vec<net::files::AddHost>,
     pub userns: Mode,
     /// The mount table, in order (`mounts::table`).
     pub mounts: Vec<Mount>,
@@ -126,13 +124,15 @@ pub struct Inputs<'a> {
     /// Where `run` writes the container's hostname, hosts, resolv.conf.
     pub etc_dir: &'a Path,
     pub host_env: &'a dyn Fn(&str) -> Option<String>,
+    /// The network helpers this host has, for the default `--network`.
+    pub net_helpers: net::Helpers,
 }
 
 impl Plan {
     pub fn new(i: &Inputs<'_>) -> anyhow::Result<Plan> {
         let a = i.args;
         refuse_unsupported(a)?;
-        let network = network(a.network.as_deref())?;
+        let network = net::parse_mode(a.network.as_deref(), i.net_helpers)?;
         let userns = userns(a.userns.as_deref())?;
         let (no_new_privs, seccomp) = security_opts(&a.security_opt, a.privileged)?;
         let img = i.image.cloned().unwrap_or_default();
@@ -149,7 +149,7 @@ impl Plan {
         let hostname = match (&a.hostname, network) {
             (Some(h), _) => validate_hostname(h)?,
             (None, Network::Host) => i.host_hostname.to_string(),
-            (None, Network::None) => i.id.chars().take(12).collect(),
+            (None, _) => i.id.chars().take(12).collect(),
         };
         let mut env = img.env.clone();
         let env_files = read_env_files(&a.env_file)?;
@@ -179,6 +179,13 @@ impl Plan {
             },
             hostname,
             network,
+            ports: publish(a, &img, network)?,
+            dns: dns(a)?,
+            add_hosts: a
+                .add_host
+                .iter()
+                .map(|h| net::files::parse_add_host(h))
+                .collect::<anyhow::Result<_>>()?,
             userns,
             mounts: mounts::table(network, &volumes, i.etc_dir, a.privileged),
             caps: capabilities(&a.cap_add, &a.cap_drop, a.privileged)?,
@@ -212,15 +219,53 @@ fn refuse_unsupported(a: &RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn network(mode: Option<&str>) -> anyhow::Result<Network> {
-    match mode.unwrap_or("none") {
-        "none" => Ok(Network::None),
-        "host" => Ok(Network::Host),
-        other => Err(hint(
-            anyhow::anyhow!("use network mode `{other}`: not supported"),
-            "use `--network none` (loopback only) or `--network host`",
-        )),
+/// `-p` and `-P` (the image's exposed ports on free host ports).
+fn publish(
+    a: &RunArgs,
+    img: &ImageConfig,
+    network: Network,
+) -> anyhow::Result<Vec<net::PortMapping>> {
+    let mut ports = a
+        .publish
+        .iter()
+        .map(|p| net::ports::parse(p))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if a.publish_all {
+        for e in &img.exposed_ports {
+            ports.push(net::ports::parse(e).with_context(|| "read the image's ExposedPorts")?);
+        }
     }
+    net::ports::check_overlap(&ports)?;
+    if !ports.is_empty() && network == Network::None {
+        return Err(hint(
+            anyhow::anyhow!("publish ports: the `none` network has only loopback"),
+            "drop `--network none`, or use `--network pasta|slirp4netns`",
+        ));
+    }
+    Ok(ports)
+}
+
+fn dns(a: &RunArgs) -> anyhow::Result<net::files::Dns> {
+    Ok(net::files::Dns {
+        servers: a
+            .dns
+            .iter()
+            .map(|s| {
+                s.parse()
+                    .with_context(|| format!("parse `--dns {s}`: expected an IP address"))
+            })
+            .collect::<anyhow::Result<_>>()?,
+        search: a
+            .dns_search
+            .iter()
+            .map(|s| net::files::validate_word("--dns-search", s))
+            .collect::<anyhow::Result<_>>()?,
+        options: a
+            .dns_option
+            .iter()
+            .map(|s| net::files::validate_word("--dns-option", s))
+            .collect::<anyhow::Result<_>>()?,
+    })
 }
 
 fn userns(mode: Option<&str>) -> anyhow::Result<Mode> {

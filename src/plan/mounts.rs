@@ -105,19 +105,20 @@ pub fn table(network: Network, volumes: &[Volume], etc_dir: &Path, privileged: b
     // A user namespace may mount sysfs only for a network namespace it
     // owns; with the host's network, sysfs is bound from the host.
     let sys_ro = if privileged { "rw" } else { "ro" };
-    t.push(match network {
-        Network::None => m(
+    t.push(if network.own_namespace() {
+        m(
             "/sys",
             Kind::Sysfs,
             None,
             &["nosuid", "noexec", "nodev", sys_ro],
-        ),
-        Network::Host => m(
+        )
+    } else {
+        m(
             "/sys",
             Kind::Bind,
             Some("/sys".into()),
             &["rbind", "nosuid", "noexec", "nodev", sys_ro],
-        ),
+        )
     });
     for v in volumes {
         let opts: &[&str] = if v.readonly {

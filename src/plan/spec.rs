@@ -102,7 +102,7 @@ fn namespaces(network: Network) -> anyhow::Result<Vec<LinuxNamespace>> {
         LinuxNamespaceType::Ipc,
         LinuxNamespaceType::Cgroup,
     ];
-    if network == Network::None {
+    if network.own_namespace() {
         types.push(LinuxNamespaceType::Network);
     }
     types

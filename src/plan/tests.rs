@@ -19,6 +19,7 @@ fn image() -> ImageConfig {
         env: vec!["PATH=/bin".into(), "IMAGE_VAR=1".into()],
         working_dir: Some("/srv".into()),
         user: Some("tester".into()),
+        exposed_ports: vec!["80/tcp".into(), "53/udp".into()],
     }
 }
 
@@ -47,6 +48,7 @@ fn plan(argv: &[&str], img: Option<&ImageConfig>) -> anyhow::Result<Plan> {
         cwd: Path::new("/home/u"),
         etc_dir: Path::new("/run/c1"),
         host_env: &host_env,
+        net_helpers: crate::net::Helpers::default(),
     })
 }
 
@@ -171,7 +173,10 @@ fn network_and_hostname() {
     assert_eq!((p.network, p.hostname.as_str()), (Network::Host, "hostbox"));
     let p = plan(&["-h", "box", "--net", "none", "oci:x"], Some(&image())).unwrap();
     assert_eq!(p.hostname, "box");
-    assert!(plan(&["--network", "bridge", "oci:x"], Some(&image())).is_err());
+    // Docker's `bridge` is the default network: here, the best helper.
+    let p = plan(&["--network", "bridge", "oci:x"], Some(&image())).unwrap();
+    assert_eq!(p.network, Network::None);
+    assert!(plan(&["--network", "macvlan", "oci:x"], Some(&image())).is_err());
     assert!(plan(&["-h", "bad name", "oci:x"], Some(&image())).is_err());
     assert!(plan(&["--name", "web_1.a-b", "oci:x"], Some(&image())).is_ok());
     for bad in ["_x", "a/b", "..", "a b", ""] {
@@ -238,4 +243,46 @@ fn exec_env_layers_files_then_flags_over_the_containers() {
     }
     assert!(merge_env(&base, &[], &["=x".to_string()], &host).is_err());
     assert!(merge_env(&base, &[dir.path().join("missing")], &[], &host).is_err());
+}
+
+#[test]
+fn publish_dns_and_hosts_flags() {
+    let p = plan(
+        &[
+            "--network",
+            "host",
+            "-p",
+            "8080:80",
+            "-P",
+            "--dns",
+            "192.0.2.1",
+            "--add-host",
+            "db:10.0.0.1",
+            "oci:x",
+        ],
+        Some(&image()),
+    )
+    .unwrap();
+    let ports: Vec<String> = p.ports.iter().map(|m| m.to_string()).collect();
+    assert_eq!(
+        ports,
+        [
+            "80/tcp -> 0.0.0.0:8080",
+            "80/tcp -> 0.0.0.0:0",
+            "53/udp -> 0.0.0.0:0"
+        ]
+    );
+    assert_eq!(
+        p.dns.servers,
+        ["192.0.2.1".parse::<std::net::IpAddr>().unwrap()]
+    );
+    assert_eq!(p.add_hosts[0].name, "db");
+    // Loopback only: nothing to publish on.
+    assert!(plan(&["--network", "none", "-p", "80", "oci:x"], Some(&image())).is_err());
+    assert!(plan(
+        &["-p", "1:2", "-p", "1:3", "--network", "host", "oci:x"],
+        Some(&image())
+    )
+    .is_err());
+    assert!(plan(&["--dns", "x", "oci:x"], Some(&image())).is_err());
 }

@@ -13,13 +13,15 @@ use super::{Check, Facts, Status, Who, UNSET_ID};
 // ---- networking ------------------------------------------------------------
 
 pub(super) fn check_network(who: &Who, facts: &mut Facts) -> [Check; 2] {
-    const LATER: &str = "user-mode networking comes later (today: --network none|host)";
     let tun = device("/dev/net/tun");
     facts.tun = tun.read_write;
     let fix = "`sudo modprobe tun`";
     let mut tun_check = judge_device("/dev/net/tun", tun, &who.name, Status::Warn, fix);
     if tun_check.status != Status::Ok {
-        tun_check.detail = format!("{}; {LATER}", tun_check.detail);
+        tun_check.detail = format!(
+            "{}; pasta and slirp4netns need it, so containers get loopback only",
+            tun_check.detail
+        );
     }
     facts.pasta = find_program("pasta");
     facts.slirp4netns = find_program("slirp4netns");
@@ -28,18 +30,24 @@ pub(super) fn check_network(who: &Who, facts: &mut Facts) -> [Check; 2] {
         .filter_map(|p| p.as_ref())
         .map(|p| p.display().to_string())
         .collect();
+    let default = crate::net::Helpers {
+        pasta: facts.pasta.is_some(),
+        slirp4netns: facts.slirp4netns.is_some(),
+        tun: tun.read_write,
+    }
+    .best();
     let helpers = if found.is_empty() {
         Check::new(
             "network helpers",
             Status::Warn,
-            format!("neither pasta nor slirp4netns found; {LATER}"),
+            "neither pasta nor slirp4netns found: containers get loopback only".to_string(),
         )
         .hint("an administrator can install them: `sudo apt-get install passt slirp4netns`")
     } else {
         Check::new(
             "network helpers",
             Status::Ok,
-            format!("{}; {LATER}", found.join(", ")),
+            format!("{}; default network: {}", found.join(", "), default.name()),
         )
     };
     [tun_check, helpers]

@@ -36,6 +36,9 @@ pub struct Setup<'a> {
     pub setgroups_allowed: bool,
     /// Overlay mount options when the rootfs is an overlay of layers.
     pub overlay: Option<&'a str>,
+    /// Where the network helper keeps its pid file, socket and log
+    /// (used by the parent side only).
+    pub net_dir: &'a Path,
 }
 
 /// Entry point of the cloned child.

@@ -16,7 +16,6 @@ use nix::unistd::Pid;
 use super::child;
 use super::pty;
 use super::sync::{Channel, ToChild, ToParent};
-use crate::plan::Network;
 use crate::sys::process::clone_fork;
 use crate::userns::IdMaps;
 
@@ -62,6 +61,8 @@ impl Drop for ChildGuard {
 /// A started container.
 pub struct Running {
     pub guard: ChildGuard,
+    /// The network helper; ends when the container is waited for.
+    net: Option<Box<dyn crate::net::Helper>>,
     signals: SignalFd,
     master: Option<OwnedFd>,
 }
@@ -96,7 +97,7 @@ pub fn launch(ctx: &child::Setup<'_>, maps: &IdMaps) -> anyhow::Result<Running> 
         | CloneFlags::CLONE_NEWUTS
         | CloneFlags::CLONE_NEWIPC
         | CloneFlags::CLONE_NEWCGROUP;
-    if ctx.plan.network == Network::None {
+    if ctx.plan.network.own_namespace() {
         flags |= CloneFlags::CLONE_NEWNET;
     }
     let pid = match clone_fork(flags).context("clone the container process")? {
@@ -110,6 +111,18 @@ pub fn launch(ctx: &child::Setup<'_>, maps: &IdMaps) -> anyhow::Result<Running> 
     drop(theirs);
     let mut guard = ChildGuard(Some(pid));
     crate::userns::write::write(pid, maps)?;
+    // The helper joins the container's user and network namespaces from
+    // outside (it needs the id maps written) and has configured the
+    // network before the command runs.
+    let net = crate::net::attach(
+        ctx.plan.network,
+        &crate::net::Attach {
+            pid,
+            net: ctx.plan.network.user_net().unwrap_or_default(),
+            ports: &ctx.plan.ports,
+            dir: ctx.net_dir,
+        },
+    )?;
     let winsize = if ctx.plan.process.terminal {
         pty::host_winsize()
     } else {
@@ -139,6 +152,7 @@ pub fn launch(ctx: &child::Setup<'_>, maps: &IdMaps) -> anyhow::Result<Running> 
     }
     Ok(Running {
         guard,
+        net,
         signals,
         master,
     })
@@ -187,9 +201,17 @@ impl Running {
     pub fn adopt(guard: ChildGuard, signals: SignalFd, master: Option<OwnedFd>) -> Running {
         Running {
             guard,
+            net: None,
             signals,
             master,
         }
+    }
+}
+
+impl Running {
+    /// The network helper's name and host pid, if the network has one.
+    pub fn net_helper(&self) -> Option<(&'static str, u32)> {
+        self.net.as_ref().map(|h| (h.name(), h.pid()))
     }
 }
 

@@ -185,6 +185,7 @@ fn start(job: &Job<'_>, record: &mut State) -> anyhow::Result<Streams> {
     }
     let pid = running.guard.pid().context("start container: no process")?;
     record.set_running(&ProcId::of(pid.as_raw())?);
+    record.net_helper_pid = running.net_helper().map(|(_, p)| p);
     record.supervisor = Some(ProcId::of(std::process::id() as i32)?);
     if !job.container.save(job.dirs, record)? {
         anyhow::bail!("start container: it was removed while starting");

@@ -470,6 +470,10 @@ pub struct Opts {
     /// A host path hutch inherits open on fd 7 (as a careless parent
     /// would leak it), for the leaked-descriptor probes.
     pub fd7: Option<PathBuf>,
+    /// (SOURCE, TARGET) host paths bound over each other in a private
+    /// mount namespace that only this hutch sees, to show it a different
+    /// host (a resolv.conf, a missing helper program).
+    pub binds: Vec<(PathBuf, PathBuf)>,
 }
 
 impl Default for Opts {
@@ -480,6 +484,7 @@ impl Default for Opts {
             tty: false,
             env: Vec::new(),
             fd7: None,
+            binds: Vec::new(),
         }
     }
 }
@@ -606,6 +611,29 @@ exec "$@""#;
         session_file.display().to_string(),
     ];
     sh_argv.extend(inner);
+    if !opts.binds.is_empty() {
+        assert!(!opts.tty, "binds and tty are not combined");
+        const BIND: &str = r#"while [ "$1" != -- ]; do mount --bind "$1" "$2" || exit 98; shift 2; done; shift; exec "$@""#;
+        let mut wrapped: Vec<String> = [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            BIND,
+            "sh",
+        ]
+        .map(String::from)
+        .to_vec();
+        for (src, dst) in &opts.binds {
+            wrapped.push(src.display().to_string());
+            wrapped.push(dst.display().to_string());
+        }
+        wrapped.push("--".into());
+        wrapped.append(&mut sh_argv);
+        sh_argv = wrapped;
+    }
 
     let mut cmd = if opts.tty {
         // script's terminal starts at 0x0 without a terminal of our own;

@@ -1,0 +1,594 @@
+//! Networking, as the unprivileged user hutch-t1: the user-mode backends
+//! (pasta, slirp4netns), published ports over TCP and UDP, the host's
+//! loopback behind an explicit option, DNS through a resolver on the
+//! host's loopback, and the helper process ending with its container.
+//! Every peer is on loopback or inside namespaces the tests make; every
+//! wait is bounded.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const BACKENDS: [&str; 2] = ["pasta", "slirp4netns"];
+
+fn helpers_present() -> bool {
+    require(
+        "pasta and slirp4netns",
+        have_tool("pasta") && have_tool("slirp4netns"),
+        "install Debian's passt and slirp4netns",
+    )
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("pick a free port")
+}
+
+/// Waits until no process of the invocation's audit session is left (the
+/// network helper inherits the session, so this covers it).
+fn assert_nothing_left(run: &Run, what: &str) {
+    let s = run.session.expect("session of the run");
+    let left = wait_session_empty(s, Duration::from_secs(5));
+    let names: Vec<String> = left
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).ok())
+        .collect();
+    assert!(left.is_empty(), "{what}: processes left: {names:?}");
+}
+
+fn tool_path(name: &str) -> PathBuf {
+    let (ok, out) = host("sh", &["-c", &format!("command -v {name}")]);
+    assert!(ok, "{name} not found");
+    PathBuf::from(out.trim())
+}
+
+#[test]
+fn none_has_only_loopback_and_user_mode_networks_have_a_large_mtu() {
+    let Some(u) = TestUser::t1() else { return };
+    if !helpers_present() {
+        return;
+    }
+    let rootfs = images().rootfs();
+    let links = |net: Option<&str>| {
+        let mut args = vec!["run", "--rm"];
+        if let Some(n) = net {
+            args.extend(["--network", n]);
+        }
+        args.extend(["--rootfs", &rootfs, "ip", "-o", "link"]);
+        let r = hutch_run(&u, &args);
+        assert_eq!(r.code(), Some(0), "{r}");
+        assert!(!r.stderr.contains("warning"), "{r}");
+        r.stdout
+    };
+    let none = links(Some("none"));
+    assert_eq!(none.lines().count(), 1, "{none}");
+    assert!(none.contains(": lo:"), "{none}");
+    // The default is the best helper, pasta: one more interface, MTU 65520.
+    for (net, ifname) in [
+        (None, ""),
+        (Some("pasta"), ""),
+        (Some("slirp4netns"), "tap0"),
+    ] {
+        let out = links(net);
+        let other: Vec<&str> = out.lines().filter(|l| !l.contains(": lo:")).collect();
+        assert_eq!(other.len(), 1, "{net:?}: {out}");
+        assert!(other[0].contains("mtu 65520"), "{net:?}: {out}");
+        assert!(other[0].contains(ifname), "{net:?}: {out}");
+    }
+}
+
+/// Connects to 127.0.0.1:port until the container answers (bounded).
+/// A connection slirp4netns accepted before the container listened stays
+/// pending until its retried SYN gets through: wait for it, since the
+/// one-shot server inside answers only one connection.
+fn fetch(port: u16) -> String {
+    let end = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < end {
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(15)));
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out);
+            if !out.is_empty() {
+                return out;
+            }
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    String::new()
+}
+
+#[test]
+fn a_published_tcp_port_reaches_the_container_and_port_lists_it() {
+    let Some(u) = TestUser::t1() else { return };
+    if !helpers_present() {
+        return;
+    }
+    for backend in BACKENDS {
+        let port = free_port();
+        let name = format!("web-{backend}");
+        let publish = format!("127.0.0.1:{port}:80");
+        let mut r = spawn_hutch(
+            &u,
+            &[
+                "run",
+                "--name",
+                &name,
+                "--network",
+                backend,
+                "-p",
+                &publish,
+                "--rootfs",
+                &images().rootfs(),
+                "sh",
+                "-c",
+                "echo ready; nc -l -p 80 -e echo served-by-container",
+            ],
+            &Opts::default(),
+        );
+        assert!(
+            r.wait_for_stdout("ready", Duration::from_secs(20)),
+            "{backend}"
+        );
+        let got = fetch(port);
+        let run = r.wait();
+        assert!(
+            got.contains("served-by-container"),
+            "{backend}: got {got:?}\n{run}"
+        );
+        assert_eq!(run.code(), Some(0), "{backend}: {run}");
+        assert_nothing_left(&run, backend);
+        let ports = hutch_ok(&u, &["port", &name]);
+        assert_eq!(
+            ports.trim(),
+            format!("80/tcp -> 127.0.0.1:{port}"),
+            "{backend}"
+        );
+        let one = hutch_ok(&u, &["port", &name, "80/tcp"]);
+        assert_eq!(one.trim(), format!("127.0.0.1:{port}"));
+        hutch_ok(&u, &["rm", &name]);
+    }
+}
+
+#[test]
+fn a_published_udp_port_reaches_the_container_and_a_killed_hutch_leaves_no_helper() {
+    let Some(u) = TestUser::t1() else { return };
+    if !helpers_present() {
+        return;
+    }
+    for backend in BACKENDS {
+        let port = UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        // Debian 12's pasta drops UDP whose port it translates (README,
+        // "Networking"): the same number inside, translated for slirp4netns.
+        let inside = if backend == "pasta" {
+            port.to_string()
+        } else {
+            "5353".to_string()
+        };
+        let publish = format!("127.0.0.1:{port}:{inside}/udp");
+        // slirp4netns sends UDP replies through its host-loopback address,
+        // so it forwards UDP only with that open (and says so otherwise).
+        let net = if backend == "pasta" {
+            backend.to_string()
+        } else {
+            let r = hutch_run(
+                &u,
+                &[
+                    "run",
+                    "--rm",
+                    "--network",
+                    backend,
+                    "-p",
+                    &publish,
+                    "--rootfs",
+                    &images().rootfs(),
+                    "true",
+                ],
+            );
+            assert_eq!(r.code(), Some(125), "{r}");
+            assert!(r.stderr.contains("allow_host_loopback=true"), "{r}");
+            format!("{backend}:allow_host_loopback=true")
+        };
+        let mut r = spawn_hutch(
+            &u,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                &net,
+                "-p",
+                &publish,
+                "--rootfs",
+                &images().rootfs(),
+                "udpecho",
+                &inside,
+                "60",
+            ],
+            &Opts::default(),
+        );
+        assert!(
+            r.wait_for_stdout("listening", Duration::from_secs(20)),
+            "{backend}"
+        );
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let mut answer = String::new();
+        for _ in 0..30 {
+            let _ = sock.send_to(b"ping", ("127.0.0.1", port));
+            let mut buf = [0u8; 64];
+            if let Ok((n, _)) = sock.recv_from(&mut buf) {
+                answer = String::from_utf8_lossy(&buf[..n]).to_string();
+                break;
+            }
+        }
+        assert_eq!(answer, "echo:ping", "{backend}");
+        // hutch dies at once: the container and the helper must go too.
+        r.signal(Signal::SIGKILL);
+        let run = r.wait();
+        assert_nothing_left(&run, backend);
+    }
+}
+
+#[test]
+fn a_host_port_in_use_or_published_twice_is_a_clear_error() {
+    let Some(u) = TestUser::t1() else { return };
+    if !helpers_present() {
+        return;
+    }
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    for backend in BACKENDS {
+        let publish = format!("127.0.0.1:{port}:80");
+        let r = hutch_run(
+            &u,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                backend,
+                "-p",
+                &publish,
+                "--rootfs",
+                &images().rootfs(),
+                "true",
+            ],
+        );
+        assert_eq!(r.code(), Some(125), "{r}");
+        assert!(r.stderr.contains("not free on the host"), "{r}");
+        assert!(r.stderr.contains("hint:"), "{r}");
+        assert_nothing_left(&r, backend);
+    }
+    let r = hutch_run(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "-p",
+            "8080:80",
+            "-p",
+            "8080:81",
+            "--rootfs",
+            &images().rootfs(),
+            "true",
+        ],
+    );
+    assert_eq!(r.code(), Some(125), "{r}");
+    assert!(r.stderr.contains("publish host port 8080/tcp twice"), "{r}");
+    let r = hutch_run(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-p",
+            "8080:80",
+            "--rootfs",
+            &images().rootfs(),
+            "true",
+        ],
+    );
+    assert_eq!(r.code(), Some(125), "{r}");
+}
+
+/// A one-shot-per-connection HTTP server on the host's loopback.
+fn host_server(stop: Arc<AtomicBool>) -> (u16, thread::JoinHandle<()>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.set_nonblocking(true).unwrap();
+    let port = l.local_addr().unwrap().port();
+    let h = thread::spawn(move || {
+        let end = Instant::now() + Duration::from_secs(60);
+        while !stop.load(Ordering::SeqCst) && Instant::now() < end {
+            match l.accept() {
+                Ok((mut s, _)) => {
+                    let _ = s.set_nonblocking(false);
+                    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                    let mut buf = [0u8; 1024];
+                    let _ = s.read(&mut buf);
+                    let _ = s
+                        .write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 14\r\n\r\nfrom-the-host\n");
+                }
+                Err(_) => thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    });
+    (port, h)
+}
+
+#[test]
+fn the_hosts_loopback_is_reachable_only_when_allowed() {
+    let Some(u) = TestUser::t1() else { return };
+    if !helpers_present() {
+        return;
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let (port, server) = host_server(stop.clone());
+    for backend in BACKENDS {
+        // The gateway address is the way to the host on both backends.
+        // (busybox's static wget and name lookups crash without NSS
+        // libraries in the rootfs: nc and an address.)
+        let script = format!(
+            "gw=$(ip route | awk '/^default/ {{print $3}}'); \
+             printf 'GET / HTTP/1.0\\r\\n\\r\\n' | timeout 5 nc -w 3 $gw {port} || echo unreachable; \
+             echo \"hosts: $(grep -c \"^$gw.*host.containers.internal\" /etc/hosts)\""
+        );
+        let allowed = format!("{backend}:allow_host_loopback=true");
+        let r = hutch_run(
+            &u,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                &allowed,
+                "--rootfs",
+                &images().rootfs(),
+                "sh",
+                "-c",
+                &script,
+            ],
+        );
+        assert!(r.stdout.contains("from-the-host"), "{backend} allowed: {r}");
+        assert!(
+            r.stdout.contains("hosts: 1"),
+            "{backend}: /etc/hosts names the host: {r}"
+        );
+        // Control: the same request without the option does not arrive.
+        let r = hutch_run(
+            &u,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                backend,
+                "--rootfs",
+                &images().rootfs(),
+                "sh",
+                "-c",
+                &script,
+            ],
+        );
+        assert!(
+            !r.stdout.contains("from-the-host"),
+            "{backend} default: {r}"
+        );
+        assert!(
+            r.stdout.contains("unreachable") && r.stdout.contains("hosts: 0"),
+            "{backend} default: {r}"
+        );
+    }
+    stop.store(true, Ordering::SeqCst);
+    server.join().unwrap();
+}
+
+/// Answers every DNS query with one A record, 192.0.2.77 (RFC 1035 4.1).
+fn dns_server(sock: UdpSocket, stop: Arc<AtomicBool>) -> thread::JoinHandle<usize> {
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    thread::spawn(move || {
+        let mut answered = 0;
+        let end = Instant::now() + Duration::from_secs(60);
+        while !stop.load(Ordering::SeqCst) && Instant::now() < end {
+            let mut q = [0u8; 512];
+            let Ok((n, from)) = sock.recv_from(&mut q) else {
+                continue;
+            };
+            if n < 12 {
+                continue;
+            }
+            // Header: same id, QR|RD|RA, 1 question, 1 answer.
+            let mut r = q[..n].to_vec();
+            r[2] = 0x81;
+            r[3] = 0x80;
+            r[6..12].copy_from_slice(&[0, 1, 0, 0, 0, 0]);
+            let qtype_a = n >= 4 && q[n - 4..n - 2] == [0, 1];
+            if qtype_a {
+                r[7] = 1;
+                // Name pointer to the question, A, IN, TTL 60, 4 bytes.
+                r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 77]);
+            }
+            let _ = sock.send_to(&r, from);
+            answered += 1;
+        }
+        answered
+    })
+}
+
+#[test]
+fn dns_works_through_a_resolver_on_the_hosts_loopback() {
+    let Some(u) = TestUser::t1() else { return };
+    if !helpers_present() {
+        return;
+    }
+    let sock = match UdpSocket::bind("127.0.0.1:53") {
+        Ok(s) => s,
+        Err(e) => panic!("bind the test resolver on 127.0.0.1:53: {e}"),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let server = dns_server(sock, stop.clone());
+    // The host, as hutch and its helper see it, uses that resolver (as a
+    // host with systemd-resolved or a local dnsmasq does).
+    let resolv = u.root_dir.join("resolv.conf");
+    std::fs::write(&resolv, "nameserver 127.0.0.1\n").unwrap();
+    let opts = Opts {
+        binds: vec![(resolv, PathBuf::from("/etc/resolv.conf"))],
+        ..Opts::default()
+    };
+    for backend in BACKENDS {
+        let r = run_hutch(
+            &u,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                backend,
+                "--rootfs",
+                &images().rootfs(),
+                "sh",
+                "-c",
+                "cat /etc/resolv.conf; nslookup -type=a hutch.test",
+            ],
+            &opts,
+        );
+        assert_eq!(r.code(), Some(0), "{backend}: {r}");
+        assert!(r.stdout.contains("192.0.2.77"), "{backend}: {r}");
+    }
+    stop.store(true, Ordering::SeqCst);
+    assert!(server.join().unwrap() > 0);
+}
+
+#[test]
+fn dns_flags_and_add_host_are_written_and_checked() {
+    let Some(u) = TestUser::t1() else { return };
+    let r = hutch_run(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--dns",
+            "192.0.2.53",
+            "--dns-search",
+            "example.org",
+            "--dns-option",
+            "ndots:2",
+            "--add-host",
+            "db:10.1.2.3",
+            "--rootfs",
+            &images().rootfs(),
+            "cat",
+            "/etc/resolv.conf",
+            "/etc/hosts",
+        ],
+    );
+    assert_eq!(r.code(), Some(0), "{r}");
+    for line in [
+        "search example.org",
+        "nameserver 192.0.2.53",
+        "options ndots:2",
+        "10.1.2.3\tdb",
+    ] {
+        assert!(r.stdout.contains(line), "{line}: {r}");
+    }
+    let rootfs = images().rootfs();
+    for bad in [
+        vec!["--add-host", "x\n1.2.3.4 evil:1.1.1.1"],
+        vec!["--dns", "not-an-ip"],
+        vec!["--dns-search", "a\nnameserver 6.6.6.6"],
+        vec!["--add-host", "gw:host-gateway", "--network", "none"],
+        vec!["-p", "80/sctp"],
+        vec!["--network", "pasta:frob=1"],
+    ] {
+        let mut args = vec!["run", "--rm"];
+        args.extend(bad.iter().copied());
+        args.extend(["--rootfs", &rootfs, "true"]);
+        let r = hutch_run(&u, &args);
+        assert_eq!(r.code(), Some(125), "{bad:?}: {r}");
+    }
+}
+
+#[test]
+fn each_backend_works_alone_and_none_is_said() {
+    let Some(u) = TestUser::t1() else { return };
+    if !helpers_present() {
+        return;
+    }
+    let hide = |names: &[&str]| Opts {
+        binds: names
+            .iter()
+            .map(|n| (PathBuf::from("/dev/null"), tool_path(n)))
+            .collect(),
+        ..Opts::default()
+    };
+    let ip = ["--rootfs", &images().rootfs(), "ip", "-o", "link"];
+    let run = |opts: &Opts, net: &[&str]| {
+        let mut args = vec!["run", "--rm"];
+        args.extend(net);
+        args.extend(ip);
+        run_hutch(&u, &args, opts)
+    };
+    // Only slirp4netns: it is the default.
+    let r = run(&hide(&["pasta"]), &[]);
+    assert_eq!(r.code(), Some(0), "{r}");
+    assert!(r.stdout.contains("tap0"), "{r}");
+    let r = run(&hide(&["pasta"]), &["--network", "pasta"]);
+    assert_eq!(r.code(), Some(125), "{r}");
+    assert!(
+        r.stderr.contains("`pasta` is not on PATH") && r.stderr.contains("apt install passt"),
+        "{r}"
+    );
+    // Only pasta.
+    let r = run(&hide(&["slirp4netns"]), &[]);
+    assert_eq!(r.code(), Some(0), "{r}");
+    assert!(
+        !r.stdout.contains("tap0") && r.stdout.lines().count() == 2,
+        "{r}"
+    );
+    // Neither: loopback only, and hutch says so once.
+    let r = run(&hide(&["pasta", "slirp4netns"]), &[]);
+    assert_eq!(r.code(), Some(0), "{r}");
+    assert_eq!(r.stdout.lines().count(), 1, "{r}");
+    assert_eq!(
+        r.stderr.matches("no network but loopback").count(),
+        1,
+        "{r}"
+    );
+}
+
+#[test]
+fn a_failed_start_leaves_no_helper() {
+    let Some(u) = TestUser::t1() else { return };
+    if !helpers_present() {
+        return;
+    }
+    for backend in BACKENDS {
+        let r = hutch_run(
+            &u,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                backend,
+                "--rootfs",
+                &images().rootfs(),
+                "/no/such/command",
+            ],
+        );
+        assert_eq!(r.code(), Some(127), "{r}");
+        assert_nothing_left(&r, backend);
+    }
+}
