@@ -84,6 +84,61 @@ pub enum Command {
     Login(LoginArgs),
     /// Log out of a registry, removing its saved credentials
     Logout(LogoutArgs),
+    /// Run a command in a running container
+    Exec(ExecArgs),
+    /// Show the processes of a running container
+    Top(TopArgs),
+    /// Copy files between a running container and the host
+    Cp(CpArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CpArgs {
+    /// CONTAINER:PATH, a host path, or `-` for a tar stream on stdin
+    pub src: String,
+    /// CONTAINER:PATH, a host path, or `-` for a tar stream on stdout
+    pub dest: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Keep STDIN open
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Start the command and return at once, its output discarded
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Set environment variables (KEY=VALUE, or KEY to copy from the host)
+    #[arg(short, long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Read environment variables from a file
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+    /// User to run as: NAME|UID[:GROUP|GID] (default: the container's)
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Working directory inside the container (default: the container's)
+    #[arg(short, long = "workdir", value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// The container: name, id or unique id prefix
+    pub container: String,
+    /// COMMAND [ARG...]
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        required = true,
+        value_name = "COMMAND"
+    )]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// The container: name, id or unique id prefix
+    pub container: String,
 }
 
 /// How to reach registries; shared by `pull` and `run`.

@@ -26,10 +26,28 @@ mod userns;
 mod volume;
 
 fn main() {
+    seal_self();
     let cli = cli::Cli::parse_from_env();
     let code = match commands::dispatch(cli) {
         Ok(code) => code,
         Err(err) => errors::report(&err),
     };
     std::process::exit(code);
+}
+
+/// Commands that start container processes run from a sealed copy of
+/// hutch (`sys::selfexe`, the CVE-2019-5736 guard).
+fn seal_self() {
+    const LAUNCHERS: [&str; 5] = ["run", "exec", "start", "restart", "create"];
+    let launches = std::env::args()
+        .nth(1)
+        .is_some_and(|a| LAUNCHERS.contains(&a.as_str()));
+    if launches {
+        if let Err(e) = sys::selfexe::ensure_sealed() {
+            eprintln!(
+                "warning: run from a sealed copy of hutch: {e}; a container may be able to \
+                 overwrite the hutch binary if it is yours (see SECURITY.md)"
+            );
+        }
+    }
 }

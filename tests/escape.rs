@@ -6,6 +6,7 @@
 mod common;
 
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -627,4 +628,208 @@ fn setgroups_and_id_maps_cannot_be_rewritten_from_inside() {
         ],
     );
     assert!(ok && out == "deny\n", "control: {out}");
+}
+
+/// A copy of hutch owned by the test user, as in `~/.local/bin`: the
+/// container's root is that user, so only hutch's guard stands between a
+/// container and this file.
+fn own_hutch(u: &TestUser) -> std::path::PathBuf {
+    let bin = u.scratch("bin").join("hutch");
+    fs::copy(hutch_bin(), &bin).unwrap();
+    std::os::unix::fs::chown(&bin, Some(u.uid), Some(u.gid)).unwrap();
+    bin
+}
+
+/// CVE-2019-5736: the image's `/bin/evil` is `#!/proc/self/exe`, so when
+/// the user runs `hutch exec CTR /bin/evil` the kernel runs hutch itself
+/// in the container. A probe waiting there catches its /proc/PID/exe and
+/// tries to rewrite it after it exits. It only reaches hutch's sealed
+/// memfd copy; the user's binary is unchanged.
+#[test]
+fn a_container_cannot_overwrite_the_callers_own_hutch_binary() {
+    let Some(u) = TestUser::t1() else { return };
+    let bin = own_hutch(&u);
+    let before = fs::read(&bin).unwrap();
+    let rootfs = own_rootfs(&u, "evil-rootfs", |d| {
+        let evil = d.join("bin/evil");
+        fs::write(&evil, "#!/proc/self/exe\n").unwrap();
+        fs::set_permissions(&evil, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    });
+    let attack = [
+        "run", "--name", "victim", "--rootfs", &rootfs, "exeprobe", "attack", "30",
+    ];
+    let mut ctr = spawn_hutch_bin(&u, &bin, &attack, &Opts::default());
+    assert!(
+        ctr.wait_for_stdout("WAITING", Duration::from_secs(30)),
+        "{}",
+        ctr.stderr_now()
+    );
+    // The hutch of `run` runs from the sealed copy too (its clone is the
+    // container's init until execve): even host root cannot write it.
+    let exe = fs::read_link(format!("/proc/{}/exe", hutch_child(ctr.pid()))).unwrap();
+    assert!(exe.to_string_lossy().starts_with("/memfd:hutch"), "{exe:?}");
+    let w = fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/proc/{}/exe", hutch_child(ctr.pid())))
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"PWNED"));
+    // ETXTBSY while it runs; the seals refuse writes once it has exited.
+    let err = w.map_err(|e| e.raw_os_error());
+    assert!(
+        matches!(err, Err(Some(libc::ETXTBSY | libc::EPERM))),
+        "{err:?}"
+    );
+    let exe = fs::File::open(format!("/proc/{}/exe", hutch_child(ctr.pid()))).unwrap();
+    let seals = nix::fcntl::fcntl(
+        std::os::fd::AsRawFd::as_raw_fd(&exe),
+        nix::fcntl::FcntlArg::F_GET_SEALS,
+    );
+    let want = libc::F_SEAL_WRITE | libc::F_SEAL_GROW | libc::F_SEAL_SHRINK | libc::F_SEAL_SEAL;
+    assert_eq!(seals.map(|s| s & want), Ok(want));
+    for _ in 0..20 {
+        let r = run_hutch_bin(&u, &bin, &["exec", "victim", "/bin/evil"]);
+        assert_ne!(r.code(), Some(0), "hutch as an interpreter fails: {r}");
+        if ctr.stdout_now().contains("CAUGHT") {
+            break;
+        }
+    }
+    let r = ctr.wait();
+    assert!(
+        r.stdout.contains("CAUGHT /memfd:hutch"),
+        "the probe caught hutch: {r}"
+    );
+    assert!(
+        r.stdout.contains("DENIED EPERM") && !r.stdout.contains("WROTE"),
+        "{r}"
+    );
+    assert!(
+        fs::read(&bin).unwrap() == before,
+        "the user's hutch binary changed"
+    );
+
+    // Control: the same technique rewrites an executable the container owns.
+    let out = hutch_ok(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "--rootfs",
+            &rootfs,
+            "sh",
+            "-c",
+            "mkdir /tmp/own && cp /bin/busybox /tmp/own/busybox && \
+             exeprobe control /tmp/own/busybox; head -c 5 /tmp/own/busybox; echo",
+        ],
+    );
+    assert_eq!(out, "CAUGHT /tmp/own/busybox\nWROTE\nPWNED\n", "control");
+}
+
+/// The same attack against a binary owned by root that nobody else may
+/// write (a packaged install): hutch runs it in place, without the memfd
+/// copy, and the probe that catches it is refused by the file's owner and
+/// mode, since container root is only the caller.
+#[test]
+fn a_root_owned_hutch_runs_in_place_and_stays_out_of_reach() {
+    let Some(u) = TestUser::t1() else { return };
+    let bin = hutch_bin().to_path_buf();
+    let meta = fs::metadata(&bin).unwrap();
+    assert!(
+        meta.uid() == 0 && meta.mode() & 0o022 == 0,
+        "the harness copy is root's, 0755"
+    );
+    let before = fs::read(&bin).unwrap();
+    let rootfs = own_rootfs(&u, "evil-rootfs", |d| {
+        let evil = d.join("bin/evil");
+        fs::write(&evil, "#!/proc/self/exe\n").unwrap();
+        fs::set_permissions(&evil, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    });
+    let attack = [
+        "run", "--name", "victim", "--rootfs", &rootfs, "exeprobe", "attack", "30",
+    ];
+    let mut ctr = spawn_hutch(&u, &attack, &Opts::default());
+    assert!(
+        ctr.wait_for_stdout("WAITING", Duration::from_secs(30)),
+        "{}",
+        ctr.stderr_now()
+    );
+    let exe = fs::read_link(format!("/proc/{}/exe", hutch_child(ctr.pid()))).unwrap();
+    assert_eq!(exe, bin, "run in place, not from a copy");
+    for _ in 0..20 {
+        let r = hutch_run(&u, &["exec", "victim", "/bin/evil"]);
+        assert_ne!(r.code(), Some(0), "hutch as an interpreter fails: {r}");
+        if ctr.stdout_now().contains("CAUGHT") {
+            break;
+        }
+    }
+    let r = ctr.wait();
+    assert!(
+        r.stdout.contains(&format!("CAUGHT {}", bin.display())),
+        "{r}"
+    );
+    assert!(
+        r.stdout.contains("DENIED") && !r.stdout.contains("WROTE"),
+        "{r}"
+    );
+    assert!(
+        fs::read(&bin).unwrap() == before,
+        "the hutch binary changed"
+    );
+}
+
+/// The hutch process of a `spawn_hutch` (the wrapper execs into it, so it
+/// is the spawned pid itself).
+fn hutch_child(pid: u32) -> u32 {
+    pid
+}
+
+fn run_hutch_bin(u: &TestUser, bin: &Path, args: &[&str]) -> Run {
+    spawn_hutch_bin(u, bin, args, &Opts::default()).wait()
+}
+
+/// CVE-2024-21626: with a host directory leaked on fd 7, a working
+/// directory of `/proc/self/fd/7` would put the command on the host.
+/// Both `run` and `exec` refuse it (126) and show only stdio.
+#[test]
+fn a_leaked_descriptor_cannot_become_the_working_directory() {
+    let Some(u) = TestUser::t1() else { return };
+    let fd7 = Opts {
+        fd7: Some("/etc".into()),
+        ..Opts::default()
+    };
+    let rootfs = images().rootfs();
+    let base = ["run", "--rm", "--rootfs", rootfs.as_str()];
+    for wd in ["/proc/self/fd/7", "/proc/1/cwd/../../etc"] {
+        let args = [&base[..], &["-w", wd, "pwd"]].concat();
+        let r = run_hutch(&u, &args, &fd7);
+        assert_eq!(r.code(), Some(126), "run -w {wd}: {r}");
+        assert!(r.stderr.contains("enter working directory"), "{r}");
+    }
+    // Control: an ordinary directory and `..` past the root stay inside.
+    let args = [&base[..], &["-w", "/../../tmp", "pwd"]].concat();
+    let r = run_hutch(&u, &args, &fd7);
+    assert_eq!((r.code(), r.stdout.as_str()), (Some(0), "/tmp\n"), "{r}");
+
+    let mut ctr = spawn_hutch(
+        &u,
+        &[
+            "run",
+            "--name",
+            "fds",
+            "--rootfs",
+            &rootfs,
+            "sh",
+            "-c",
+            "echo up; exec sleep 60",
+        ],
+        &Opts::default(),
+    );
+    assert!(ctr.wait_for_stdout("up", Duration::from_secs(30)));
+    let exec = |args: &[&str]| run_hutch(&u, &[&["exec"], args].concat(), &fd7);
+    let r = exec(&["-w", "/proc/self/fd/7", "fds", "pwd"]);
+    assert_eq!(r.code(), Some(126), "exec -w: {r}");
+    let r = exec(&["fds", "ls", "/proc/self/fd"]);
+    assert_eq!(r.stdout, "0\n1\n2\n3\n", "exec's fds: {r}");
+    let r = exec(&["-w", "/tmp", "fds", "pwd"]);
+    assert_eq!(r.stdout, "/tmp\n", "control: {r}");
+    ctr.signal(Signal::SIGKILL);
+    let _ = ctr.wait();
 }

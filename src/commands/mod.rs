@@ -2,7 +2,9 @@
 
 mod container;
 mod control;
+mod cp;
 mod doctor;
+mod exec;
 mod image;
 mod images;
 mod info;
@@ -20,6 +22,7 @@ mod save;
 mod start;
 mod stop;
 mod tag;
+mod top;
 mod volume;
 
 use std::io::{BufRead, IsTerminal, Write};
@@ -58,6 +61,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Save(args) => save::save(args),
         Command::Login(args) => login::login(args),
         Command::Logout(args) => login::logout(args),
+        Command::Exec(args) => exec::exec(args),
+        Command::Top(args) => top::top(args),
+        Command::Cp(args) => cp::cp(args),
     }
 }
 

@@ -535,5 +535,20 @@ pub fn parse_volume(spec: &str, cwd: &Path, data_dir: &Path) -> anyhow::Result<V
     })
 }
 
+/// `hutch exec`'s environment: the container's, then `--env-file`
+/// files, then `-e` (a bare `KEY` copies the caller's value when set).
+pub fn merge_env(
+    base: &[String],
+    env_files: &[PathBuf],
+    env: &[String],
+    host: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<Vec<String>> {
+    let mut out = base.to_vec();
+    for kv in read_env_files(env_files)?.iter().chain(env) {
+        apply_env(&mut out, kv, host)?;
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests;

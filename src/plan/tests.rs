@@ -243,6 +243,30 @@ fn volumes() {
 }
 
 #[test]
+fn exec_env_layers_files_then_flags_over_the_containers() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("env");
+    std::fs::write(&file, "# comment\n\nA=file\nB=file\nFROM_HOST\n").unwrap();
+    let host = |k: &str| (k == "FROM_HOST").then(|| "host".to_string());
+    let base = vec!["PATH=/bin".to_string(), "A=ctr".to_string()];
+    let cases: &[(&[&str], &[&str])] = &[
+        (&[], &["PATH=/bin", "A=file", "B=file", "FROM_HOST=host"]),
+        (
+            &["B=flag", "C"],
+            &["PATH=/bin", "A=file", "B=flag", "FROM_HOST=host"],
+        ),
+        (&["A="], &["PATH=/bin", "A=", "B=file", "FROM_HOST=host"]),
+    ];
+    for (flags, want) in cases {
+        let flags: Vec<String> = flags.iter().map(|s| s.to_string()).collect();
+        let got = merge_env(&base, std::slice::from_ref(&file), &flags, &host).unwrap();
+        assert_eq!(got, *want, "{flags:?}");
+    }
+    assert!(merge_env(&base, &[], &["=x".to_string()], &host).is_err());
+    assert!(merge_env(&base, &[dir.path().join("missing")], &[], &host).is_err());
+}
+
+#[test]
 fn publish_dns_and_hosts_flags() {
     let p = plan(
         &[

@@ -21,10 +21,10 @@ use nix::unistd::{access, dup2, execve, sethostname, setsid, AccessFlags};
 
 use super::seccomp::Bpf;
 use super::sync::{Channel, ToChild, ToParent};
-use super::{creds, init, mounts, pty, user};
+use super::{creds, init, mounts, pty, user, workdir};
 use crate::errors::{ExitCode, EXIT_CANNOT_EXEC, EXIT_HUTCH, EXIT_NOT_FOUND};
 use crate::plan::Plan;
-use crate::sys::process::{cloexec_from, exit_now, reset_signal_dispositions};
+use crate::sys::process::{cloexec_from, close_fds_except, exit_now, reset_signal_dispositions};
 
 /// What the container init needs, prepared by the parent before clone.
 pub struct Setup<'a> {
@@ -60,6 +60,9 @@ fn run(chan: &Channel, ctx: &Setup<'_>) -> anyhow::Result<Infallible> {
     reset_signal_dispositions();
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
         .context("unblock signals")?;
+    // Nothing of the host but stdio and our channel: a host descriptor
+    // would be a way out through /proc/self/fd (CVE-2024-21626).
+    close_fds_except(3, &[chan.as_raw_fd()]).context("close inherited descriptors")?;
     // [1] The parent writes our id maps, then says go. EOF: it died.
     let winsize = match chan.recv::<ToChild>()? {
         Some((ToChild::Go { winsize }, _)) => winsize,
@@ -111,6 +114,7 @@ fn run(chan: &Channel, ctx: &Setup<'_>) -> anyhow::Result<Infallible> {
     }
     // Docker creates a missing working directory, as root.
     let _ = std::fs::create_dir_all(&plan.process.cwd);
+    let root = workdir::open_root()?;
     if plan.init {
         init::become_init(chan_raw(chan))?;
     }
@@ -121,9 +125,8 @@ fn run(chan: &Channel, ctx: &Setup<'_>) -> anyhow::Result<Infallible> {
         seccomp: ctx.seccomp,
         setgroups_allowed: ctx.setgroups_allowed,
     })?;
-    std::env::set_current_dir(&plan.process.cwd)
-        .with_context(|| format!("enter working directory `{}`", plan.process.cwd))
-        .map_err(|e| e.context(ExitCode(EXIT_CANNOT_EXEC)))?;
+    workdir::enter(&root, &plan.process.cwd)?;
+    drop(root);
     // No host descriptor survives execve (CVE-2024-21626 class).
     cloexec_from(3).context("mark descriptors close-on-exec")?;
     // setresuid cleared the parent-death signal (prctl(2)): re-arm it and
@@ -160,7 +163,7 @@ fn chan_raw(chan: &Channel) -> std::os::fd::RawFd {
 }
 
 /// execve with Docker's lookup rules and exit codes.
-fn exec(args: &[String], env: &[String]) -> anyhow::Result<Infallible> {
+pub(crate) fn exec(args: &[String], env: &[String]) -> anyhow::Result<Infallible> {
     let argv0 = args.first().map(String::as_str).unwrap_or_default();
     let path = find_program(argv0, env)?;
     let cargs = cstrings(args)?;

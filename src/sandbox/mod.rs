@@ -2,7 +2,9 @@
 //! (mounts, pivot_root, credentials, capabilities, seccomp, exec).
 
 pub mod child;
+pub mod cptar;
 pub mod creds;
+pub mod exec;
 pub mod init;
 pub mod mounts;
 pub mod nsexec;
@@ -12,3 +14,4 @@ pub mod seccomp;
 pub mod supervisor;
 pub mod sync;
 pub mod user;
+pub mod workdir;

@@ -91,12 +91,7 @@ fn signal_set() -> SigSet {
 /// (`sync.rs`) up to its execve.
 pub fn launch(ctx: &child::Setup<'_>, maps: &IdMaps) -> anyhow::Result<Running> {
     let (ours, theirs) = Channel::pair()?;
-    // Blocked before clone, so a SIGCHLD of a fast child stays pending for
-    // the signalfd; the child unblocks them first thing.
-    let set = signal_set();
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
-        .context("block signals")?;
-    let signals = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC).context("create signalfd")?;
+    let signals = block_signals()?;
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
     let mut flags = CloneFlags::CLONE_NEWUSER
@@ -173,7 +168,56 @@ pub fn launch(ctx: &child::Setup<'_>, maps: &IdMaps) -> anyhow::Result<Running> 
     })
 }
 
+/// Blocks the forwarded signals and SIGCHLD and returns a signalfd for
+/// them. Called before clone, so a SIGCHLD of a fast child stays pending
+/// for the signalfd; the child unblocks them first thing.
+pub fn block_signals() -> anyhow::Result<SignalFd> {
+    let set = signal_set();
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
+        .context("block signals")?;
+    SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC).context("create signalfd")
+}
+
+/// `exec`'s side of `launch`'s loop: reads the child's messages until its
+/// execve closes the channel; returns the pty master it sent with `-t`.
+pub fn until_exec(
+    ours: &Channel,
+    guard: &mut ChildGuard,
+    terminal: bool,
+) -> anyhow::Result<Option<OwnedFd>> {
+    let mut master = None;
+    loop {
+        match ours.recv::<ToParent>()? {
+            None => return Ok(master), // [4] execve succeeded: the channel closed on exec.
+            Some((ToParent::PtyMaster, Some(fd))) if terminal && master.is_none() => {
+                master = Some(fd)
+            }
+            Some((ToParent::Failed { chain, hints, code }, _)) => {
+                // The child exits with `code`; reap it here.
+                if let Some(pid) = guard.disarm() {
+                    let _ = waitpid(pid, None);
+                }
+                return Err(crate::errors::rebuild(&chain, &hints, code));
+            }
+            Some((msg, _)) => {
+                bail!("exec: unexpected message {msg:?} from the child")
+            }
+        }
+    }
+}
+
 impl Running {
+    /// A started process that is not a container init (`hutch exec`).
+    pub fn adopt(guard: ChildGuard, signals: SignalFd, master: Option<OwnedFd>) -> Running {
+        Running {
+            guard,
+            net: None,
+            signals,
+            master,
+            _fuse: None,
+        }
+    }
+
     /// The network helper's name and host pid, if the network has one.
     pub fn net_helper(&self) -> Option<(&'static str, u32)> {
         self.net.as_ref().map(|h| (h.name(), h.pid()))

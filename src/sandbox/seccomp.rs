@@ -260,12 +260,8 @@ fn cache_key(caps: &CapsHashSet) -> String {
     use sha2::{Digest, Sha256};
     let mut names: Vec<String> = caps.iter().map(|c| c.to_string()).collect();
     names.sort();
-    let exe = std::fs::metadata("/proc/self/exe")
-        .map(|m| {
-            use std::os::unix::fs::MetadataExt;
-            format!("{}:{}:{}", m.size(), m.mtime(), m.mtime_nsec())
-        })
-        .unwrap_or_default();
+    // The on-disk binary's, also when running from the sealed copy.
+    let exe = crate::sys::selfexe::identity();
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let mut h = Sha256::new();
     for part in [

@@ -8,4 +8,5 @@ pub mod pidfd;
 pub mod probe;
 pub mod process;
 pub mod seccomp;
+pub mod selfexe;
 pub mod spawn;

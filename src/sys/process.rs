@@ -126,6 +126,39 @@ pub fn borrow_fd(fd: RawFd) -> BorrowedFd<'static> {
     unsafe { BorrowedFd::borrow_raw(fd) }
 }
 
+/// Closes every fd from `first` up except `keep`: a process that is about
+/// to enter a container must hold no descriptor of the host, since a
+/// magic link such as `/proc/self/fd/N` would lead back out of the root
+/// (CVE-2024-21626). Marking close-on-exec is not enough before a chdir.
+pub fn close_fds_except(first: RawFd, keep: &[RawFd]) -> nix::Result<()> {
+    let mut from = first;
+    loop {
+        // The next kept fd at or above `from`; no allocation, as this runs
+        // in forked children.
+        let next = keep.iter().copied().filter(|k| *k >= from).min();
+        if next != Some(from) {
+            let last = next.map_or(libc::c_uint::MAX, |k| (k - 1) as libc::c_uint);
+            // SAFETY: close_range(2) closes this process's fds in the
+            // range; the caller owns every one of them except `keep`, and
+            // no Rust object outlives this for a closed fd (the callers
+            // are about to exec and hold only the kept descriptors).
+            let ret = unsafe {
+                libc::syscall(
+                    libc::SYS_close_range,
+                    from as libc::c_uint,
+                    last,
+                    0 as libc::c_uint,
+                )
+            };
+            Errno::result(ret)?;
+        }
+        match next {
+            Some(k) => from = k.saturating_add(1),
+            None => return Ok(()),
+        }
+    }
+}
+
 /// Closes every fd from `first` up (a fresh supervisor drops what the
 /// `hutch` process that forked it had open, its store lock included).
 pub fn close_from(first: RawFd) -> nix::Result<()> {
@@ -140,4 +173,39 @@ pub fn close_from(first: RawFd) -> nix::Result<()> {
         )
     };
     Errno::result(ret).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether `fd` is open in this process.
+    fn is_open(fd: RawFd) -> bool {
+        nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD).is_ok()
+    }
+
+    #[test]
+    fn close_fds_except_keeps_stdio_and_the_kept_ones() {
+        // In a child: closing descriptors of the test harness is fine there.
+        let code = crate::sys::seccomp::fork_and_wait(|| {
+            let mut fds = [0; 6];
+            for slot in fds.iter_mut() {
+                match nix::unistd::dup(2) {
+                    Ok(fd) => *slot = fd,
+                    Err(_) => return 2,
+                }
+            }
+            let keep = [fds[1], fds[4], 2, fds[4]];
+            if close_fds_except(3, &keep).is_err() {
+                return 3;
+            }
+            let ok = [0, 1, 2].iter().all(|f| is_open(*f))
+                && fds
+                    .iter()
+                    .all(|f| is_open(*f) == (*f == fds[1] || *f == fds[4]))
+                && !is_open(fds[5] + 1);
+            i32::from(!ok)
+        });
+        assert_eq!(code, Ok(0));
+    }
 }

@@ -557,6 +557,12 @@ fn reader<R: Read + Send + 'static>(mut r: R, buf: Arc<Mutex<Vec<u8>>>) -> JoinH
 
 /// Starts hutch as `user` with its loginuid set; see the module docs.
 pub fn spawn_hutch(user: &TestUser, args: &[&str], opts: &Opts) -> Running {
+    spawn_hutch_bin(user, &env().hutch, args, opts)
+}
+
+/// Like `spawn_hutch`, running the hutch binary at `bin` (e.g. a copy the
+/// user owns, for the attacks on the binary itself).
+pub fn spawn_hutch_bin(user: &TestUser, bin: &Path, args: &[&str], opts: &Opts) -> Running {
     let env = env();
     let n = COUNTER.fetch_add(1, Ordering::SeqCst);
     let session_file = env
@@ -589,7 +595,7 @@ pub fn spawn_hutch(user: &TestUser, args: &[&str], opts: &Opts) -> Running {
     for (k, v) in &opts.env {
         inner.push(format!("{k}={v}"));
     }
-    inner.push(env.hutch.display().to_string());
+    inner.push(bin.display().to_string());
     inner.extend(args.iter().map(|s| s.to_string()));
 
     const SCRIPT: &str = r#"echo "$1" > /proc/self/loginuid || { echo "harness: cannot set loginuid" >&2; exit 99; }
