@@ -592,3 +592,65 @@ fn a_failed_start_leaves_no_helper() {
         assert_nothing_left(&r, backend);
     }
 }
+
+#[test]
+fn a_container_can_share_another_containers_network() {
+    let Some(u) = TestUser::t1() else { return };
+    if !helpers_present() {
+        return;
+    }
+    let rootfs = images().rootfs();
+    let server = "while true; do nc -l -p 7000 -e echo from-the-first; done";
+    let id = hutch_ok(
+        &u,
+        &[
+            "run", "-d", "--name", "first", "--rootfs", &rootfs, "sh", "-c", server,
+        ],
+    );
+    let links = |args: &[&str]| {
+        let mut all = vec!["run", "--rm"];
+        all.extend(args);
+        all.extend(["--rootfs", &rootfs, "sh", "-c"]);
+        all.push("ip -o link | cut -d' ' -f2; echo x | nc -w 5 127.0.0.1 7000; ps -o pid,comm | wc -l; exit 3");
+        hutch_run(&u, &all)
+    };
+    let r = links(&["--network", "container:first"]);
+    // The first container's interfaces and its loopback server; its own
+    // processes only (ps, sh, header); the command's exit code.
+    assert_eq!(r.code(), Some(3), "{r}");
+    assert!(
+        r.stdout.contains("lo:") && r.stdout.lines().filter(|l| l.ends_with(':')).count() == 2,
+        "{r}"
+    );
+    assert!(r.stdout.contains("from-the-first"), "{r}");
+    assert_nothing_left(&r, "shared network");
+    // Control: a container of its own network does not reach that server.
+    let r = links(&[]);
+    assert!(!r.stdout.contains("from-the-first"), "{r}");
+    // Flags that configure a network conflict, as in Docker; a container
+    // that is not running has no network to share.
+    for bad in [
+        vec!["-p", "80:80"],
+        vec!["--dns", "192.0.2.1"],
+        vec!["--hostname", "x"],
+    ] {
+        let mut args = vec!["run", "--rm", "--network", "container:first"];
+        args.extend(bad.iter().copied());
+        args.extend(["--rootfs", &rootfs, "true"]);
+        assert_eq!(hutch_run(&u, &args).code(), Some(125), "{bad:?}");
+    }
+    hutch_ok(&u, &["rm", "-f", id.trim()]);
+    let r = hutch_run(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "container:first",
+            "--rootfs",
+            &rootfs,
+            "true",
+        ],
+    );
+    assert_eq!(r.code(), Some(125), "{r}");
+}

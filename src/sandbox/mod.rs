@@ -4,6 +4,7 @@
 pub mod child;
 pub mod creds;
 pub mod init;
+pub mod join;
 pub mod mounts;
 pub mod nsexec;
 pub mod parent;
