@@ -96,6 +96,9 @@ fn fetch(port: u16) -> String {
     while Instant::now() < end {
         if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
             let _ = s.set_read_timeout(Some(Duration::from_secs(15)));
+            // The server answers only after a line: the answer can only
+            // come over a connection that reached it end to end.
+            let _ = s.write_all(b"GET / HTTP/1.0\r\n\r\n");
             let mut out = String::new();
             let _ = s.read_to_string(&mut out);
             if !out.is_empty() {
@@ -131,7 +134,7 @@ fn a_published_tcp_port_reaches_the_container_and_port_lists_it() {
                 &images().rootfs(),
                 "sh",
                 "-c",
-                "echo ready; nc -l -p 80 -e echo served-by-container",
+                "echo ready; nc -l -p 80 -e sh -c 'read l; echo served-by-container; sleep 1'",
             ],
             &Opts::default(),
         );
