@@ -96,6 +96,9 @@ fn fetch(port: u16) -> String {
     while Instant::now() < end {
         if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
             let _ = s.set_read_timeout(Some(Duration::from_secs(15)));
+            // The server answers only after a line: the answer can only
+            // come over a connection that reached it end to end.
+            let _ = s.write_all(b"GET / HTTP/1.0\r\n\r\n");
             let mut out = String::new();
             let _ = s.read_to_string(&mut out);
             if !out.is_empty() {
@@ -131,7 +134,7 @@ fn a_published_tcp_port_reaches_the_container_and_port_lists_it() {
                 &images().rootfs(),
                 "sh",
                 "-c",
-                "echo ready; nc -l -p 80 -e echo served-by-container",
+                "echo ready; nc -l -p 80 -e sh -c 'read l; echo served-by-container; sleep 1'",
             ],
             &Opts::default(),
         );
@@ -591,4 +594,66 @@ fn a_failed_start_leaves_no_helper() {
         assert_eq!(r.code(), Some(127), "{r}");
         assert_nothing_left(&r, backend);
     }
+}
+
+#[test]
+fn a_container_can_share_another_containers_network() {
+    let Some(u) = TestUser::t1() else { return };
+    if !helpers_present() {
+        return;
+    }
+    let rootfs = images().rootfs();
+    let server = "while true; do nc -l -p 7000 -e echo from-the-first; done";
+    let id = hutch_ok(
+        &u,
+        &[
+            "run", "-d", "--name", "first", "--rootfs", &rootfs, "sh", "-c", server,
+        ],
+    );
+    let links = |args: &[&str]| {
+        let mut all = vec!["run", "--rm"];
+        all.extend(args);
+        all.extend(["--rootfs", &rootfs, "sh", "-c"]);
+        all.push("ip -o link | cut -d' ' -f2; echo x | nc -w 5 127.0.0.1 7000; ps -o pid,comm | wc -l; exit 3");
+        hutch_run(&u, &all)
+    };
+    let r = links(&["--network", "container:first"]);
+    // The first container's interfaces and its loopback server; its own
+    // processes only (ps, sh, header); the command's exit code.
+    assert_eq!(r.code(), Some(3), "{r}");
+    assert!(
+        r.stdout.contains("lo:") && r.stdout.lines().filter(|l| l.ends_with(':')).count() == 2,
+        "{r}"
+    );
+    assert!(r.stdout.contains("from-the-first"), "{r}");
+    assert_nothing_left(&r, "shared network");
+    // Control: a container of its own network does not reach that server.
+    let r = links(&[]);
+    assert!(!r.stdout.contains("from-the-first"), "{r}");
+    // Flags that configure a network conflict, as in Docker; a container
+    // that is not running has no network to share.
+    for bad in [
+        vec!["-p", "80:80"],
+        vec!["--dns", "192.0.2.1"],
+        vec!["--hostname", "x"],
+    ] {
+        let mut args = vec!["run", "--rm", "--network", "container:first"];
+        args.extend(bad.iter().copied());
+        args.extend(["--rootfs", &rootfs, "true"]);
+        assert_eq!(hutch_run(&u, &args).code(), Some(125), "{bad:?}");
+    }
+    hutch_ok(&u, &["rm", "-f", id.trim()]);
+    let r = hutch_run(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "container:first",
+            "--rootfs",
+            &rootfs,
+            "true",
+        ],
+    );
+    assert_eq!(r.code(), Some(125), "{r}");
 }

@@ -68,7 +68,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
             RootfsMount::Plain,
         ),
     };
-    write_etc_files(&container, &plan)?;
+    let shared = shared_network(&dirs, &plan, &maps)?;
+    write_etc_files(&container, &plan, shared.as_ref())?;
     let config_json = container.run_dir.join("config.json");
     plan::spec::write(&plan, &rootfs, &maps, &config_json)?;
     let launch = Launch {
@@ -77,6 +78,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         mount: &mount,
         maps: &maps,
         run_dir: &container.run_dir,
+        join: shared.as_ref().map(|s| &s.init),
     };
     super::start::save_launch(&container, &launch)?;
     let code = go(&args, &launch, &dirs, &container, &mut record)?;
@@ -169,6 +171,8 @@ pub(super) struct Launch<'a> {
     pub maps: &'a IdMaps,
     /// The container's runtime dir (the network helper's files).
     pub run_dir: &'a Path,
+    /// `--network container:NAME`: that container's init.
+    pub join: Option<&'a ProcId>,
 }
 
 pub(super) fn start_and_wait(
@@ -180,7 +184,7 @@ pub(super) fn start_and_wait(
     let (caps, bpf) = caps_and_seccomp(l, dirs)?;
     let setup = setup(l, &caps, bpf.as_ref());
     let running = parent::launch(&setup, l.maps)?;
-    let pid = running.guard.pid().context("start container: no process")?;
+    let pid = running.init_pid();
     record.set_running(&ProcId::of(pid.as_raw())?);
     record.net_helper_pid = running.net_helper().map(|(_, p)| p);
     // This process records the exit: `rm -f` and `wait` wait for it.
@@ -246,7 +250,55 @@ fn setup<'a>(
             _ => None,
         },
         net_dir: l.run_dir,
+        join: l.join,
     }
+}
+
+/// The running container whose network `--network container:NAME`
+/// shares: its init, and its runtime dir (hosts, resolv.conf).
+pub(super) struct Shared {
+    pub init: ProcId,
+    run_dir: PathBuf,
+}
+
+pub(super) fn shared_network(
+    dirs: &Dirs,
+    plan: &Plan,
+    maps: &IdMaps,
+) -> anyhow::Result<Option<Shared>> {
+    let Some(name) = &plan.network_of else {
+        return Ok(None);
+    };
+    let st = state::find(dirs, name)?;
+    let init = st
+        .init()
+        .filter(|_| state::is_alive(&st))
+        .with_context(|| format!("share the network of container `{name}`: it is not running"))
+        .hint(format!("start it first: `hutch start {name}`"))?;
+    // Its user namespace becomes ours: files must map the same way.
+    let same = |kind: &str, want: &[userns::IdMapEntry]| {
+        let text =
+            std::fs::read_to_string(format!("/proc/{}/{kind}", init.pid)).unwrap_or_default();
+        let got: Vec<Vec<&str>> = text
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        let want = userns::idmap::to_proc_text(want);
+        got == want
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .collect::<Vec<_>>()
+    };
+    if !same("uid_map", &maps.uid_map) || !same("gid_map", &maps.gid_map) {
+        return Err(anyhow::anyhow!(
+            "share the network of container `{name}`: its user namespace maps ids differently"
+        ))
+        .hint("use the same --userns mode for both containers");
+    }
+    Ok(Some(Shared {
+        init,
+        run_dir: Container::open(dirs, &st.id).run_dir,
+    }))
 }
 
 /// Where the root filesystem comes from.
@@ -397,18 +449,38 @@ fn settle_network(args: &RunArgs, plan: &mut Plan) -> anyhow::Result<()> {
     crate::net::ports::check_free(&mut plan.ports)
 }
 
-/// /etc/hostname, /etc/hosts and /etc/resolv.conf for the container.
-pub(super) fn write_etc_files(c: &Container, plan: &Plan) -> anyhow::Result<()> {
-    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
-    let gateway = crate::net::files::default_gateway(&read("/proc/net/route"));
-    let hosts = crate::net::files::hosts(
-        plan.network,
-        &plan.hostname,
-        &plan.add_hosts,
-        &read("/etc/hosts"),
-        gateway,
-    )?;
-    let resolv = crate::net::files::resolv_conf(plan.network, &plan.dns, &read("/etc/resolv.conf"));
+/// /etc/hostname, /etc/hosts and /etc/resolv.conf for the container;
+/// with a shared network, the other container's hosts and resolv.conf.
+pub(super) fn write_etc_files(
+    c: &Container,
+    plan: &Plan,
+    shared: Option<&Shared>,
+) -> anyhow::Result<()> {
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    let (hosts, resolv) = match shared {
+        Some(s) => (
+            format!(
+                "{}127.0.1.1\t{}\n",
+                read(&s.run_dir.join("hosts")),
+                plan.hostname
+            ),
+            read(&s.run_dir.join("resolv.conf")),
+        ),
+        None => (
+            crate::net::files::hosts(
+                plan.network,
+                &plan.hostname,
+                &plan.add_hosts,
+                &read(Path::new("/etc/hosts")),
+                crate::net::files::default_gateway(&read(Path::new("/proc/net/route"))),
+            )?,
+            crate::net::files::resolv_conf(
+                plan.network,
+                &plan.dns,
+                &read(Path::new("/etc/resolv.conf")),
+            ),
+        ),
+    };
     // The plan's mount table binds these names from the runtime dir.
     let files = [
         ("hostname", format!("{}\n", plan.hostname)),

@@ -96,7 +96,8 @@ fn start_one(dirs: &Dirs, key: &str, attach: bool) -> anyhow::Result<i32> {
         .mode(0o700)
         .create(&c.run_dir)
         .with_context(|| format!("create `{}`", c.run_dir.display()))?;
-    run::write_etc_files(&c, &saved.plan)?;
+    let shared = run::shared_network(dirs, &saved.plan, &maps)?;
+    run::write_etc_files(&c, &saved.plan, shared.as_ref())?;
     plan::spec::write(
         &saved.plan,
         &saved.rootfs,
@@ -111,6 +112,7 @@ fn start_one(dirs: &Dirs, key: &str, attach: bool) -> anyhow::Result<i32> {
         mount: &saved.mount,
         maps: &maps,
         run_dir: &c.run_dir,
+        join: shared.as_ref().map(|s| &s.init),
     };
     if !attach {
         if saved.plan.process.terminal {

@@ -73,7 +73,7 @@ pub fn host_address(network: Network, host_gateway: Option<Ipv4Addr>) -> Option<
         Network::Slirp4netns(_) => Some(IpAddr::V4(SLIRP_HOST)),
         Network::Pasta(_) => host_gateway.map(IpAddr::V4),
         Network::Host => Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-        Network::None => None,
+        Network::None | Network::Container => None,
     }
 }
 
@@ -93,7 +93,7 @@ pub fn resolv_conf(network: Network, dns: &Dns, host: &str) -> String {
         match network {
             Network::Pasta(_) => vec![PASTA_DNS.into()],
             Network::Slirp4netns(_) => vec![SLIRP_DNS.into()],
-            Network::Host | Network::None => host_lines("nameserver"),
+            Network::Host | Network::None | Network::Container => host_lines("nameserver"),
         }
     };
     let search = if dns.search.is_empty() {

@@ -58,6 +58,8 @@ pub enum Network {
     Pasta(UserNet),
     /// A new network namespace behind slirp4netns.
     Slirp4netns(UserNet),
+    /// Another container's (`container:NAME`; the name is in the plan).
+    Container,
 }
 
 impl Network {
@@ -69,7 +71,7 @@ impl Network {
     pub fn user_net(self) -> Option<UserNet> {
         match self {
             Network::Pasta(u) | Network::Slirp4netns(u) => Some(u),
-            Network::None | Network::Host => None,
+            Network::None | Network::Host | Network::Container => None,
         }
     }
 
@@ -79,6 +81,7 @@ impl Network {
             Network::Host => "host",
             Network::Pasta(_) => "pasta",
             Network::Slirp4netns(_) => "slirp4netns",
+            Network::Container => "container",
         }
     }
 }
@@ -132,12 +135,8 @@ pub fn parse_mode(mode: Option<&str>, have: Helpers) -> anyhow::Result<Network> 
         "slirp4netns" => Network::Slirp4netns(user_net_options(opts)?),
         "none" | "host" => bail!("use network mode `{name}`: it takes no options"),
         "bridge" | "default" | "private" => have.best(),
-        other if other.starts_with("container") => {
-            return Err(anyhow::anyhow!(
-                "use network mode `{mode}`: joining another container's network is not supported yet"
-            ))
-            .hint("publish the other container's port with `-p` and reach it through the host, or use `--network host`");
-        }
+        "container" if !opts.is_empty() => Network::Container,
+        "container" => bail!("use network mode `{mode}`: expected `container:NAME`"),
         other => {
             return Err(anyhow::anyhow!("use network mode `{other}`: not supported"))
                 .hint("use `--network pasta`, `slirp4netns`, `none` (loopback only) or `host`")
@@ -161,6 +160,11 @@ pub fn parse_mode(mode: Option<&str>, have: Helpers) -> anyhow::Result<Network> 
         ));
     }
     Ok(net)
+}
+
+/// The container named by `--network container:NAME`.
+pub fn container_target(mode: Option<&str>) -> Option<String> {
+    mode?.strip_prefix("container:").map(str::to_string)
 }
 
 /// `allow_host_loopback=true,mtu=1500` (Podman's slirp4netns keys).
@@ -210,7 +214,7 @@ pub struct Attach<'a> {
 /// value is dropped, or when the calling process dies.
 pub fn attach(network: Network, a: &Attach<'_>) -> anyhow::Result<Option<Box<dyn Helper>>> {
     Ok(match network {
-        Network::None | Network::Host => None,
+        Network::None | Network::Host | Network::Container => None,
         Network::Pasta(_) => Some(Box::new(pasta::start(a)?)),
         Network::Slirp4netns(_) => Some(Box::new(slirp::start(a)?)),
     })
@@ -274,6 +278,16 @@ mod tests {
             parse_mode(Some("pasta"), BOTH).unwrap(),
             Network::Pasta(UserNet::default())
         );
+        let none = Helpers::default();
+        assert_eq!(
+            parse_mode(Some("container:web"), none).unwrap(),
+            Network::Container
+        );
+        assert_eq!(
+            container_target(Some("container:web")).as_deref(),
+            Some("web")
+        );
+        assert_eq!(container_target(Some("pasta")), None);
         for bad in [
             "pasta:mtu=70000",
             "pasta:mtu=x",
@@ -281,7 +295,8 @@ mod tests {
             "pasta:frob=1",
             "none:x",
             "host:allow_host_loopback",
-            "container:web",
+            "container",
+            "container:",
             "macvlan",
         ] {
             assert!(parse_mode(Some(bad), BOTH).is_err(), "{bad}");

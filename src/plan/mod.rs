@@ -99,6 +99,9 @@ pub struct Plan {
     pub ports: Vec<net::PortMapping>,
     pub dns: net::files::Dns,
     pub add_hosts: Vec<net::files::AddHost>,
+    /// The container whose network `--network container:NAME` shares.
+    #[serde(default)]
+    pub network_of: Option<String>,
     pub userns: Mode,
     /// The mount table, in order (`mounts::table`).
     pub mounts: Vec<Mount>,
@@ -195,6 +198,7 @@ impl Plan {
                 .iter()
                 .map(|h| net::files::parse_add_host(h))
                 .collect::<anyhow::Result<_>>()?,
+            network_of: shared_network(a, network)?,
             userns,
             mounts: storage_mounts(
                 mounts::table(network, &volumes, i.etc_dir, a.privileged),
@@ -279,6 +283,30 @@ fn publish(
         ));
     }
     Ok(ports)
+}
+
+/// `--network container:NAME`: the network is that container's, so the
+/// flags that configure a network conflict with it (as in Docker).
+fn shared_network(a: &RunArgs, network: Network) -> anyhow::Result<Option<String>> {
+    if network != Network::Container {
+        return Ok(None);
+    }
+    let conflicts = [
+        ("-p", !a.publish.is_empty() || a.publish_all),
+        (
+            "--dns",
+            !a.dns.is_empty() || !a.dns_search.is_empty() || !a.dns_option.is_empty(),
+        ),
+        ("--add-host", !a.add_host.is_empty()),
+        ("--hostname", a.hostname.is_some()),
+    ];
+    if let Some((flag, _)) = conflicts.iter().find(|(_, on)| *on) {
+        return Err(hint(
+            anyhow::anyhow!("use `{flag}` with `--network container:NAME`: the network is the other container's"),
+            "set it on the container whose network is shared",
+        ));
+    }
+    Ok(net::container_target(a.network.as_deref()))
 }
 
 fn dns(a: &RunArgs) -> anyhow::Result<net::files::Dns> {

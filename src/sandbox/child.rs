@@ -41,6 +41,8 @@ pub struct Setup<'a> {
     pub net_dir: &'a Path,
     /// fuse-overlayfs, which the parent starts for the rootfs ([2a]).
     pub fuse: Option<&'a crate::rootfs::fuse::FuseMount>,
+    /// `--network container:NAME`: that container's init (`join.rs`).
+    pub join: Option<&'a crate::state::ProcId>,
 }
 
 /// Entry point of the cloned child.

@@ -6,6 +6,7 @@ pub mod cptar;
 pub mod creds;
 pub mod exec;
 pub mod init;
+pub mod join;
 pub mod mounts;
 pub mod nsexec;
 pub mod parent;

@@ -60,7 +60,11 @@ impl Drop for ChildGuard {
 
 /// A started container.
 pub struct Running {
+    /// The process hutch waits for: the container init, or with
+    /// `--network container:NAME` the intermediate above it (`join.rs`).
     pub guard: ChildGuard,
+    /// The container init's host pid.
+    init: Pid,
     /// The network helper; ends when the container is waited for.
     net: Option<Box<dyn crate::net::Helper>>,
     signals: SignalFd,
@@ -78,7 +82,7 @@ impl Running {
     }
 }
 
-fn signal_set() -> SigSet {
+pub(super) fn signal_set() -> SigSet {
     let mut set = SigSet::empty();
     for s in FORWARDED {
         set.add(s);
@@ -103,29 +107,42 @@ pub fn launch(ctx: &child::Setup<'_>, maps: &IdMaps) -> anyhow::Result<Running> 
     if ctx.plan.network.own_namespace() {
         flags |= CloneFlags::CLONE_NEWNET;
     }
-    let pid = match clone_fork(flags).context("clone the container process")? {
-        None => {
-            drop(ours);
-            drop(signals);
-            child::main(theirs, ctx)
-        }
-        Some(pid) => pid,
-    };
-    drop(theirs);
-    let mut guard = ChildGuard(Some(pid));
-    crate::userns::write::write(pid, maps)?;
-    // The helper joins the container's user and network namespaces from
-    // outside (it needs the id maps written) and has configured the
-    // network before the command runs.
-    let net = crate::net::attach(
-        ctx.plan.network,
-        &crate::net::Attach {
-            pid,
-            net: ctx.plan.network.user_net().unwrap_or_default(),
-            ports: &ctx.plan.ports,
-            dir: ctx.net_dir,
+    // `--network container:NAME`: into that container's namespaces
+    // (`join.rs`), whose id maps are already written.
+    let join = ctx.join.map(super::join::Target::open).transpose()?;
+    let pid = match join {
+        Some(target) => super::join::fork_into(target, theirs, ctx)?,
+        None => match clone_fork(flags).context("clone the container process")? {
+            None => {
+                drop(ours);
+                drop(signals);
+                child::main(theirs, ctx)
+            }
+            Some(pid) => {
+                drop(theirs);
+                pid
+            }
         },
-    )?;
+    };
+    let mut guard = ChildGuard(Some(pid));
+    let (init, net) = if ctx.join.is_some() {
+        (init_of_join(&ours, &mut guard)?, None)
+    } else {
+        crate::userns::write::write(pid, maps)?;
+        // The helper joins the container's user and network namespaces
+        // from outside (it needs the id maps written) and has configured
+        // the network before the command runs.
+        let net = crate::net::attach(
+            ctx.plan.network,
+            &crate::net::Attach {
+                pid,
+                net: ctx.plan.network.user_net().unwrap_or_default(),
+                ports: &ctx.plan.ports,
+                dir: ctx.net_dir,
+            },
+        )?;
+        (pid, net)
+    };
     let mut fuse = None;
     let winsize = if ctx.plan.process.terminal {
         pty::host_winsize()
@@ -139,7 +156,7 @@ pub fn launch(ctx: &child::Setup<'_>, maps: &IdMaps) -> anyhow::Result<Running> 
             None => break, // [4] execve succeeded: the channel closed on exec.
             // [2a] fuse-overlayfs mounts the rootfs (`rootfs::fuse`); [2b] go on.
             Some((ToParent::MountRootfs, _)) if fuse.is_none() => {
-                fuse = Some(crate::rootfs::fuse::start_for(ctx.fuse, pid)?);
+                fuse = Some(crate::rootfs::fuse::start_for(ctx.fuse, init)?);
                 ours.send(&ToChild::RootfsMounted, None)?;
             }
             Some((ToParent::PtyMaster, Some(fd)))
@@ -161,6 +178,7 @@ pub fn launch(ctx: &child::Setup<'_>, maps: &IdMaps) -> anyhow::Result<Running> 
     }
     Ok(Running {
         guard,
+        init,
         net,
         signals,
         master,
@@ -206,16 +224,38 @@ pub fn until_exec(
     }
 }
 
+/// [0] of `join.rs`: the host pid of the container init the
+/// intermediate started, or its failure.
+fn init_of_join(ours: &Channel, guard: &mut ChildGuard) -> anyhow::Result<Pid> {
+    match ours.recv::<ToParent>()? {
+        Some((ToParent::InitPid { pid }, _)) => Ok(Pid::from_raw(pid)),
+        Some((ToParent::Failed { chain, hints, code }, _)) => {
+            if let Some(pid) = guard.disarm() {
+                let _ = waitpid(pid, None);
+            }
+            Err(crate::errors::rebuild(&chain, &hints, code))
+        }
+        other => bail!("start container: unexpected message {other:?} from the intermediate"),
+    }
+}
+
 impl Running {
     /// A started process that is not a container init (`hutch exec`).
     pub fn adopt(guard: ChildGuard, signals: SignalFd, master: Option<OwnedFd>) -> Running {
+        let init = guard.pid().unwrap_or(Pid::from_raw(0));
         Running {
             guard,
+            init,
             net: None,
             signals,
             master,
             _fuse: None,
         }
+    }
+
+    /// The container init's host pid (recorded; `exec` joins it).
+    pub fn init_pid(&self) -> Pid {
+        self.init
     }
 
     /// The network helper's name and host pid, if the network has one.

@@ -183,7 +183,7 @@ fn start(job: &Job<'_>, record: &mut State) -> anyhow::Result<Streams> {
     for fd in [1, 2] {
         dup2(null, fd).context("detach from the container's output")?;
     }
-    let pid = running.guard.pid().context("start container: no process")?;
+    let pid = running.init_pid();
     record.set_running(&ProcId::of(pid.as_raw())?);
     record.net_helper_pid = running.net_helper().map(|(_, p)| p);
     record.supervisor = Some(ProcId::of(std::process::id() as i32)?);

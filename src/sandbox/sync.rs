@@ -54,6 +54,8 @@ pub enum ToChild {
 /// Child → parent.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum ToParent {
+    /// [0] `join.rs` only: the host pid of the container init.
+    InitPid { pid: i32 },
     /// [2a] The rootfs mount point is ready (a shared bind mount):
     /// start fuse-overlayfs on it.
     MountRootfs,
