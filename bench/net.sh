@@ -257,8 +257,14 @@ bench_net() {
     short_run_dir
     ensure_images net
     as_user mkdir -m 0700 "$SRUN/net" "$NW/data" "$NW/config"
-    # Private XDG dirs and podman's config; the runtime dir under the short $SRUN.
-    NU=("${AS_USER[@]}" env "XDG_RUNTIME_DIR=$SRUN/net" "XDG_DATA_HOME=$NW/data" "XDG_CONFIG_HOME=$NW/config"
+    # Private XDG dirs and podman's config; the runtime dir under the short
+    # $SRUN. Each measured command in a session of its own: with the
+    # kernel's autogroup scheduling a session is a scheduling group, and
+    # containers get one anyway (hutch's and podman's start a session), so
+    # under other load a bare iperf3 would otherwise get a smaller share.
+    local sess=()
+    have setsid && sess=(setsid -w)
+    NU=("${sess[@]}" "${AS_USER[@]}" env "XDG_RUNTIME_DIR=$SRUN/net" "XDG_DATA_HOME=$NW/data" "XDG_CONFIG_HOME=$NW/config"
         "CONTAINERS_CONF=$NW/containers.conf" "CONTAINERS_STORAGE_CONF=$NW/storage.conf")
     NGW=$(net_gateway) || NGW=""
     [ "${HAVE[hutch]}" = 1 ] && net_rootfs hutch
