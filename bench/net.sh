@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # bench/net.sh: the net group of bench/hutch-bench, which sources it (it
 # uses that script's helpers and settings: AS_USER, WORK, OUT, HAVE, say,
 # NET_REPS, NET_SECS, ...). Not meant to be run alone.
@@ -75,8 +76,8 @@ net_gateway() {
 
 # net_port: sets NPORT to a random TCP port that no socket on the host uses.
 net_port() {
-    local i h
-    for i in $(seq 1 50); do
+    local h
+    for _ in $(seq 1 50); do
         NPORT=$((20000 + RANDOM % 20000))
         h=$(printf '%04X' "$NPORT")
         grep -q ":$h " /proc/net/tcp /proc/net/tcp6 2>/dev/null || return 0
@@ -150,9 +151,9 @@ net_fg() {
 # "ready FILE" (the h2c server printed its line into FILE). Fails early
 # when the background side has ended.
 net_wait_for() {
-    local i h
+    local h
     [ "$1" != listen ] || h="0100007F:$(printf '%04X' "$2") 00000000:0000 0A"
-    for i in $(seq 1 $((NET_START_TIMEOUT * 50))); do
+    for _ in $(seq 1 $((NET_START_TIMEOUT * 50))); do
         if [ "$1" = listen ]; then
             grep -q "$h" /proc/net/tcp && return 0
         else
@@ -287,6 +288,7 @@ bench_net() {
         done
     done
     sed -i '/^0,/d' "$NCSV"
+    # shellcheck disable=SC2153 # NET_REPS is set by bench/hutch-bench
     say "net ($MODE): $NET_REPS repetitions of ${#cells[@]} cells (iperf3 -t $NET_SECS), interleaved, each probed once first"
     declare -A NFAILS
     n=${#cells[@]}
