@@ -544,10 +544,20 @@ fn each_backend_works_alone_and_none_is_said() {
         args.extend(ip);
         run_hutch(&u, &args, opts)
     };
-    // Only slirp4netns: it is the default.
+    // Only slirp4netns: it is the default, and `hutch info` says so.
     let r = run(&hide(&["pasta"]), &[]);
     assert_eq!(r.code(), Some(0), "{r}");
     assert!(r.stdout.contains("tap0"), "{r}");
+    let info = run_hutch(&u, &["info"], &hide(&["pasta"]));
+    assert!(
+        info.stdout.contains("network:\n  default: slirp4netns\n"),
+        "{info}"
+    );
+    let info = run_hutch(&u, &["info"], &Opts::default());
+    assert!(
+        info.stdout.contains("network:\n  default: pasta\n"),
+        "{info}"
+    );
     let r = run(&hide(&["pasta"]), &["--network", "pasta"]);
     assert_eq!(r.code(), Some(125), "{r}");
     assert!(

@@ -1,6 +1,7 @@
 //! `hutch info`: what this host gives hutch, as `podman info` shows it:
 //! kernel, id mapping, cgroups, where the store is, on which filesystem,
-//! the storage driver a container would get and why, the runtime dir.
+//! the storage driver a container would get and why, the runtime dir, and
+//! the network a container gets by default.
 //! Runs in the user's own process; probes like `run` does (one forked
 //! overlay probe), never changes anything but a scratch dir.
 
@@ -20,6 +21,17 @@ use crate::userns::{idmap, Facts, IdMaps, Mode};
 struct Info {
     host: Host,
     store: Store,
+    network: Network,
+}
+
+#[derive(Debug, Serialize)]
+struct Network {
+    /// What `run` gets without `--network`: the best helper present.
+    default: &'static str,
+    pasta: Option<PathBuf>,
+    slirp4netns: Option<PathBuf>,
+    /// Whether this user may open /dev/net/tun (both helpers need it).
+    tun: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -91,6 +103,7 @@ pub fn info(args: InfoArgs) -> anyhow::Result<i32> {
             storage_driver,
             storage_driver_reason,
         },
+        network: network_info(),
     };
     let text = match args.format.as_deref() {
         None | Some("table" | "text") => render(&info),
@@ -106,6 +119,16 @@ pub fn info(args: InfoArgs) -> anyhow::Result<i32> {
         .write_all(text.as_bytes())
         .context("write to stdout")?;
     Ok(0)
+}
+
+fn network_info() -> Network {
+    let helpers = crate::net::Helpers::probe();
+    Network {
+        default: helpers.best().name(),
+        pasta: crate::preflight::find_program("pasta"),
+        slirp4netns: crate::preflight::find_program("slirp4netns"),
+        tun: helpers.tun,
+    }
 }
 
 fn render(i: &Info) -> String {
@@ -134,5 +157,23 @@ fn render(i: &Info) -> String {
     }
     let _ = writeln!(s, "  storageDriver: {}", st.storage_driver);
     let _ = writeln!(s, "  storageDriverReason: {}", st.storage_driver_reason);
+    let n = &i.network;
+    let path = |p: &Option<PathBuf>| {
+        p.as_ref()
+            .map_or("not found".into(), |p| p.display().to_string())
+    };
+    let _ = writeln!(s, "network:");
+    let _ = writeln!(s, "  default: {}", n.default);
+    let _ = writeln!(s, "  pasta: {}", path(&n.pasta));
+    let _ = writeln!(s, "  slirp4netns: {}", path(&n.slirp4netns));
+    let _ = writeln!(
+        s,
+        "  tun: {}",
+        if n.tun {
+            "usable"
+        } else {
+            "not usable: /dev/net/tun"
+        }
+    );
     s
 }
