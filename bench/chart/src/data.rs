@@ -35,7 +35,8 @@ pub struct Growth {
 }
 
 fn read_json(path: &Path) -> anyhow::Result<Value> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("read `{}`", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("read `{}`", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("parse `{}` as JSON", path.display()))
 }
 
@@ -44,15 +45,22 @@ fn field<'a>(v: &'a Value, key: &str) -> anyhow::Result<&'a Value> {
 }
 
 fn text(v: &Value, key: &str) -> anyhow::Result<String> {
-    field(v, key)?.as_str().map(str::to_string).with_context(|| format!("read `{key}` as text"))
+    field(v, key)?
+        .as_str()
+        .map(str::to_string)
+        .with_context(|| format!("read `{key}` as text"))
 }
 
 fn num(v: &Value, key: &str) -> anyhow::Result<f64> {
-    field(v, key)?.as_f64().with_context(|| format!("read `{key}` as a number"))
+    field(v, key)?
+        .as_f64()
+        .with_context(|| format!("read `{key}` as a number"))
 }
 
 fn list<'a>(v: &'a Value, key: &str) -> anyhow::Result<&'a Vec<Value>> {
-    field(v, key)?.as_array().with_context(|| format!("read `{key}` as a list"))
+    field(v, key)?
+        .as_array()
+        .with_context(|| format!("read `{key}` as a list"))
 }
 
 impl Start {
@@ -72,7 +80,10 @@ impl Start {
             rows.push(StartRow {
                 label: format!("{} {}", text(r, "tool")?, text(r, "how")?),
                 median_ms,
-                unavailable: r.get("unavailable").and_then(Value::as_str).map(str::to_string),
+                unavailable: r
+                    .get("unavailable")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
                 is_hutch: row.starts_with("hutch"),
             });
         }
@@ -82,7 +93,11 @@ impl Start {
             num(&v, "repetitions")?,
             text(&v, "machine")?
         );
-        Ok(Start { title, rows, reference_ms })
+        Ok(Start {
+            title,
+            rows,
+            reference_ms,
+        })
     }
 }
 
@@ -94,7 +109,10 @@ fn series(items: &[Value], x: &str, y: &str) -> anyhow::Result<Vec<Series>> {
         let p = (num(it, x)?, num(it, y)?);
         match out.iter_mut().find(|s| s.tool == tool) {
             Some(s) => s.points.push(p),
-            None => out.push(Series { tool, points: vec![p] }),
+            None => out.push(Series {
+                tool,
+                points: vec![p],
+            }),
         }
     }
     Ok(out)
@@ -107,7 +125,10 @@ impl Growth {
             bail!("`{}` holds no growth results", path.display());
         }
         let mem = list(&v, "memory")?;
-        let levels = list(&v, "levels")?.iter().filter_map(Value::as_f64).collect();
+        let levels = list(&v, "levels")?
+            .iter()
+            .filter_map(Value::as_f64)
+            .collect();
         let title = format!(
             "cost growth, detached containers running sleep ({} mode); {}",
             text(&v, "mode")?,

@@ -50,7 +50,11 @@ fn bar_label(median: f64, reference: Option<f64>) -> String {
 
 fn start_panel(area: &Area<'_>, s: &Start) -> anyhow::Result<()> {
     let n = s.rows.len() as i32;
-    let max = s.rows.iter().filter_map(|r| r.median_ms).fold(1.0, f64::max);
+    let max = s
+        .rows
+        .iter()
+        .filter_map(|r| r.median_ms)
+        .fold(1.0, f64::max);
     let labels: Vec<String> = s.rows.iter().map(|r| r.label.clone()).collect();
     let mut chart = ChartBuilder::on(area)
         .caption(&s.title, ("sans-serif", 19))
@@ -70,7 +74,10 @@ fn start_panel(area: &Area<'_>, s: &Start) -> anyhow::Result<()> {
         .x_desc("median wall time, ms (lower is better)")
         .y_label_formatter(&|v| match v {
             // Row 0 at the top, as in the printed table.
-            SegmentValue::CenterOf(i) => labels.get((n - 1 - *i) as usize).cloned().unwrap_or_default(),
+            SegmentValue::CenterOf(i) => labels
+                .get((n - 1 - *i) as usize)
+                .cloned()
+                .unwrap_or_default(),
             _ => String::new(),
         })
         .draw()
@@ -81,16 +88,34 @@ fn start_panel(area: &Area<'_>, s: &Start) -> anyhow::Result<()> {
         let Some(m) = row.median_ms else {
             let why = row.unavailable.as_deref().unwrap_or("no samples");
             let why: String = why.chars().take(90).collect();
-            let style = ("sans-serif", 14).into_font().color(&PEER).pos(Pos::new(HPos::Left, VPos::Center));
-            chart.draw_series([Text::new(format!("unavailable: {why}"), at, style)]).map_err(err)?;
+            let style = ("sans-serif", 14)
+                .into_font()
+                .color(&PEER)
+                .pos(Pos::new(HPos::Left, VPos::Center));
+            chart
+                .draw_series([Text::new(format!("unavailable: {why}"), at, style)])
+                .map_err(err)?;
             continue;
         };
         let color = if row.is_hutch { HUTCH } else { PEER };
-        let mut bar = Rectangle::new([(0.0, SegmentValue::Exact(i)), (m, SegmentValue::Exact(i + 1))], color.filled());
+        let mut bar = Rectangle::new(
+            [
+                (0.0, SegmentValue::Exact(i)),
+                (m, SegmentValue::Exact(i + 1)),
+            ],
+            color.filled(),
+        );
         bar.set_margin(7, 7, 0, 0);
         chart.draw_series([bar]).map_err(err)?;
-        let style = ("sans-serif", 15).into_font().color(&BLACK).pos(Pos::new(HPos::Left, VPos::Center));
-        let label = Text::new(bar_label(m, s.reference_ms), (m + max * 0.01, SegmentValue::CenterOf(i)), style);
+        let style = ("sans-serif", 15)
+            .into_font()
+            .color(&BLACK)
+            .pos(Pos::new(HPos::Left, VPos::Center));
+        let label = Text::new(
+            bar_label(m, s.reference_ms),
+            (m + max * 0.01, SegmentValue::CenterOf(i)),
+            style,
+        );
         chart.draw_series([label]).map_err(err)?;
     }
     Ok(())
@@ -135,7 +160,9 @@ struct Lines<'a> {
 
 fn lines_panel(area: &Area<'_>, l: &Lines<'_>, levels: &[f64]) -> anyhow::Result<()> {
     let all = l.solid.iter().chain(l.dashed);
-    let ymax = all.flat_map(|s| s.points.iter().map(|p| p.1)).fold(1.0, f64::max);
+    let ymax = all
+        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .fold(1.0, f64::max);
     let xmax = levels.iter().copied().fold(1.0, f64::max);
     let mut chart = ChartBuilder::on(area)
         .caption(l.title, ("sans-serif", 16))
@@ -154,14 +181,23 @@ fn lines_panel(area: &Area<'_>, l: &Lines<'_>, levels: &[f64]) -> anyhow::Result
         .label_style(("sans-serif", 14))
         .draw()
         .map_err(err)?;
-    for (series, dashed) in l.solid.iter().map(|s| (s, false)).chain(l.dashed.iter().map(|s| (s, true))) {
+    for (series, dashed) in l
+        .solid
+        .iter()
+        .map(|s| (s, false))
+        .chain(l.dashed.iter().map(|s| (s, true)))
+    {
         let c = tool_color(&series.tool);
         let name = if l.dashed.is_empty() {
             series.tool.clone()
         } else {
             format!("{} {}", series.tool, if dashed { "RSS" } else { "PSS" })
         };
-        let style = if dashed { c.stroke_width(1) } else { c.stroke_width(3) };
+        let style = if dashed {
+            c.stroke_width(1)
+        } else {
+            c.stroke_width(3)
+        };
         chart
             .draw_series(LineSeries::new(series.points.iter().copied(), style))
             .map_err(err)?
@@ -170,9 +206,17 @@ fn lines_panel(area: &Area<'_>, l: &Lines<'_>, levels: &[f64]) -> anyhow::Result
         chart
             .draw_series(series.points.iter().map(|p| Circle::new(*p, 4, c.filled())))
             .map_err(err)?;
-        let font = ("sans-serif", 13).into_font().color(&BLACK).pos(Pos::new(HPos::Left, VPos::Bottom));
+        let font = ("sans-serif", 13)
+            .into_font()
+            .color(&BLACK)
+            .pos(Pos::new(HPos::Left, VPos::Bottom));
         chart
-            .draw_series(series.points.iter().map(|p| Text::new(format!("{:.0}", p.1), (p.0, p.1), font.clone())))
+            .draw_series(
+                series
+                    .points
+                    .iter()
+                    .map(|p| Text::new(format!("{:.0}", p.1), (p.0, p.1), font.clone())),
+            )
             .map_err(err)?;
     }
     chart
@@ -192,7 +236,10 @@ mod tests {
 
     #[test]
     fn bar_labels_carry_the_ratio_to_hutch() {
-        assert_eq!(bar_label(41.0, Some(20.5)), "41.0 ms  (2.00x hutch --rootfs)");
+        assert_eq!(
+            bar_label(41.0, Some(20.5)),
+            "41.0 ms  (2.00x hutch --rootfs)"
+        );
         assert_eq!(bar_label(41.0, None), "41.0 ms");
         assert_eq!(bar_label(41.0, Some(0.0)), "41.0 ms");
     }

@@ -50,17 +50,28 @@ fn parse_args() -> anyhow::Result<Args> {
             ),
         }
     }
-    let Some(out) = out else { bail!("missing `--out FILE.png`") };
+    let Some(out) = out else {
+        bail!("missing `--out FILE.png`")
+    };
     if start.is_none() && growth.is_none() {
         bail!("nothing to draw: give `--start` and/or `--growth`");
     }
-    Ok(Args { out, start, growth, font })
+    Ok(Args {
+        out,
+        start,
+        growth,
+        font,
+    })
 }
 
 /// Registers the TTF at `path` as plotters' sans-serif font.
 fn load_font(path: &PathBuf) -> anyhow::Result<()> {
-    let bytes = std::fs::read(path)
-        .with_context(|| format!("read font `{}` (Debian: fonts-dejavu-core; or pass --font)", path.display()))?;
+    let bytes = std::fs::read(path).with_context(|| {
+        format!(
+            "read font `{}` (Debian: fonts-dejavu-core; or pass --font)",
+            path.display()
+        )
+    })?;
     let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
     register_font("sans-serif", FontStyle::Normal, bytes)
         .map_err(|_| anyhow::anyhow!("parse font `{}`", path.display()))?;
