@@ -47,7 +47,7 @@ END {
     printf "\nhutch-bench growth (%s mode): detached containers running sleep, started one at a time with\n", mode
     printf "run -d --network none until %s run at once; %d round(s), the tools alternating\n", levels_json(), rounds
     printf "(one tool at a time: the other tool's containers are all removed first); memory from /proc/PID/smaps_rollup\n"
-    printf "machine: %s\n%s\n", machine, vers
+    printf "machine: %s; load average %s at the end of the group\n%s\n", machine, load, vers
     for (i = 1; i <= 2; i++) if (tools[i] in unav) printf "%-7s unavailable: %s\n", tools[i], unav[tools[i]]
 
     printf "\nstart latency of run -d, ms: median (min-max) of the starts that brought the count into each band\n"

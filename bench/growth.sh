@@ -365,7 +365,7 @@ g_report() {
     have umoci && vers+=", umoci $(umoci --version | awk '{ print $3 }')"
     awk -F, -v mode="$MODE" -v machine="$MACHINE" -v vers="$vers" -v levels="${G_LEVELS[*]}" \
         -v rounds="$G_ROUNDS" -v preps="$G_PULL_REPS" -v why="$why" -v left="$G_LEFT" -v fails="$G_FAILS" \
-        -v pullwhy="$G_PULL_WHY" -v json="$res.json" -v commit="$HUTCH_VER" \
+        -v pullwhy="$G_PULL_WHY" -v load="$(cut -d' ' -f1-3 /proc/loadavg)" -v json="$res.json" -v commit="$HUTCH_VER" \
         -f "$HERE/growth-report.awk" "$GCSV" "$GMEM" "$GRM" "$GPULL" | tee "$res.txt"
     say "wrote $res.txt $res.json and the samples as $res.*.csv"
 }
