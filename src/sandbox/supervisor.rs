@@ -121,6 +121,9 @@ fn supervise(job: &Job<'_>, mut record: State, report: OwnedFd) -> ! {
     let Ok(streams) = started else {
         exit_now(crate::errors::EXIT_HUTCH)
     };
+    // The plan, the image config and the rest of the foreground's work are
+    // freed by now: give their pages back before waiting for hours.
+    crate::sys::process::trim_heap();
     let code = watch(streams);
     finish(job, &mut record, code);
     exit_now(0)

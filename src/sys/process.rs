@@ -97,6 +97,15 @@ pub fn cloexec_from(first: RawFd) -> nix::Result<()> {
     Errno::result(ret).map(drop)
 }
 
+/// Returns free heap memory to the kernel (glibc's malloc_trim(3)). A
+/// long-lived process forked from a busy one (the detached supervisor)
+/// otherwise keeps the parent's freed heap pages as its own.
+pub fn trim_heap() {
+    // SAFETY: malloc_trim only works on glibc's own allocator state, is
+    // thread-safe and has no preconditions; its result is advisory.
+    unsafe { libc::malloc_trim(0) };
+}
+
 /// Takes ownership of an fd the kernel just installed (SCM_RIGHTS).
 pub fn own_fd(raw: RawFd) -> std::os::fd::OwnedFd {
     use std::os::fd::FromRawFd;
