@@ -1,5 +1,6 @@
 //! hutch as a library: every module of the `hutch` binary, private, plus
-//! [`run_cli`] for `main.rs`.
+//! [`run_cli`] for `main.rs` and [`fuzzing`], the entry points the fuzz
+//! targets in `fuzz/` drive.
 //!
 //! The binary is a thin `main.rs` over this crate so that cargo-fuzz
 //! targets (separate crates) can reach the parsers and the unpacker
@@ -24,6 +25,9 @@ mod state;
 mod store;
 mod sys;
 mod userns;
+
+#[doc(hidden)]
+pub mod fuzzing;
 
 /// Parses the command line, runs one subcommand and returns the exit
 /// code; prints the error chain (once, with a `hint:` line when the user
