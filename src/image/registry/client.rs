@@ -427,6 +427,19 @@ enum Stream {
 
 impl Stream {
     fn from_io(e: std::io::Error) -> Stream {
+        // ureq reports its read timeout as an io::Error wrapping
+        // ureq::Error::Timeout: a stalled stream, resumed like a reset.
+        let timed_out = e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<ureq::Error>())
+            .is_some_and(|u| matches!(u, ureq::Error::Timeout(_)));
+        if timed_out {
+            let err = anyhow::Error::new(e).context("read the blob: the registry stopped sending");
+            return Stream::Dropped(hint(
+                err,
+                "if the registry is just slow, raise HUTCH_REGISTRY_TIMEOUT (seconds, default 60)",
+            ));
+        }
         let transient = http::is_transient_io(e.kind());
         let err = anyhow::Error::new(e).context("read the blob");
         if transient {
