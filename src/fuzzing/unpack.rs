@@ -56,9 +56,11 @@ pub(super) fn confined(input: &[u8], apply: impl FnOnce(&[u8], &Path, bool)) {
     };
     let tmp = std::env::temp_dir();
     let canary = tmp.join(CANARY);
-    let _ = fs::create_dir_all(&canary);
-    let _ = fs::write(canary.join("secret"), b"canary");
     let n = RUN.fetch_add(1, Ordering::Relaxed);
+    plant_canary(
+        &canary,
+        &tmp.join(format!("hutch-fuzz-{}-{n}.canary", std::process::id())),
+    );
     let base = tmp.join(format!("hutch-fuzz-{}-{n}", std::process::id()));
     let root = base.join("a/b/c/root");
     for (dir, i) in [
@@ -73,9 +75,15 @@ pub(super) fn confined(input: &[u8], apply: impl FnOnce(&[u8], &Path, bool)) {
     if fs::create_dir_all(&root).is_err() {
         return;
     }
-    let before = (snapshot(&base, &root), snapshot(&canary, &root));
+    let before = (
+        snapshot(&base, &root, true),
+        snapshot(&canary, &root, false),
+    );
     apply(&stream, &root, overlay);
-    let after = (snapshot(&base, &root), snapshot(&canary, &root));
+    let after = (
+        snapshot(&base, &root, true),
+        snapshot(&canary, &root, false),
+    );
     let root_still_dir = fs::symlink_metadata(&root).is_ok_and(|m| m.is_dir());
     remove(&base);
     assert!(root_still_dir, "the root was replaced");
@@ -83,9 +91,27 @@ pub(super) fn confined(input: &[u8], apply: impl FnOnce(&[u8], &Path, bool)) {
     assert_eq!(before.1, after.1, "the absolute canary changed");
 }
 
+/// Makes `canary/secret` once, atomically (written aside, then linked
+/// into place, which fails if it exists): fuzz jobs in parallel processes
+/// and replay tests in parallel threads share it, and a rewrite would
+/// look like a change to the others' snapshots.
+fn plant_canary(canary: &Path, aside: &Path) {
+    let _ = fs::create_dir_all(canary);
+    let secret = canary.join("secret");
+    if secret.exists() {
+        return;
+    }
+    if fs::write(aside, b"canary").is_ok() {
+        let _ = fs::hard_link(aside, &secret);
+    }
+    let _ = fs::remove_file(aside);
+}
+
 /// Every path below `dir` except `skip`, with type, mode, size, link
-/// target and (small) content.
-fn snapshot(dir: &Path, skip: &Path) -> BTreeMap<PathBuf, String> {
+/// target, (small) content and, with `links`, the link count (a hard
+/// link made to it from inside the root). The shared canary is compared
+/// without it: another process planting it links it for a moment.
+fn snapshot(dir: &Path, skip: &Path, links: bool) -> BTreeMap<PathBuf, String> {
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -107,7 +133,8 @@ fn snapshot(dir: &Path, skip: &Path) -> BTreeMap<PathBuf, String> {
                 format!("link {:?}", fs::read_link(&p).ok())
             } else {
                 let content = fs::read(&p).ok().filter(|c| c.len() <= 4096);
-                format!("file {} {content:?} nlink {}", m.len(), m.nlink())
+                let nlink = if links { m.nlink() } else { 0 };
+                format!("file {} {content:?} nlink {nlink}", m.len())
             };
             out.insert(p, format!("{what} mode {:o}", m.mode()));
         }
