@@ -24,13 +24,14 @@ export CARGO_PROFILE_DEV_DEBUG=0
 bins=()
 for t in "${targets[@]}"; do bins+=(--bin "$t"); done
 cargo build --locked --manifest-path Cargo.toml --target "$triple" "${bins[@]}"
+bindir=${CARGO_TARGET_DIR:-target}/$triple/debug
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 failed=()
 for t in "${targets[@]}"; do
     mkdir -p "$scratch/$t" "artifacts/$t"
     # -max_total_time bounds the run; -timeout fails an input that hangs.
-    if "target/$triple/debug/$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+    if "$bindir/$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
         -artifact_prefix="artifacts/$t/" -print_final_stats=0 \
         "$scratch/$t" "corpus/$t" >"$scratch/$t.log" 2>&1; then
         echo "fuzz $t: ok ($(find "$scratch/$t" -type f | wc -l) new inputs in ${secs}s)"
