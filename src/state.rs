@@ -45,22 +45,17 @@ impl Dirs {
             Some(dir) => PathBuf::from(dir).join("hutch"),
             None => PathBuf::from(format!("/tmp/hutch-{uid}")),
         };
-        private_dir(&runtime, uid)
-            .hint("XDG_RUNTIME_DIR set to a private directory avoids this one")?;
+        private_dir(&runtime, uid, "runtime", "XDG_RUNTIME_DIR")?;
         let data = match std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
             Some(dir) => PathBuf::from(dir),
             None => home()?.join(".local/share"),
         }
         .join("hutch");
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&data)
-            .with_context(|| format!("create data directory `{}`", data.display()))?;
+        private_data_dir(&data, uid)?;
         let containers = match crate::preflight::fs_name(&data) {
             Some((_, true)) => {
                 let local = PathBuf::from(format!("/var/tmp/hutch-{uid}"));
-                private_dir(&local, uid).context(
+                private_dir(&local, uid, "containers", "XDG_DATA_HOME").context(
                     "keep containers' files on local disk (the store is on a network filesystem)",
                 )?;
                 local.join("containers")
@@ -89,7 +84,8 @@ fn home() -> anyhow::Result<PathBuf> {
 
 /// Creates `dir` (mode 0700) and checks it is ours: a real directory, not
 /// a symlink, owned by `uid`, closed to others.
-fn private_dir(dir: &Path, uid: u32) -> anyhow::Result<()> {
+/// `what` and `var` name it in the error and its hint.
+fn private_dir(dir: &Path, uid: u32, what: &str, var: &str) -> anyhow::Result<()> {
     if let Some(parent) = dir.parent() {
         DirBuilder::new()
             .recursive(true)
@@ -104,14 +100,61 @@ fn private_dir(dir: &Path, uid: u32) -> anyhow::Result<()> {
             return Err(e).with_context(|| format!("create private directory `{}`", dir.display()))
         }
     }
+    check_private(dir, uid, what, var)
+}
+
+/// Creates the data directory `dir` (the image store and container
+/// records, mode 0700) and checks it as [`private_dir`] does: it may live
+/// under a shared place (`XDG_DATA_HOME=/var/tmp/$USER/share` is what the
+/// storage check suggests for network homes), where another user could
+/// have planted it or its parent to read or swap the store's blobs.
+fn private_data_dir(dir: &Path, uid: u32) -> anyhow::Result<()> {
+    let parent = dir.parent().filter(|p| p.exists());
+    if let Some(parent) = parent {
+        check_parent(dir, parent, uid)?;
+    }
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("create data directory `{}`", dir.display()))?;
+    check_private(dir, uid, "data", "XDG_DATA_HOME")
+}
+
+/// Whoever owns `parent`, or anyone when it is world-writable without
+/// the sticky bit, can rename `dir` away and put theirs in its place.
+/// (Group-writable is left alone: with user private groups and umask 002
+/// that group is the user's own.)
+fn check_parent(dir: &Path, parent: &Path, uid: u32) -> anyhow::Result<()> {
+    let meta =
+        std::fs::metadata(parent).with_context(|| format!("inspect `{}`", parent.display()))?;
+    let mode = meta.permissions().mode();
+    let foreign = meta.uid() != uid && meta.uid() != 0;
+    let open = mode & 0o002 != 0 && mode & 0o1000 == 0;
+    if foreign || open {
+        return Err(anyhow::anyhow!(
+            "use data directory `{}`: its parent `{}` belongs to another user or is writable by others",
+            dir.display(),
+            parent.display()
+        ))
+        .hint("set XDG_DATA_HOME to a directory of your own");
+    }
+    Ok(())
+}
+
+/// `dir` must be a real directory (not a symlink), owned by `uid`, with
+/// no permission for group or others.
+fn check_private(dir: &Path, uid: u32, what: &str, var: &str) -> anyhow::Result<()> {
     let meta =
         std::fs::symlink_metadata(dir).with_context(|| format!("inspect `{}`", dir.display()))?;
     if !meta.is_dir() || meta.uid() != uid || meta.permissions().mode() & 0o077 != 0 {
         return Err(anyhow::anyhow!(
-            "use private directory `{}`: it must be a directory owned by you with mode 0700",
+            "use {what} directory `{}`: it must be a directory owned by you with mode 0700",
             dir.display()
         ))
-        .hint("remove it if you do not know who made it");
+        .hint(format!(
+            "remove it if you do not know who made it, or set {var} to a private directory"
+        ));
     }
     Ok(())
 }

@@ -16,6 +16,7 @@
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use sha2::{Digest as _, Sha256};
@@ -44,7 +45,14 @@ pub struct ClientOptions {
     pub conf: RegistriesConf,
     /// auth.json files to read credentials from, first match wins.
     pub auth_files: Vec<PathBuf>,
+    /// How long a registry may stay silent: for the connection, the
+    /// response headers, and each read of a body. A registry that stalls
+    /// mid-blob fails the pull after this (per try) instead of hanging.
+    pub timeout: Duration,
 }
+
+/// The default of [`ClientOptions::timeout`].
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl ClientOptions {
     /// Options for this host: registries.conf and auth files found as
@@ -56,7 +64,24 @@ impl ClientOptions {
             user_agent: format!("hutch/{}", env!("CARGO_PKG_VERSION")),
             conf: RegistriesConf::load()?,
             auth_files: super::auth::auth_files(),
+            timeout: timeout_from_env()?,
         })
+    }
+}
+
+/// `HUTCH_REGISTRY_TIMEOUT` (whole seconds, at least 1), else
+/// [`DEFAULT_TIMEOUT`].
+fn timeout_from_env() -> anyhow::Result<Duration> {
+    let Some(raw) = std::env::var_os("HUTCH_REGISTRY_TIMEOUT") else {
+        return Ok(DEFAULT_TIMEOUT);
+    };
+    let text = raw.to_string_lossy();
+    match text.trim().parse::<u64>() {
+        Ok(secs) if secs > 0 => Ok(Duration::from_secs(secs)),
+        _ => Err(hint(
+            anyhow::anyhow!("read `HUTCH_REGISTRY_TIMEOUT`: `{text}` is not a number of seconds"),
+            "set it to a whole number of seconds, at least 1, or unset it",
+        )),
     }
 }
 
@@ -85,7 +110,12 @@ const MAX_NESTING: usize = 4;
 
 impl Client {
     pub fn new(opts: ClientOptions) -> Client {
-        let transport = Transport::new(opts.tls_verify, &opts.user_agent, opts.auth_files.clone());
+        let transport = Transport::new(
+            opts.tls_verify,
+            &opts.user_agent,
+            opts.auth_files.clone(),
+            opts.timeout,
+        );
         Client { opts, transport }
     }
 
@@ -397,6 +427,19 @@ enum Stream {
 
 impl Stream {
     fn from_io(e: std::io::Error) -> Stream {
+        // ureq reports its read timeout as an io::Error wrapping
+        // ureq::Error::Timeout: a stalled stream, resumed like a reset.
+        let timed_out = e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<ureq::Error>())
+            .is_some_and(|u| matches!(u, ureq::Error::Timeout(_)));
+        if timed_out {
+            let err = anyhow::Error::new(e).context("read the blob: the registry stopped sending");
+            return Stream::Dropped(hint(
+                err,
+                "if the registry is just slow, raise HUTCH_REGISTRY_TIMEOUT (seconds, default 60)",
+            ));
+        }
         let transient = http::is_transient_io(e.kind());
         let err = anyhow::Error::new(e).context("read the blob");
         if transient {

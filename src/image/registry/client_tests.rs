@@ -193,6 +193,7 @@ fn client_with(tls_verify: bool, conf: RegistriesConf, auth_files: Vec<PathBuf>)
         user_agent: "hutch-test".into(),
         conf,
         auth_files,
+        timeout: Duration::from_secs(10),
     })
 }
 

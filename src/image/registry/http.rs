@@ -16,9 +16,11 @@
 //!   401/403 from the retry or the realm → "the registry refused the credentials"
 //! ```
 //!
-//! Redirects are followed by ureq; an `Authorization` header goes along
-//! only to the same host over https (`RedirectAuthHeaders::SameHost`), so
-//! a blob store's signed URL never sees the registry token.
+//! Redirects (a registry sending blobs to its storage) are followed here,
+//! not by ureq, so that each is checked: at most five, to http or https
+//! only, never from https down to plain http unless the registry is
+//! insecure anyway; the `Authorization` header goes only to the
+//! registry's own origin, so a blob store's signed URL never sees it.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -27,7 +29,6 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use anyhow::Context;
-use ureq::config::RedirectAuthHeaders;
 use ureq::http::{HeaderMap, Response};
 use ureq::{Agent, Body};
 
@@ -39,6 +40,9 @@ use crate::errors::hint;
 /// Tries of one request, counting the first.
 pub(crate) const MAX_TRIES: u32 = 3;
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(5);
+/// Redirects followed for one request (Docker follows 10, curl 50; a
+/// registry needs one, to its blob store).
+const MAX_REDIRECTS: u32 = 5;
 /// Largest token response or error body read.
 const MAX_SMALL_BODY: u64 = 1024 * 1024;
 
@@ -95,10 +99,15 @@ impl Budget {
 }
 
 impl Transport {
-    pub(crate) fn new(tls_verify: bool, user_agent: &str, auth_files: Vec<PathBuf>) -> Transport {
+    pub(crate) fn new(
+        tls_verify: bool,
+        user_agent: &str,
+        auth_files: Vec<PathBuf>,
+        timeout: Duration,
+    ) -> Transport {
         Transport {
-            verified: agent(user_agent, true),
-            unverified: agent(user_agent, false),
+            verified: agent(user_agent, true, timeout),
+            unverified: agent(user_agent, false, timeout),
             tls_verify,
             auth_files,
             state: Mutex::new(State::default()),
@@ -159,16 +168,21 @@ impl Transport {
         budget: &mut Budget,
     ) -> anyhow::Result<Response<Body>> {
         let base = self.base(ep)?;
-        let url = format!("{base}/v2/{}/{path}", ep.reference.repository);
+        let mut url = format!("{base}/v2/{}/{path}", ep.reference.repository);
         let key = auth_key(ep);
         let mut authenticated = false;
+        let mut hops = 0;
         loop {
             let mut req = self.agent(ep).get(&url);
             for (k, v) in headers {
                 req = req.header(*k, v.as_str());
             }
-            if let Some(a) = self.state().auth.get(&key) {
-                req = req.header("Authorization", a.as_str());
+            // Credentials stay with the registry: never sent along a
+            // redirect to another origin (a blob store's signed URL).
+            if same_origin(&url, &base) {
+                if let Some(a) = self.state().auth.get(&key) {
+                    req = req.header("Authorization", a.as_str());
+                }
             }
             let resp = match req.call() {
                 Ok(resp) => resp,
@@ -176,6 +190,18 @@ impl Transport {
                 Err(e) => return Err(self.transport_error(e, ep, &url)),
             };
             let status = resp.status().as_u16();
+            if is_redirect(status) {
+                hops += 1;
+                if hops > MAX_REDIRECTS {
+                    anyhow::bail!(
+                        "follow redirects from `{url}`: more than {MAX_REDIRECTS} (a redirect loop?)"
+                    );
+                }
+                let location = header_str(resp.headers(), "location");
+                url = redirect_target(&url, &location, self.insecure(ep))
+                    .with_context(|| format!("follow the redirect from `{url}`"))?;
+                continue;
+            }
             if status == 401 && !authenticated && has_challenge(resp.headers()) {
                 authenticated = true;
                 let value = self.authorize(ep, resp.headers())?;
@@ -387,7 +413,9 @@ fn refused(registry: &str) -> anyhow::Error {
     )
 }
 
-fn agent(user_agent: &str, verify: bool) -> Agent {
+/// An agent whose every wait is bounded by `timeout` (connecting at
+/// most 30 s): a registry that stalls fails the request, never hangs it.
+fn agent(user_agent: &str, verify: bool, timeout: Duration) -> Agent {
     let tls = ureq::tls::TlsConfig::builder()
         .disable_verification(!verify)
         .build();
@@ -395,13 +423,95 @@ fn agent(user_agent: &str, verify: bool) -> Agent {
         .http_status_as_error(false)
         .user_agent(user_agent)
         .tls_config(tls)
-        .max_redirects(5)
-        .redirect_auth_headers(RedirectAuthHeaders::SameHost)
-        .timeout_connect(Some(Duration::from_secs(30)))
-        .timeout_recv_response(Some(Duration::from_secs(60)))
-        .timeout_per_read(Some(Duration::from_secs(60)))
+        // Redirects are followed by `Transport::get`, which checks each
+        // target; elsewhere a redirect is an answer like any other.
+        .max_redirects(0)
+        .timeout_connect(Some(timeout.min(Duration::from_secs(30))))
+        .timeout_recv_response(Some(timeout))
+        .timeout_per_read(Some(timeout))
         .build()
         .new_agent()
+}
+
+fn is_redirect(status: u16) -> bool {
+    matches!(status, 301 | 302 | 303 | 307 | 308)
+}
+
+fn header_str(headers: &HeaderMap, name: &str) -> String {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+/// `scheme://authority` of an absolute http(s) URL.
+fn origin(url: &str) -> &str {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url;
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    url.get(..scheme.len() + 3 + end).unwrap_or(url)
+}
+
+fn same_origin(a: &str, b: &str) -> bool {
+    origin(a).eq_ignore_ascii_case(origin(b))
+}
+
+/// The URL a redirect from `current` to `location` leads to (RFC 3986
+/// reference resolution, the forms registries use); only http and https,
+/// and https → http only when plain http is allowed anyway.
+pub(crate) fn redirect_target(
+    current: &str,
+    location: &str,
+    insecure: bool,
+) -> anyhow::Result<String> {
+    if location.is_empty() {
+        anyhow::bail!("the redirect has no `Location`");
+    }
+    if location.chars().any(|c| c.is_control() || c == ' ') {
+        anyhow::bail!("the redirect's `Location` is not a URL");
+    }
+    let scheme_end = location.find(':').filter(|&i| {
+        let s = location.get(..i).unwrap_or_default();
+        s.starts_with(|c: char| c.is_ascii_alphabetic())
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    });
+    let target = match scheme_end {
+        Some(i) => {
+            let scheme = location.get(..i).unwrap_or_default().to_ascii_lowercase();
+            let rest = location.get(i + 1..).unwrap_or_default();
+            if !matches!(scheme.as_str(), "http" | "https") || !rest.starts_with("//") {
+                anyhow::bail!(
+                    "`{location}`: only http and https URLs are followed (scheme `{scheme}`)"
+                );
+            }
+            format!("{scheme}:{rest}")
+        }
+        None if location.starts_with("//") => {
+            let scheme = current.split("://").next().unwrap_or("https");
+            format!("{scheme}:{location}")
+        }
+        None if location.starts_with('/') => format!("{}{location}", origin(current)),
+        None => {
+            let path_end = current.find(['?', '#']).unwrap_or(current.len());
+            let path = current.get(..path_end).unwrap_or(current);
+            let dir = path
+                .rfind('/')
+                .map_or(path, |i| path.get(..=i).unwrap_or(path));
+            format!("{dir}{location}")
+        }
+    };
+    let authority = target.split_once("://").map_or("", |(_, r)| r);
+    if authority.is_empty() || authority.starts_with('/') {
+        anyhow::bail!("`{location}`: no host");
+    }
+    if current.starts_with("https://") && target.starts_with("http://") && !insecure {
+        anyhow::bail!("`{location}`: from https down to plain http");
+    }
+    Ok(target)
 }
 
 fn auth_key(ep: &Endpoint) -> String {
@@ -510,6 +620,42 @@ mod tests {
         assert_eq!(error_detail(body), " (MANIFEST_UNKNOWN: manifestunknown)");
         assert_eq!(error_detail(b"nope"), "");
         assert_eq!(error_detail(br#"{"errors":[]}"#), "");
+    }
+
+    #[test]
+    fn redirect_targets_are_checked() {
+        let cur = "https://reg.io:5000/v2/a/b/blobs/sha256:00?x=1";
+        let ok = |loc: &str| redirect_target(cur, loc, false).unwrap();
+        let bad = |loc: &str| format!("{:#}", redirect_target(cur, loc, false).unwrap_err());
+        assert_eq!(ok("https://cdn.io/x?sig=1"), "https://cdn.io/x?sig=1");
+        assert_eq!(ok("HTTPS://cdn.io/x"), "https://cdn.io/x");
+        assert_eq!(ok("//cdn.io/x"), "https://cdn.io/x");
+        assert_eq!(ok("/v2/other"), "https://reg.io:5000/v2/other");
+        assert_eq!(
+            ok("./sha256:11"),
+            "https://reg.io:5000/v2/a/b/blobs/./sha256:11"
+        );
+        assert_eq!(ok("next"), "https://reg.io:5000/v2/a/b/blobs/next");
+        for (loc, why) in [
+            ("file:///etc/passwd", "only http and https"),
+            ("ftp://127.0.0.1/x", "only http and https"),
+            ("javascript:alert(1)", "only http and https"),
+            ("sha256:11", "only http and https"),
+            ("http:/x", "only http and https"),
+            ("http://cdn.io/x", "down to plain http"),
+            ("https:///x", "no host"),
+            ("", "no `Location`"),
+            ("https://a b/", "not a URL"),
+            ("https://a/\r\nX: y", "not a URL"),
+        ] {
+            assert!(bad(loc).contains(why), "{loc}: {}", bad(loc));
+        }
+        // Plain http is fine where the registry itself is insecure.
+        let http = redirect_target(cur, "http://cdn.io/x", true).unwrap();
+        assert_eq!(http, "http://cdn.io/x");
+        assert!(same_origin("https://A.io/x", "https://a.io"));
+        assert!(!same_origin("https://a.io:1/x", "https://a.io"));
+        assert!(!same_origin("http://a.io/x", "https://a.io"));
     }
 
     #[test]

@@ -121,6 +121,7 @@ fn client(platform: &str, auth_files: Vec<PathBuf>) -> Client {
         user_agent: "hutch-test".into(),
         conf: RegistriesConf::default(),
         auth_files,
+        timeout: super::client::DEFAULT_TIMEOUT,
     })
 }
 
@@ -199,6 +200,7 @@ fn pulls_a_pushed_image_from_docker_registry() {
         user_agent: "hutch-test".into(),
         conf: RegistriesConf::default(),
         auth_files: vec![],
+        timeout: super::client::DEFAULT_TIMEOUT,
     });
     let err = verified.resolve(&r).unwrap_err();
     let (_, hints, _) = crate::errors::split(&err);
