@@ -650,11 +650,7 @@ fn a_container_cannot_overwrite_the_callers_own_hutch_binary() {
     let Some(u) = TestUser::t1() else { return };
     let bin = own_hutch(&u);
     let before = fs::read(&bin).unwrap();
-    let rootfs = own_rootfs(&u, "evil-rootfs", |d| {
-        let evil = d.join("bin/evil");
-        fs::write(&evil, "#!/proc/self/exe\n").unwrap();
-        fs::set_permissions(&evil, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    });
+    let rootfs = evil_rootfs(&u);
     let attack = [
         "run", "--name", "victim", "--rootfs", &rootfs, "exeprobe", "attack", "30",
     ];
@@ -685,14 +681,7 @@ fn a_container_cannot_overwrite_the_callers_own_hutch_binary() {
     );
     let want = libc::F_SEAL_WRITE | libc::F_SEAL_GROW | libc::F_SEAL_SHRINK | libc::F_SEAL_SEAL;
     assert_eq!(seals.map(|s| s & want), Ok(want));
-    for _ in 0..20 {
-        let r = run_hutch_bin(&u, &bin, &["exec", "victim", "/bin/evil"]);
-        assert_ne!(r.code(), Some(0), "hutch as an interpreter fails: {r}");
-        if ctr.stdout_now().contains("CAUGHT") {
-            break;
-        }
-    }
-    let r = ctr.wait();
+    let r = exec_evil_until_caught(&u, &bin, ctr);
     assert!(
         r.stdout.contains("CAUGHT /memfd:hutch"),
         "the probe caught hutch: {r}"
@@ -737,11 +726,7 @@ fn a_root_owned_hutch_runs_in_place_and_stays_out_of_reach() {
         "the harness copy is root's, 0755"
     );
     let before = fs::read(&bin).unwrap();
-    let rootfs = own_rootfs(&u, "evil-rootfs", |d| {
-        let evil = d.join("bin/evil");
-        fs::write(&evil, "#!/proc/self/exe\n").unwrap();
-        fs::set_permissions(&evil, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    });
+    let rootfs = evil_rootfs(&u);
     let attack = [
         "run", "--name", "victim", "--rootfs", &rootfs, "exeprobe", "attack", "30",
     ];
@@ -753,14 +738,7 @@ fn a_root_owned_hutch_runs_in_place_and_stays_out_of_reach() {
     );
     let exe = fs::read_link(format!("/proc/{}/exe", hutch_child(ctr.pid()))).unwrap();
     assert_eq!(exe, bin, "run in place, not from a copy");
-    for _ in 0..20 {
-        let r = hutch_run(&u, &["exec", "victim", "/bin/evil"]);
-        assert_ne!(r.code(), Some(0), "hutch as an interpreter fails: {r}");
-        if ctr.stdout_now().contains("CAUGHT") {
-            break;
-        }
-    }
-    let r = ctr.wait();
+    let r = exec_evil_until_caught(&u, &bin, ctr);
     assert!(
         r.stdout.contains(&format!("CAUGHT {}", bin.display())),
         "{r}"
@@ -773,6 +751,29 @@ fn a_root_owned_hutch_runs_in_place_and_stays_out_of_reach() {
         fs::read(&bin).unwrap() == before,
         "the hutch binary changed"
     );
+}
+
+/// A rootfs of the user's whose `/bin/evil` is `#!/proc/self/exe`.
+fn evil_rootfs(u: &TestUser) -> String {
+    own_rootfs(u, "evil-rootfs", |d| {
+        let evil = d.join("bin/evil");
+        fs::write(&evil, "#!/proc/self/exe\n").unwrap();
+        fs::set_permissions(&evil, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    })
+}
+
+/// Runs `hutch exec victim /bin/evil` (hutch as the script's interpreter
+/// in the container) until the waiting probe has caught it; returns the
+/// container's run.
+fn exec_evil_until_caught(u: &TestUser, bin: &Path, ctr: Running) -> Run {
+    for _ in 0..20 {
+        let r = run_hutch_bin(u, bin, &["exec", "victim", "/bin/evil"]);
+        assert_ne!(r.code(), Some(0), "hutch as an interpreter fails: {r}");
+        if ctr.stdout_now().contains("CAUGHT") {
+            break;
+        }
+    }
+    ctr.wait()
 }
 
 /// The hutch process of a `spawn_hutch` (the wrapper execs into it, so it
