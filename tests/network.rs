@@ -46,6 +46,26 @@ fn assert_nothing_left(run: &Run, what: &str) {
     assert!(left.is_empty(), "{what}: processes left: {names:?}");
 }
 
+/// `run --rm --network NET -p PUBLISH ... true`: a start that only
+/// publishes (the errors are the point).
+fn run_published(u: &TestUser, net: &str, publish: &str) -> Run {
+    let rootfs = images().rootfs();
+    hutch_run(
+        u,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            net,
+            "-p",
+            publish,
+            "--rootfs",
+            &rootfs,
+            "true",
+        ],
+    )
+}
+
 fn tool_path(name: &str) -> PathBuf {
     let (ok, out) = host("sh", &["-c", &format!("command -v {name}")]);
     assert!(ok, "{name} not found");
@@ -187,20 +207,7 @@ fn a_published_udp_port_reaches_the_container_and_a_killed_hutch_leaves_no_helpe
         let net = if backend == "pasta" {
             backend.to_string()
         } else {
-            let r = hutch_run(
-                &u,
-                &[
-                    "run",
-                    "--rm",
-                    "--network",
-                    backend,
-                    "-p",
-                    &publish,
-                    "--rootfs",
-                    &images().rootfs(),
-                    "true",
-                ],
-            );
+            let r = run_published(&u, backend, &publish);
             assert_eq!(r.code(), Some(125), "{r}");
             assert!(r.stderr.contains("allow_host_loopback=true"), "{r}");
             format!("{backend}:allow_host_loopback=true")
@@ -256,20 +263,7 @@ fn a_host_port_in_use_or_published_twice_is_a_clear_error() {
     let port = taken.local_addr().unwrap().port();
     for backend in BACKENDS {
         let publish = format!("127.0.0.1:{port}:80");
-        let r = hutch_run(
-            &u,
-            &[
-                "run",
-                "--rm",
-                "--network",
-                backend,
-                "-p",
-                &publish,
-                "--rootfs",
-                &images().rootfs(),
-                "true",
-            ],
-        );
+        let r = run_published(&u, backend, &publish);
         assert_eq!(r.code(), Some(125), "{r}");
         assert!(r.stderr.contains("not free on the host"), "{r}");
         assert!(r.stderr.contains("hint:"), "{r}");
