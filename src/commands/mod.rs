@@ -80,12 +80,16 @@ pub(crate) fn remove_container(
         || std::fs::remove_dir_all(&data).with_context(|| format!("remove `{}`", data.display()));
     let has_files = std::fs::read_dir(&data).is_ok_and(|mut d| d.next().is_some());
     match maps {
-        // Only files made in the user namespace need it to be removed.
-        Some(maps) if has_files => crate::sandbox::nsexec::run_in_userns(
+        // Records, logs and what container root wrote are the caller's own
+        // and go directly; only files of subordinate ids (or modes container
+        // root set) need the user namespace, which costs a clone and two
+        // setuid helper runs: it is the fallback, not the rule.
+        Some(maps) if has_files && remove_data().is_err() => crate::sandbox::nsexec::run_in_userns(
             maps,
             "remove the container's files",
             remove_data,
         )?,
+        Some(_) if has_files => {}
         _ if data.exists() => remove_data()?,
         _ => {}
     }
