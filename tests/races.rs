@@ -153,6 +153,28 @@ fn repeat(mut f: impl FnMut(usize)) -> usize {
     n
 }
 
+/// A directory the user owns outside the rootfs, holding `files` with
+/// the text "host canary".
+fn canary_dir(u: &TestUser, files: &[&str]) -> PathBuf {
+    let canary = u.scratch("canary");
+    for f in files {
+        fs::write(canary.join(f), "host canary\n").unwrap();
+        std::os::unix::fs::chown(canary.join(f), Some(u.uid), Some(u.gid)).unwrap();
+    }
+    canary
+}
+
+/// In `dir`: `real/FILE` with `text`, and for each target a link `lN`
+/// for the swapper and a link `ctlN` that stays, for the controls.
+fn plant(dir: &Path, file: &str, text: &str, targets: &[String]) {
+    fs::create_dir_all(dir.join("real")).unwrap();
+    fs::write(dir.join("real").join(file), text).unwrap();
+    for (i, t) in targets.iter().enumerate() {
+        std::os::unix::fs::symlink(t, dir.join(format!("l{i}"))).unwrap();
+        std::os::unix::fs::symlink(t, dir.join(format!("ctl{i}"))).unwrap();
+    }
+}
+
 /// `..` enough times to climb from anywhere in the test tree to `/`.
 const UP: &str = "../../../../../../../../../../../..";
 
@@ -163,28 +185,11 @@ const UP: &str = "../../../../../../../../../../../..";
 #[test]
 fn cp_through_a_directory_swapped_for_a_symlink_stays_in_the_container() {
     let Some(u) = TestUser::t1() else { return };
-    let canary = u.scratch("canary");
-    fs::write(canary.join("file"), "host canary\n").unwrap();
-    fs::write(canary.join("payload"), "host canary\n").unwrap();
-    let (ok, out) = host(
-        "chown",
-        &[
-            "-R",
-            &format!("{}:{}", u.uid, u.gid),
-            &canary.display().to_string(),
-        ],
-    );
-    assert!(ok, "{out}");
+    let canary = canary_dir(&u, &["file", "payload"]);
     let canary_s = canary.display().to_string();
     let targets = [canary_s.clone(), format!("{UP}{canary_s}"), "/".into()];
     let rootfs = own_rootfs(&u, "cp-rootfs", |d| {
-        let dirs = d.join("dirs");
-        fs::create_dir_all(dirs.join("real")).unwrap();
-        fs::write(dirs.join("real/file"), "inside\n").unwrap();
-        for (i, t) in targets.iter().enumerate() {
-            std::os::unix::fs::symlink(t, dirs.join(format!("l{i}"))).unwrap();
-            std::os::unix::fs::symlink(t, dirs.join(format!("ctl{i}"))).unwrap();
-        }
+        plant(&d.join("dirs"), "file", "inside\n", &targets);
         // Where the links lead when resolved inside the root.
         let inner = d.join(canary_s.trim_start_matches('/'));
         fs::create_dir_all(&inner).unwrap();
@@ -304,19 +309,12 @@ fn mount_points_of(mountinfo: &str, suffix: &str) -> Vec<String> {
 #[test]
 fn bind_targets_swapped_for_symlinks_stay_inside_the_rootfs() {
     let Some(u) = TestUser::t1() else { return };
-    let canary = u.scratch("canary");
-    fs::write(canary.join("canary"), "host canary\n").unwrap();
+    let canary = canary_dir(&u, &["canary"]);
     let canary_s = canary.display().to_string();
     // The last resolves to the container's root, which must be refused.
     let targets = [canary_s.clone(), format!("{UP}{canary_s}"), "../..".into()];
     let rootfs = own_rootfs(&u, "bind-rootfs", |d| {
-        let mnt = d.join("mnt");
-        fs::create_dir_all(mnt.join("real")).unwrap();
-        fs::write(mnt.join("real/keep"), "").unwrap();
-        for (i, t) in targets.iter().enumerate() {
-            std::os::unix::fs::symlink(t, mnt.join(format!("l{i}"))).unwrap();
-            std::os::unix::fs::symlink(t, mnt.join(format!("ctl{i}"))).unwrap();
-        }
+        plant(&d.join("mnt"), "keep", "", &targets)
     });
     let mnt = rootfs.join("mnt");
     // Control: followed naively on the host, the links reach the canary.
