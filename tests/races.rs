@@ -219,6 +219,7 @@ fn cp_through_a_directory_swapped_for_a_symlink_stays_in_the_container() {
     let payload = src.join("payload").display().to_string();
     let out_s = format!("{}/", out.display());
     let (mut copied_out, mut copied_in) = (0, 0);
+    let mut seen = BTreeMap::new();
     let runs = repeat(|n| {
         let r = hutch_run(&u, &["cp", "cprace:/dirs/x/file", &out_s]);
         assert!(matches!(r.code(), Some(0 | 125)), "cp out: {r}");
@@ -228,6 +229,7 @@ fn cp_through_a_directory_swapped_for_a_symlink_stays_in_the_container() {
                 "cp out copied a host file: {got:?}"
             );
             copied_out += 1;
+            *seen.entry(got.trim().to_string()).or_insert(0) += 1;
             fs::remove_file(out.join("file")).unwrap();
         }
         assert_eq!(fs::read_dir(&out).unwrap().count(), 0, "cp out wrote more");
@@ -239,7 +241,7 @@ fn cp_through_a_directory_swapped_for_a_symlink_stays_in_the_container() {
     });
     fs::write(rootfs.join("stop"), "").unwrap();
     stop(ctr);
-    eprintln!("{runs} runs: {copied_out} copies out, {copied_in} copies in");
+    eprintln!("{runs} runs: {copied_out} copies out {seen:?}, {copied_in} copies in");
     assert!(copied_out > 0 && copied_in > 0, "no copy ever succeeded");
     assert_eq!(snapshot(&canary), before, "the host directory changed");
     // Control: a naive copy through the same link does overwrite it.
@@ -344,7 +346,7 @@ fn bind_targets_swapped_for_symlinks_stay_inside_the_rootfs() {
         rootfs.display().to_string(),
         format!("{}:/mnt/x", vol.display()),
     );
-    let mut mounted = 0;
+    let (mut mounted, mut seen) = (0, BTreeMap::new());
     let runs = repeat(|_| {
         let args = [
             "run",
@@ -363,11 +365,12 @@ fn bind_targets_swapped_for_symlinks_stay_inside_the_rootfs() {
             assert_eq!(at.len(), 1, "the volume is not mounted once inside: {r}");
             assert_ne!(at[0], "/", "the volume replaced the container's root");
             mounted += 1;
+            *seen.entry(at[0].clone()).or_insert(0) += 1;
         }
         assert_eq!(snapshot(&canary), before, "the host directory changed");
     });
     swapper.finish();
-    eprintln!("{runs} runs, {mounted} mounted");
+    eprintln!("{runs} runs, {mounted} mounted at {seen:?}");
     assert!(mounted > 0, "no run ever mounted the volume");
     assert_eq!(snapshot(&canary), before, "the host directory changed");
     let host_mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
