@@ -18,6 +18,7 @@ use nix::sys::stat::{fstat, Mode, SFlag};
 use nix::sys::statvfs::{fstatvfs, FsFlags};
 use nix::unistd::{chdir, pivot_root, symlinkat};
 
+use crate::errors::WithHint;
 use crate::plan::mounts::Kind as MountKind;
 use crate::plan::{self, Mount, Plan};
 use crate::sys::fs::{openat2, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS};
@@ -178,6 +179,7 @@ fn apply(root: &OwnedFd, m: &Mount, tty_gid_mapped: bool) -> anyhow::Result<()> 
                 }
                 Err(e) => return Err(e),
             };
+            refuse_root(root, &fd, &m.destination)?;
             let bind = f.flags & (MsFlags::MS_BIND | MsFlags::MS_REC);
             mount_fd(Some(src), &fd, None, bind, "")?;
             if f.readonly {
@@ -275,8 +277,27 @@ fn fs_mount(
     data: &str,
 ) -> anyhow::Result<()> {
     let fd = resolve(root, target, Kind::Dir)?.with_context(|| format!("resolve `{target}`"))?;
+    refuse_root(root, &fd, target)?;
     mount_fd(Some(Path::new(fstype)), &fd, Some(fstype), flags, data)
         .with_context(|| format!("mount {fstype} on `{target}`"))
+}
+
+/// Refuses a mount target that resolved to the rootfs itself (a link
+/// such as `/mnt/x -> ..` in the image): mounted there, a volume would
+/// cover the whole rootfs and become the container's root after pivot_root.
+fn refuse_root(root: &OwnedFd, target: &OwnedFd, dest: &str) -> anyhow::Result<()> {
+    let (r, t) = (fstat(root.as_raw_fd()), fstat(target.as_raw_fd()));
+    let (r, t) = (
+        r.context("stat the rootfs")?,
+        t.with_context(|| format!("stat `{dest}`"))?,
+    );
+    if (r.st_dev, r.st_ino) == (t.st_dev, t.st_ino) {
+        return Err(anyhow::anyhow!(
+            "mount on `{dest}`: it resolves to the container's root"
+        ))
+        .hint("a symbolic link in the image leads there; mount somewhere else");
+    }
+    Ok(())
 }
 
 /// Whether creating a mount point failed because the rootfs is read-only
