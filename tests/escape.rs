@@ -12,24 +12,6 @@ use std::time::Duration;
 
 use common::*;
 
-/// A copy of the test rootfs the user owns (so hutch may create mount
-/// points in it), with `edit` applied as root.
-fn own_rootfs(u: &TestUser, name: &str, edit: impl FnOnce(&Path)) -> String {
-    let dir = u.scratch(name);
-    copy_rootfs(&dir);
-    edit(&dir);
-    let (ok, out) = host(
-        "chown",
-        &[
-            "-hR",
-            &format!("{}:{}", u.uid, u.gid),
-            &dir.display().to_string(),
-        ],
-    );
-    assert!(ok, "{out}");
-    dir.display().to_string()
-}
-
 fn unique(tag: &str) -> String {
     format!("/var/tmp/hutch-escape-{tag}-{}", std::process::id())
 }
@@ -127,7 +109,9 @@ fn mount_points_symlinked_out_of_the_rootfs_stay_inside_it() {
         std::os::unix::fs::symlink(&outside_dir, d.join("mnt")).unwrap();
         let _ = fs::remove_file(d.join("etc/hosts"));
         std::os::unix::fs::symlink(&outside_hosts, d.join("etc/hosts")).unwrap();
-    });
+    })
+    .display()
+    .to_string();
     // Control: on the host, these links do lead outside the rootfs.
     assert_eq!(
         fs::read_link(Path::new(&rootfs).join("mnt")).unwrap(),
@@ -286,7 +270,9 @@ fn dangling_relative_links_get_their_target_inside_the_rootfs() {
             d.join("etc/hostname"),
         )
         .unwrap();
-    });
+    })
+    .display()
+    .to_string();
     let out = hutch_ok(
         &u,
         &[
@@ -334,7 +320,9 @@ fn the_chroot_escape_stops_at_the_container_root() {
     );
     // Control: the same probe, run by host root in a plain chroot(1) into
     // a copy of the rootfs, does reach the host's root and sees the marker.
-    let copy = own_rootfs(&u, "chroot-control", |_| {});
+    let copy = own_rootfs(&u, "chroot-control", |_| {})
+        .display()
+        .to_string();
     let (ok, control) = host("chroot", &[&copy, "/usr/local/bin/chrootprobe", &marker]);
     let _ = fs::remove_file(&marker);
     assert_eq!(r.code(), Some(0), "{r}");
@@ -760,6 +748,8 @@ fn evil_rootfs(u: &TestUser) -> String {
         fs::write(&evil, "#!/proc/self/exe\n").unwrap();
         fs::set_permissions(&evil, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     })
+    .display()
+    .to_string()
 }
 
 /// Runs `hutch exec victim /bin/evil` (hutch as the script's interpreter

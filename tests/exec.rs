@@ -19,16 +19,7 @@ fn start(u: &TestUser, name: &str, extra: &[&str], cmd: &[&str]) -> common::Runn
     args.extend_from_slice(extra);
     args.push(&image);
     args.extend_from_slice(cmd);
-    let r = spawn_hutch(u, &args, &Opts::default());
-    let end = Instant::now() + Duration::from_secs(60);
-    loop {
-        let ps = hutch_ok(u, &["ps"]);
-        if ps.lines().any(|l| l.ends_with(name)) {
-            return r;
-        }
-        assert!(Instant::now() < end, "container {name} never ran: {ps}");
-        thread::sleep(Duration::from_millis(100));
-    }
+    spawn_listed(u, name, &args)
 }
 
 /// Ends a container started by `start` (hutch's death kills its init).

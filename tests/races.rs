@@ -21,23 +21,6 @@ use common::*;
 const RACE_TIME: Duration = Duration::from_secs(8);
 const RACE_RUNS: usize = 40;
 
-/// A copy of the test rootfs the user owns, with `edit` applied as root.
-fn own_rootfs(u: &TestUser, name: &str, edit: impl FnOnce(&Path)) -> PathBuf {
-    let dir = u.scratch(name);
-    copy_rootfs(&dir);
-    edit(&dir);
-    let (ok, out) = host(
-        "chown",
-        &[
-            "-hR",
-            &format!("{}:{}", u.uid, u.gid),
-            &dir.display().to_string(),
-        ],
-    );
-    assert!(ok, "{out}");
-    dir
-}
-
 /// Runs `sh -c SCRIPT` on the host as the test user (bounded).
 fn as_user(u: &TestUser, script: &str) -> (bool, String) {
     host(
@@ -115,16 +98,7 @@ fn start(u: &TestUser, name: &str, rootfs: &Path, cmd: &[&str]) -> Running {
     let rootfs = rootfs.display().to_string();
     let mut args = vec!["run", "--name", name, "--rootfs", &rootfs];
     args.extend_from_slice(cmd);
-    let r = spawn_hutch(u, &args, &Opts::default());
-    let end = Instant::now() + Duration::from_secs(60);
-    loop {
-        let ps = hutch_ok(u, &["ps"]);
-        if ps.lines().any(|l| l.ends_with(name)) {
-            return r;
-        }
-        assert!(Instant::now() < end, "container {name} never ran: {ps}");
-        thread::sleep(Duration::from_millis(100));
-    }
+    spawn_listed(u, name, &args)
 }
 
 /// Ends a container started by `start` and waits (bounded) for its processes.

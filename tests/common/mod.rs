@@ -907,3 +907,36 @@ pub fn copy_rootfs(dest: &Path) {
     let (ok, out) = host("cp", &["-a", &src, &dest.display().to_string()]);
     assert!(ok, "copy the test rootfs: {out}");
 }
+
+/// A copy of the test rootfs the user owns (so hutch may create mount
+/// points in it), with `edit` applied as root.
+pub fn own_rootfs(u: &TestUser, name: &str, edit: impl FnOnce(&Path)) -> PathBuf {
+    let dir = u.scratch(name);
+    copy_rootfs(&dir);
+    edit(&dir);
+    let (ok, out) = host(
+        "chown",
+        &[
+            "-hR",
+            &format!("{}:{}", u.uid, u.gid),
+            &dir.display().to_string(),
+        ],
+    );
+    assert!(ok, "{out}");
+    dir
+}
+
+/// Spawns `hutch ARGS` (a `run --name NAME ...`) in the background and
+/// waits (bounded) until `hutch ps` lists NAME as running.
+pub fn spawn_listed(u: &TestUser, name: &str, args: &[&str]) -> Running {
+    let r = spawn_hutch(u, args, &Opts::default());
+    let end = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ps = hutch_ok(u, &["ps"]);
+        if ps.lines().any(|l| l.ends_with(name)) {
+            return r;
+        }
+        assert!(Instant::now() < end, "container {name} never ran: {ps}");
+        thread::sleep(Duration::from_millis(100));
+    }
+}
