@@ -248,8 +248,19 @@ pub fn extract<R: Read>(
             ),
         }
     }
+    // The reader stops at the first zero block; a writer may still be
+    // sending the second one, or tar(1)'s padding to a 10 KiB record.
+    // Read it, so that writer does not die of a broken pipe (bounded:
+    // a container's writer may never stop).
+    let _ = std::io::copy(
+        &mut ar.into_inner().take(TRAILER_LIMIT),
+        &mut std::io::sink(),
+    );
     Ok(())
 }
+
+/// What `extract` reads past the end of an archive, at most.
+const TRAILER_LIMIT: u64 = 1 << 20;
 
 fn remove_non_dir(parent: BorrowedFd<'_>, name: &OsStr) -> nix::Result<()> {
     match nix::unistd::unlinkat(Some(parent.as_raw_fd()), name, UnlinkatFlags::NoRemoveDir) {
@@ -361,5 +372,26 @@ mod tests {
             std::fs::read_to_string(outside.path().join("secret")).unwrap(),
             "host"
         );
+    }
+
+    #[test]
+    fn the_end_of_an_archive_and_its_padding_are_read_but_not_without_bound() {
+        let src = tempfile::tempdir().unwrap();
+        std::fs::write(src.path().join("f"), "x").unwrap();
+        let root = File::open(src.path()).unwrap();
+        let mut tar = write_tar(root.as_fd(), Some(OsStr::new("f")), Vec::new()).unwrap();
+        // tar(1) pads to a 10 KiB record: a writer sends these zeros
+        // after the reader has seen the end, and must not get EPIPE.
+        tar.resize(tar.len() + 10240, 0);
+        let dst = tempfile::tempdir().unwrap();
+        let out = File::open(dst.path()).unwrap();
+        let mut input = std::io::Cursor::new(&tar);
+        extract(&mut input, out.as_fd(), None).unwrap();
+        assert_eq!(input.position() as usize, tar.len());
+        // An endless writer is not drained forever.
+        let endless = std::io::Cursor::new(tar).chain(std::io::repeat(0));
+        let mut endless = endless.take(u64::MAX);
+        extract(&mut endless, out.as_fd(), None).unwrap();
+        assert!(endless.limit() > 0);
     }
 }
