@@ -34,6 +34,14 @@ pub mod fuzzing;
 /// code; prints the error chain (once, with a `hint:` line when the user
 /// can fix the cause).
 pub fn run_cli() -> i32 {
+    // The detached supervisor re-executes itself: before the CLI parser,
+    // so that its image touches as little as possible.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == sandbox::supervisor::ENTRY)
+    {
+        return sandbox::supervisor::resume();
+    }
     seal_self();
     let cli = cli::Cli::parse_from_env();
     match commands::dispatch(cli) {

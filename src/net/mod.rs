@@ -197,6 +197,16 @@ pub trait Helper {
     fn name(&self) -> &'static str;
     /// The helper's host pid.
     fn pid(&self) -> u32;
+    /// Gives the helper up without ending it: its pid and the fds that
+    /// keep it running, for a process that takes over (the re-executed
+    /// supervisor), which then ends it by pid.
+    fn hand_over(self: Box<Self>) -> Kept;
+}
+
+/// A helper handed over: end it by pid, then close its fds.
+pub struct Kept {
+    pub pid: u32,
+    pub fds: Vec<std::os::fd::OwnedFd>,
 }
 
 /// What a backend needs to attach to a container.
@@ -228,11 +238,6 @@ fn log_tail(path: &Path) -> String {
 }
 
 /// Kills and reaps a helper child.
-fn end(child: &mut std::process::Child) {
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

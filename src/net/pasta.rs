@@ -8,7 +8,9 @@
 //! started it; `--quiet` and a log file keep its stderr off the terminal.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+
+use crate::sys::spawn::Tied;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -22,7 +24,7 @@ use crate::errors::WithHint;
 const READY_WITHIN: Duration = Duration::from_secs(10);
 
 pub struct Pasta {
-    child: Child,
+    child: Tied,
 }
 
 impl Helper for Pasta {
@@ -30,13 +32,13 @@ impl Helper for Pasta {
         "pasta"
     }
     fn pid(&self) -> u32 {
-        self.child.id()
+        self.child.pid()
     }
-}
-
-impl Drop for Pasta {
-    fn drop(&mut self) {
-        super::end(&mut self.child);
+    fn hand_over(self: Box<Self>) -> super::Kept {
+        super::Kept {
+            pid: self.child.hand_over(),
+            fds: Vec::new(),
+        }
     }
 }
 
@@ -107,13 +109,15 @@ pub fn start(a: &Attach<'_>) -> anyhow::Result<Pasta> {
         .stderr(log_file);
     let child = crate::sys::spawn::spawn_tied(&mut cmd, &[])
         .with_context(|| format!("start `{}`", program.display()))?;
-    let mut pasta = Pasta { child };
+    let mut pasta = Pasta {
+        child: Tied::new(child),
+    };
     wait_ready(&mut pasta.child, &pid_file, &log)?;
     Ok(pasta)
 }
 
 /// Waits until pasta wrote its pid file (configured), or failed.
-fn wait_ready(child: &mut Child, pid_file: &PathBuf, log: &Path) -> anyhow::Result<()> {
+fn wait_ready(child: &mut Tied, pid_file: &PathBuf, log: &Path) -> anyhow::Result<()> {
     let end = Instant::now() + READY_WITHIN;
     let mut pause = Duration::from_micros(200);
     loop {

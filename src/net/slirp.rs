@@ -16,7 +16,9 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+
+use crate::sys::spawn::Tied;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -31,7 +33,8 @@ const READY_WITHIN_MS: u16 = 10_000;
 const GUEST_ADDR: &str = "10.0.2.100";
 
 pub struct Slirp {
-    child: Child,
+    /// Dropped first: killed and reaped, then the exit pipe closes.
+    child: Tied,
     /// Closing it tells slirp4netns to exit.
     _exit: OwnedFd,
 }
@@ -41,13 +44,14 @@ impl Helper for Slirp {
         "slirp4netns"
     }
     fn pid(&self) -> u32 {
-        self.child.id()
+        self.child.pid()
     }
-}
-
-impl Drop for Slirp {
-    fn drop(&mut self) {
-        super::end(&mut self.child);
+    fn hand_over(self: Box<Self>) -> super::Kept {
+        let Slirp { child, _exit } = *self;
+        super::Kept {
+            pid: child.hand_over(),
+            fds: vec![_exit],
+        }
     }
 }
 
@@ -124,7 +128,7 @@ pub fn start(a: &Attach<'_>) -> anyhow::Result<Slirp> {
         .with_context(|| format!("start `{}`", program.display()))?;
     drop((ready_w, exit_r));
     let slirp = Slirp {
-        child,
+        child: Tied::new(child),
         _exit: exit_w,
     };
     wait_ready(&ready_r).map_err(|e| {

@@ -14,7 +14,9 @@
 //! ([`Daemon`]'s drop) or when hutch dies (its parent-death signal).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+
+use crate::sys::spawn::Tied;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -75,16 +77,14 @@ pub fn options(o: &Overlay) -> anyhow::Result<String> {
 }
 
 /// The running daemon; killed and reaped when dropped.
-pub struct Daemon(Option<Child>);
+/// The container is gone (or never started) when it is dropped: nothing
+/// is left to flush, every write went to the upper dir as it happened.
+pub struct Daemon(Tied);
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            // The container is gone (or never started): nothing is left to
-            // flush, every write went to the upper dir as it happened.
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+impl Daemon {
+    /// Gives the daemon up without ending it; returns its pid.
+    pub fn hand_over(self) -> u32 {
+        self.0.hand_over()
     }
 }
 
@@ -122,16 +122,14 @@ pub fn start(m: &FuseMount, pid: Pid) -> anyhow::Result<Daemon> {
         .stderr(log);
     let child = nsspawn::spawn_in(&mut cmd, &ns)
         .with_context(|| format!("start `{}`", m.program.display()))?;
-    let mut daemon = Daemon(Some(child));
+    let mut daemon = Daemon(Tied::new(child));
     wait_mounted(&mut daemon, m)?;
     Ok(daemon)
 }
 
 fn wait_mounted(d: &mut Daemon, m: &FuseMount) -> anyhow::Result<()> {
-    let child =
-        d.0.as_mut()
-            .context("wait for fuse-overlayfs: no process")?;
-    let mountinfo = format!("/proc/{}/mountinfo", child.id());
+    let child = &mut d.0;
+    let mountinfo = format!("/proc/{}/mountinfo", child.pid());
     let deadline = Instant::now() + MOUNT_TIMEOUT;
     let failed = |what: String| {
         let log = std::fs::read_to_string(&m.log).unwrap_or_default();

@@ -74,14 +74,6 @@ pub struct Running {
     _fuse: Option<crate::rootfs::fuse::Daemon>,
 }
 
-impl Running {
-    /// The signalfd (SIGCHLD and the forwarded signals), for a caller
-    /// with a wait loop of its own (the detached supervisor).
-    pub fn signal_fd(&self) -> &SignalFd {
-        &self.signals
-    }
-}
-
 pub(super) fn signal_set() -> SigSet {
     let mut set = SigSet::empty();
     for s in FORWARDED {
@@ -262,6 +254,41 @@ impl Running {
     pub fn net_helper(&self) -> Option<(&'static str, u32)> {
         self.net.as_ref().map(|h| (h.name(), h.pid()))
     }
+
+    /// Gives everything up without ending anything, for a process that
+    /// takes over (the re-executed supervisor): the process to wait for,
+    /// the helpers in the order to end them once it exited (as `Drop`
+    /// does: network, then fuse-overlayfs), and the pty master.
+    pub fn hand_over(self) -> Handover {
+        let Running {
+            guard,
+            init: _,
+            net,
+            signals,
+            master,
+            _fuse,
+        } = self;
+        drop(signals); // the mask stays; the new owner makes its own
+        let mut helpers: Vec<crate::net::Kept> = net.map(|h| h.hand_over()).into_iter().collect();
+        if let Some(d) = _fuse {
+            helpers.push(crate::net::Kept {
+                pid: d.hand_over(),
+                fds: Vec::new(),
+            });
+        }
+        Handover {
+            wait: guard.release(),
+            helpers,
+            master,
+        }
+    }
+}
+
+/// What [`Running::hand_over`] gives up.
+pub struct Handover {
+    pub wait: Option<Pid>,
+    pub helpers: Vec<crate::net::Kept>,
+    pub master: Option<OwnedFd>,
 }
 
 /// Waits for the container init to exit; returns Docker's exit code.

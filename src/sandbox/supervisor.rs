@@ -13,10 +13,20 @@
 //!                                   parent::launch (clone, maps, sync)
 //!  ◄── Report::Started ──────────── record pid + start time, supervisor
 //!   or ◄── Report::Failed ───────── (setup or exec failed) and _exit
-//!  print the id, exit 0             poll(pipes, signalfd): log lines,
-//!                                   forward signals, reap the init
+//!  print the id, exit 0             fds to fixed numbers, execve itself
+//!                                   (`hutch __supervise ID`, a Handoff
+//!                                   on fd 3): a fresh image, its
+//!                                   children still its children
+//!                                   poll(pipes, signalfd): log lines,
+//!                                   forward signals, reap the init,
+//!                                   end the helpers
 //!                                   record the exit, --rm, _exit
 //! ```
+//!
+//! The re-execution matters for memory: a forked supervisor keeps every
+//! page the whole start touched (heap, stack, the code of image and
+//! network setup) for the container's life; the fresh image holds only
+//! what the wait loop needs (bench/README.md, growth).
 //!
 //! One thread, no allocation beyond a read buffer while it waits. The
 //! container init has PDEATHSIG=SIGKILL (child.rs): a supervisor killed
@@ -24,14 +34,16 @@
 //! time) then reads as exited.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, AsRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
 
 use anyhow::Context;
 use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::waitpid;
 use nix::unistd::{dup2, pipe2, setsid, Pid};
 use serde::{Deserialize, Serialize};
@@ -121,11 +133,179 @@ fn supervise(job: &Job<'_>, mut record: State, report: OwnedFd) -> ! {
     let Ok(streams) = started else {
         exit_now(crate::errors::EXIT_HUTCH)
     };
-    // The plan, the image config and the rest of the foreground's work are
-    // freed by now: give their pages back before waiting for hours.
+    let handoff = hand_over(job, record, streams).unwrap_or_else(|_| {
+        // The fds are in disarray: end here, PDEATHSIG ends the rest.
+        exit_now(crate::errors::EXIT_HUTCH)
+    });
+    // A fresh image of hutch for the hours of waiting: only the pages the
+    // wait loop touches, not those of the whole start (heap, stack and
+    // code shared with the foreground at fork), about half the memory.
+    // Its children (the container, the helpers) stay its children.
+    let short = crate::state::short_id(&handoff.id).to_string();
+    let _ = reexec(&short);
+    // No exec (no /proc?): the same loop in this process.
     crate::sys::process::trim_heap();
-    let code = watch(streams);
-    finish(job, &mut record, code);
+    watch_handed_over(handoff)
+}
+
+/// argv[1] of the re-executed supervisor; `run_cli` dispatches it before
+/// the command line parser. Not a command: it wants [`Handoff`] on fd 3.
+pub const ENTRY: &str = "__supervise";
+
+/// The re-executed supervisor's fds: the handoff, the container's
+/// stdout and stderr pipes, the log, then `Handoff::keep` more.
+const HANDOFF_FD: RawFd = 3;
+const OUT_FD: RawFd = 4;
+const ERR_FD: RawFd = 5;
+const LOG_FD: RawFd = 6;
+const KEEP_FD: RawFd = 7;
+
+/// What the supervisor hands to its re-executed self.
+#[derive(Serialize, Deserialize)]
+struct Handoff {
+    id: String,
+    runtime: PathBuf,
+    data: PathBuf,
+    containers: PathBuf,
+    maps: IdMaps,
+    remove: bool,
+    record: State,
+    /// The process to wait for (the init, or the `container:` intermediate).
+    wait: i32,
+    /// Helpers to end, in order, once it exited.
+    helpers: Vec<u32>,
+    /// How many fds from `KEEP_FD` on are held until then (stdin's write
+    /// end, the helpers' exit pipes).
+    keep: usize,
+}
+
+/// Gives up the started container's objects without ending anything and
+/// puts their fds at the numbers the re-executed supervisor expects.
+fn hand_over(job: &Job<'_>, record: State, s: Streams) -> anyhow::Result<Handoff> {
+    let Streams {
+        running,
+        out,
+        err,
+        log,
+        _stdin,
+    } = s;
+    let given = running.hand_over();
+    let mut fds = vec![out, err, OwnedFd::from(log)];
+    fds.extend(_stdin);
+    fds.extend(given.master);
+    let mut helpers = Vec::new();
+    for h in given.helpers {
+        helpers.push(h.pid);
+        fds.extend(h.fds);
+    }
+    let handoff = Handoff {
+        id: job.container.id.clone(),
+        runtime: job.dirs.runtime.clone(),
+        data: job.dirs.data.clone(),
+        containers: job.dirs.containers.clone(),
+        maps: job.maps.clone(),
+        remove: job.remove,
+        record,
+        wait: given.wait.map_or(0, Pid::as_raw),
+        helpers,
+        keep: fds.len() - 3,
+    };
+    let memfd = nix::sys::memfd::memfd_create(
+        c"hutch-supervisor",
+        nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC,
+    )
+    .context("create a memfd")?;
+    let mut file = File::from(memfd);
+    serde_json::to_writer(&mut file, &handoff).context("write the handoff")?;
+    file.seek(SeekFrom::Start(0))
+        .context("rewind the handoff")?;
+    fds.insert(0, OwnedFd::from(file));
+    // Out of the way first, so that no dup2 below replaces a source.
+    let high = fds
+        .iter()
+        .map(|fd| fcntl(fd.as_raw_fd(), FcntlArg::F_DUPFD_CLOEXEC(64)))
+        .collect::<nix::Result<Vec<RawFd>>>()
+        .context("duplicate descriptors")?;
+    drop(fds);
+    for (i, fd) in high.iter().enumerate() {
+        dup2(*fd, HANDOFF_FD + i as RawFd).context("place a descriptor")?;
+    }
+    // Closes the copies in `high` too.
+    close_from(HANDOFF_FD + high.len() as RawFd).context("close descriptors")?;
+    Ok(handoff)
+}
+
+/// Executes this hutch again as [`ENTRY`]; returns only on failure.
+fn reexec(short_id: &str) -> anyhow::Error {
+    let Ok(id) = std::ffi::CString::new(short_id) else {
+        return anyhow::anyhow!("the container id holds a NUL");
+    };
+    let args = [c"hutch".to_owned(), c"__supervise".to_owned(), id];
+    match nix::unistd::execv(c"/proc/self/exe", &args) {
+        Err(e) => anyhow::Error::new(e).context("re-execute hutch"),
+    }
+}
+
+/// The re-executed supervisor: reads its handoff and watches the
+/// container until it exits. Returns only when it was not started by a
+/// supervisor (someone typed `hutch __supervise`).
+pub fn resume() -> i32 {
+    match read_handoff() {
+        Ok(h) => watch_handed_over(h),
+        Err(e) => {
+            eprintln!("hutch: {ENTRY} is internal to `hutch run -d`: {e:#}");
+            crate::errors::EXIT_HUTCH
+        }
+    }
+}
+
+fn read_handoff() -> anyhow::Result<Handoff> {
+    let fd = crate::sys::process::inherited_fd(HANDOFF_FD).context("no handoff on fd 3")?;
+    let mut text = String::new();
+    File::from(fd)
+        .take(16 << 20)
+        .read_to_string(&mut text)
+        .context("read the handoff")?;
+    serde_json::from_str(&text).context("parse the handoff")
+}
+
+/// Watches the container, ends its helpers, records its exit (and with
+/// `--rm` removes it), with the fds `hand_over` placed.
+fn watch_handed_over(h: Handoff) -> ! {
+    if h.wait <= 0 {
+        exit_now(crate::errors::EXIT_HUTCH) // waitpid(0) would take any child
+    }
+    let take = crate::sys::process::inherited_fd;
+    let (Some(out), Some(err), Some(log)) = (take(OUT_FD), take(ERR_FD), take(LOG_FD)) else {
+        exit_now(crate::errors::EXIT_HUTCH)
+    };
+    let keep: Vec<OwnedFd> = (0..h.keep)
+        .filter_map(|i| take(KEEP_FD + i as RawFd))
+        .collect();
+    // The signals stay blocked across execve; a new signalfd reads them.
+    let Ok(signals) = SignalFd::with_flags(&parent::signal_set(), SfdFlags::SFD_CLOEXEC) else {
+        exit_now(crate::errors::EXIT_HUTCH)
+    };
+    let code = watch(Watched {
+        wait: Pid::from_raw(h.wait),
+        signals,
+        out,
+        err,
+        log: File::from(log),
+    });
+    for pid in &h.helpers {
+        let pid = Pid::from_raw(*pid as i32);
+        let _ = kill(pid, Signal::SIGKILL);
+        let _ = waitpid(pid, None);
+    }
+    drop(keep);
+    let dirs = Dirs {
+        runtime: h.runtime,
+        data: h.data,
+        containers: h.containers,
+    };
+    let container = Container::open(&dirs, &h.id);
+    finish(&dirs, &container, &h.maps, h.remove, h.record, code);
     exit_now(0)
 }
 
@@ -202,12 +382,19 @@ fn start(job: &Job<'_>, record: &mut State) -> anyhow::Result<Streams> {
     })
 }
 
+/// What the waiting supervisor holds.
+struct Watched {
+    wait: Pid,
+    signals: SignalFd,
+    out: OwnedFd,
+    err: OwnedFd,
+    log: File,
+}
+
 /// Copies the container's output to its log and forwards signals until
 /// the init exits and its output ends; returns Docker's exit code.
-fn watch(mut s: Streams) -> i32 {
-    let Some(pid) = s.running.guard.pid() else {
-        return crate::errors::EXIT_HUTCH;
-    };
+fn watch(mut s: Watched) -> i32 {
+    let pid = s.wait;
     let mut open = [true, true];
     let mut code = None;
     let mut buf = vec![0u8; 64 * 1024];
@@ -228,7 +415,7 @@ fn watch(mut s: Streams) -> i32 {
             break;
         };
         if signalled {
-            forward(&s.running, pid, code.is_none());
+            forward(&s.signals, pid, code.is_none());
         }
         for i in readable {
             let (fd, stream) = if i == 0 {
@@ -239,24 +426,19 @@ fn watch(mut s: Streams) -> i32 {
             open[i] = copy(fd, stream, &mut s.log, &mut buf);
         }
     }
-    // Reaped above (or beyond reach): the guard must not kill a reused pid.
-    s.running.guard.release();
     code.unwrap_or(crate::errors::EXIT_HUTCH)
 }
 
 /// Polls the signalfd and the open streams (a closed pipe would report
 /// POLLHUP whatever the events asked for). Returns whether a signal is
 /// waiting and which streams are readable; None on timeout or error.
-fn wait_ready(s: &Streams, open: [bool; 2], timeout: PollTimeout) -> Option<(bool, Vec<usize>)> {
+fn wait_ready(s: &Watched, open: [bool; 2], timeout: PollTimeout) -> Option<(bool, Vec<usize>)> {
     let streams: Vec<(usize, &OwnedFd)> = [&s.out, &s.err]
         .into_iter()
         .enumerate()
         .filter(|(i, _)| open[*i])
         .collect();
-    let mut fds = vec![PollFd::new(
-        s.running.signal_fd().as_fd(),
-        PollFlags::POLLIN,
-    )];
+    let mut fds = vec![PollFd::new(s.signals.as_fd(), PollFlags::POLLIN)];
     fds.extend(
         streams
             .iter()
@@ -294,8 +476,8 @@ fn copy(fd: &OwnedFd, stream: Stream, log: &mut File, buf: &mut [u8]) -> bool {
 /// SIGCHLD is handled by the reap at the top of the loop; any other
 /// signal sent to the supervisor goes to the container, as in the
 /// foreground.
-fn forward(r: &parent::Running, pid: Pid, alive: bool) {
-    let Ok(Some(info)) = r.signal_fd().read_signal() else {
+fn forward(signals: &SignalFd, pid: Pid, alive: bool) {
+    let Ok(Some(info)) = signals.read_signal() else {
         return;
     };
     match Signal::try_from(info.ssi_signo as i32) {
@@ -309,17 +491,22 @@ fn forward(r: &parent::Running, pid: Pid, alive: bool) {
 
 /// Records the exit; with --rm removes the container, unless `hutch rm`
 /// got there first.
-fn finish(job: &Job<'_>, record: &mut State, code: i32) {
+fn finish(
+    dirs: &Dirs,
+    container: &Container,
+    maps: &IdMaps,
+    remove: bool,
+    mut record: State,
+    code: i32,
+) {
     record.set_exited(code);
-    let kept = job.container.save(job.dirs, record).unwrap_or(false);
-    if !job.remove || !kept {
+    let kept = container.save(dirs, &record).unwrap_or(false);
+    if !remove || !kept {
         return;
     }
     // `hutch wait` reads the exit code first, as Docker's wait does.
-    let _waiters = job
-        .container
-        .drain_waiters(std::time::Duration::from_secs(10));
-    if job.container.forget(job.dirs).is_ok() {
-        let _ = crate::commands::remove_container(job.container, Some(job.maps));
+    let _waiters = container.drain_waiters(std::time::Duration::from_secs(10));
+    if container.forget(dirs).is_ok() {
+        let _ = crate::commands::remove_container(container, Some(maps));
     }
 }

@@ -114,6 +114,17 @@ pub fn own_fd(raw: RawFd) -> std::os::fd::OwnedFd {
     unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) }
 }
 
+/// Takes ownership of `raw` if it is open: an fd this process got across
+/// execve from its former self (the re-executed supervisor's handoff).
+pub fn inherited_fd(raw: RawFd) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    nix::fcntl::fcntl(raw, nix::fcntl::FcntlArg::F_GETFD).ok()?;
+    // SAFETY: `raw` is open (F_GETFD succeeded) and was inherited across
+    // execve; called once per fd at the start of the process, before
+    // anything else could open or own it.
+    Some(unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) })
+}
+
 /// Resets every catchable signal to its default disposition. Rust's
 /// runtime ignores SIGPIPE, and an ignored disposition survives execve:
 /// without this, `yes | head` would behave differently in a container.

@@ -52,3 +52,37 @@ pub fn spawn_tied(cmd: &mut Command, pass: &[(RawFd, RawFd)]) -> std::io::Result
 }
 
 const MAX_PASS: usize = 4;
+
+/// A helper process that is killed and reaped when dropped, unless it
+/// was handed over to a process that outlives this value (the detached
+/// supervisor re-executing itself keeps its children).
+pub struct Tied(Option<Child>);
+
+impl Tied {
+    pub fn new(child: Child) -> Tied {
+        Tied(Some(child))
+    }
+    pub fn pid(&self) -> u32 {
+        self.0.as_ref().map_or(0, Child::id)
+    }
+    /// Whether it exited already, and how (reaps it then).
+    pub fn try_wait(&mut self) -> std::io::Result<Option<std::process::ExitStatus>> {
+        match &mut self.0 {
+            Some(c) => c.try_wait(),
+            None => Ok(None),
+        }
+    }
+    /// Gives up ownership without killing it; returns its pid.
+    pub fn hand_over(mut self) -> u32 {
+        self.0.take().map_or(0, |c| c.id())
+    }
+}
+
+impl Drop for Tied {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

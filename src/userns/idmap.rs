@@ -13,7 +13,7 @@ const MAX_LINES: usize = 340;
 const INVALID_ID: u64 = u32::MAX as u64;
 
 /// One line of /proc/PID/uid_map: `inside outside count`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct IdMapEntry {
     pub inside: u32,
     pub outside: u32,

@@ -15,7 +15,7 @@ pub use idmap::{IdMapEntry, Mode};
 use subid::SubidRange;
 
 /// The maps of one container and how they are written.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct IdMaps {
     pub uid_map: Vec<IdMapEntry>,
     pub gid_map: Vec<IdMapEntry>,
@@ -26,7 +26,7 @@ pub struct IdMaps {
     pub fallback: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Helpers {
     pub newuidmap: PathBuf,
     pub newgidmap: PathBuf,
