@@ -93,7 +93,7 @@ impl fmt::Display for TooSlow {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "the registry is too slow: it sent {} bytes in the last {} s, under the floor of {FLOOR}",
+            "the registry is too slow: it sent {} bytes in the last {} s, under the floor of {FLOOR} bytes",
             self.got,
             self.window.as_secs()
         )
