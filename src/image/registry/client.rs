@@ -49,6 +49,8 @@ pub struct ClientOptions {
     /// How long a registry may stay silent: for the connection, the
     /// response headers, and each read of a body. A registry that stalls
     /// mid-blob fails the pull after this (per try) instead of hanging.
+    /// Also the window of the speed floor ([`super::speed`]): a body
+    /// bringing under 1 KiB in a whole window fails too.
     pub timeout: Duration,
 }
 
