@@ -1,7 +1,7 @@
 //! `hutch pull` from hostile registries: a fake registry in this test
 //! process (std TcpListener on 127.0.0.1, one thread per connection)
-//! that redirects, stalls, sends more than the descriptor says, or never
-//! ends a body. hutch runs as the unprivileged user hutch-t1.
+//! that redirects, stalls, trickles, sends more than the descriptor
+//! says, or never ends a body. hutch runs as the unprivileged user hutch-t1.
 //!
 //! Every case pulls a good image first, then the hostile one, and checks
 //! what a user would: a clear error (exit 125), no new image, no new blob
@@ -34,6 +34,15 @@ enum Reply {
     /// Write the head, then zeros (chunked or not) until the client hangs
     /// up, the server stops, or 1 GiB / 60 s have gone.
     Endless { head: Vec<u8>, chunked: bool },
+    /// Write the head, then `body` `chunk` bytes at a time, sleeping
+    /// `every` before each, until done, the client hangs up, the server
+    /// stops, or 60 s have gone.
+    Trickle {
+        head: Vec<u8>,
+        body: Vec<u8>,
+        chunk: usize,
+        every: Duration,
+    },
 }
 
 type Handler = dyn Fn(&str) -> Reply + Send + Sync;
@@ -126,6 +135,29 @@ fn serve(mut stream: TcpStream, handler: &Handler, stop: &AtomicBool) {
                 }
             }
         }
+        Reply::Trickle {
+            head,
+            body,
+            chunk,
+            every,
+        } => {
+            if stream.write_all(&head).is_err() {
+                return;
+            }
+            for piece in body.chunks(chunk) {
+                thread::sleep(every);
+                if stop.load(Ordering::SeqCst) || Instant::now() > end {
+                    break;
+                }
+                if stream
+                    .write_all(piece)
+                    .and_then(|_| stream.flush())
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        }
     }
 }
 
@@ -171,6 +203,13 @@ enum Attack {
     RedirectFtp,
     /// Half of the new layer, then silence.
     Stall,
+    /// The new layer (16 KiB of it incompressible) one byte every 0.3 s:
+    /// never silent for a read timeout of 2 s, but under the floor of
+    /// 1 KiB per 2 s; whole, it would take 80 minutes.
+    Trickle,
+    /// The new layer (16 KiB of it incompressible) at 4 KiB/s: slow, but
+    /// over the floor (the control for `Trickle`).
+    Slowish,
     /// The new layer with a Content-Length and a body 1000 bytes longer.
     TooLongDeclared,
     /// The new layer and 1000 bytes more, the body ended by closing.
@@ -195,17 +234,32 @@ struct Images {
 }
 
 impl Images {
-    fn build(u: &TestUser, tag: &str) -> Images {
+    fn build(u: &TestUser, attack: Attack) -> Images {
+        let tag = format!("{attack:?}");
         let dir = u.root_scratch(&format!("layout-{tag}"));
         let l = Layout::new(&dir);
         let good = l.base(&images().oci, "latest");
         let good_desc = l.manifest(&good);
         let mut evil = good.clone();
         let marker = format!("layer of {tag}\n");
-        l.add_layer(
-            &mut evil,
-            &layout::tar(&[Entry::File("hostile-marker", marker.as_bytes())]),
-        );
+        // A slow layer must span windows (and a trickled one outlast the
+        // test): bytes gzip cannot shrink (xorshift).
+        let slow = matches!(attack, Attack::Trickle | Attack::Slowish);
+        let filler_len = if slow { 16 * 1024 } else { 0 };
+        let mut x: u32 = 0x9e37_79b9;
+        let filler: Vec<u8> = (0..filler_len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect();
+        let mut entries = vec![Entry::File("hostile-marker", marker.as_bytes())];
+        if !filler.is_empty() {
+            entries.push(Entry::File("filler", &filler));
+        }
+        l.add_layer(&mut evil, &layout::tar(&entries));
         let evil_layer = evil.layers.last().unwrap()["digest"]
             .as_str()
             .unwrap()
@@ -286,6 +340,18 @@ fn registry(images: Arc<Images>, attack: Attack, elsewhere: String) -> Server {
                 h.extend_from_slice(&blob[..blob.len() / 2]);
                 Reply::Stall(h)
             }
+            Attack::Trickle | Attack::Slowish => {
+                let (chunk, every) = match attack {
+                    Attack::Trickle => (1, Duration::from_millis(300)),
+                    _ => (1024, Duration::from_millis(250)),
+                };
+                Reply::Trickle {
+                    head: head(&[("Content-Length", &len)]),
+                    body: blob.clone(),
+                    chunk,
+                    every,
+                }
+            }
             Attack::TooLongDeclared | Attack::TooLongUnsized => {
                 let more = (blob.len() + 1000).to_string();
                 let mut out = match attack {
@@ -364,7 +430,7 @@ fn assert_blobs_verify(u: &TestUser) {
 /// Pulls the good image, then the hostile one under `attack`; returns the
 /// hostile pull, its duration and the store files it added.
 fn pull_hostile(u: &TestUser, attack: Attack) -> (Run, Duration, Vec<PathBuf>, Server) {
-    let images = Arc::new(Images::build(u, &format!("{attack:?}")));
+    let images = Arc::new(Images::build(u, attack));
     let other = elsewhere(images.clone());
     let reg = registry(images, attack, format!("http://{}", other.addr));
     let good = format!("{}/good/img:latest", reg.addr);
@@ -394,7 +460,8 @@ fn pull_hostile(u: &TestUser, attack: Attack) -> (Run, Duration, Vec<PathBuf>, S
 /// The checks after a refused pull: exit 125 with `expect` in the error,
 /// no image recorded, nothing added to the store but verified blobs, no
 /// temporary files, and the good image still listed and running.
-fn assert_refused(u: &TestUser, attack: Attack, expect: &[&str]) {
+/// Returns the refused pull.
+fn assert_refused(u: &TestUser, attack: Attack, expect: &[&str]) -> Run {
     let (r, took, added, reg) = pull_hostile(u, attack);
     eprintln!("{attack:?} after {took:?}: {}", r.stderr.trim());
     assert_eq!(r.code(), Some(125), "{attack:?}: {r}");
@@ -425,6 +492,7 @@ fn assert_refused(u: &TestUser, attack: Attack, expect: &[&str]) {
         &["run", "--rm", "--pull=never", &good, "echo", "still ok"],
     );
     assert_eq!(out, "still ok\n", "{attack:?}");
+    r
 }
 
 #[test]
@@ -458,6 +526,34 @@ fn a_redirect_to_a_file_or_ftp_url_is_refused() {
 fn a_registry_stalling_mid_blob_fails_the_pull_in_bounded_time() {
     let Some(u) = TestUser::t1() else { return };
     assert_refused(&u, Attack::Stall, &["timeout", "timed out"]);
+}
+
+/// A registry sending a byte every 0.3 s never lets a 2 s read timeout
+/// fire; the speed floor (1 KiB per window of HUTCH_REGISTRY_TIMEOUT)
+/// ends each try after one window, three tries in all: about 8 s here
+/// (`assert_refused` allows 45). Without the floor the pull hangs.
+#[test]
+fn a_registry_trickling_a_blob_fails_the_pull_in_bounded_time() {
+    let Some(u) = TestUser::t1() else { return };
+    let r = assert_refused(&u, Attack::Trickle, &["too slow"]);
+    for want in ["/evil/img`", "in the last 2 s", "HUTCH_REGISTRY_TIMEOUT"] {
+        assert!(r.stderr.contains(want), "the error lacks `{want}`: {r}");
+    }
+}
+
+/// The control: a registry sending 4 KiB/s, slow but eight times the
+/// floor at a 2 s window, still pulls; the layer spans windows.
+#[test]
+fn a_slow_but_steady_registry_still_pulls() {
+    let Some(u) = TestUser::t1() else { return };
+    let (r, took, _, reg) = pull_hostile(&u, Attack::Slowish);
+    assert_eq!(r.code(), Some(0), "{r}");
+    assert!(took > Duration::from_secs(2), "not slow: {took:?}");
+    let evil = format!("{}/evil/img:latest", reg.addr);
+    let out = hutch_ok(&u, &["run", "--rm", &evil, "cat", "/hostile-marker"]);
+    assert_eq!(out, "layer of Slowish\n");
+    assert_blobs_verify(&u);
+    hutch_ok(&u, &["rmi", &evil]);
 }
 
 #[test]

@@ -29,6 +29,7 @@ use super::http::{self, Budget, Transport};
 use super::manifest::{self, Document, Manifest};
 use super::platform::{self, Platform};
 use super::reference::Reference;
+use super::speed::{self, SpeedFloor};
 use crate::errors::hint;
 use crate::image::blob::{self, Digest, MAX_JSON};
 
@@ -48,6 +49,8 @@ pub struct ClientOptions {
     /// How long a registry may stay silent: for the connection, the
     /// response headers, and each read of a body. A registry that stalls
     /// mid-blob fails the pull after this (per try) instead of hanging.
+    /// Also the window of the speed floor ([`super::speed`]): a body
+    /// bringing under 1 KiB in a whole window fails too.
     pub timeout: Duration,
 }
 
@@ -261,17 +264,22 @@ impl Client {
                 &mut Budget::new(),
             )
             .with_context(|| format!("fetch manifest `{what}`"))?;
-        let resp = check_status(resp, &format!("fetch manifest `{what}`"), ep)?;
+        let resp = check_status(
+            resp,
+            &format!("fetch manifest `{what}`"),
+            ep,
+            self.opts.timeout,
+        )?;
         if content_length(resp.headers()).is_some_and(|n| n > MAX_JSON) {
             anyhow::bail!("fetch manifest `{what}`: larger than {MAX_JSON} bytes");
         }
         let content_type = header(resp.headers(), "content-type");
         let claimed = header(resp.headers(), "docker-content-digest");
         let mut bytes = Vec::new();
-        resp.into_body()
-            .into_reader()
+        SpeedFloor::new(resp.into_body().into_reader(), self.opts.timeout)
             .take(MAX_JSON.saturating_add(1))
             .read_to_end(&mut bytes)
+            .map_err(speed::explain)
             .with_context(|| format!("read manifest `{what}`"))?;
         check_cap(&bytes, &what)?;
         let got = Digest::parse(&format!("sha256:{}", blob::hex(&Sha256::digest(&bytes))))?;
@@ -328,7 +336,8 @@ impl Client {
             .transport
             .get(ep, &format!("blobs/{digest}"), &headers, budget)
             .map_err(Stream::Failed)?;
-        let resp = check_status(resp, "fetch blob", ep).map_err(Stream::Failed)?;
+        let resp =
+            check_status(resp, "fetch blob", ep, self.opts.timeout).map_err(Stream::Failed)?;
         let resumed = resp.status().as_u16() == 206;
         if resumed && !content_range_starts_at(resp.headers(), progress.count) {
             return Err(Stream::Failed(anyhow::anyhow!(
@@ -345,7 +354,8 @@ impl Client {
                 )));
             }
         }
-        let mut body = resp.into_body().into_reader();
+        // Wrapped before the skip: the bytes skipped must come in as fast.
+        let mut body = SpeedFloor::new(resp.into_body().into_reader(), self.opts.timeout);
         if skip > 0 {
             let copied = std::io::copy(&mut (&mut body).take(skip), &mut std::io::sink());
             match copied {
@@ -427,6 +437,11 @@ enum Stream {
 
 impl Stream {
     fn from_io(e: std::io::Error) -> Stream {
+        // Too slow is a stall in disguise: resumed like one, within the
+        // same tries, so a trickle costs at most tries × (window + a read).
+        if speed::is_too_slow(&e) {
+            return Stream::Dropped(speed::explain(e).context("read the blob"));
+        }
         // ureq reports its read timeout as an io::Error wrapping
         // ureq::Error::Timeout: a stalled stream, resumed like a reset.
         let timed_out = e
@@ -466,12 +481,17 @@ impl BlobError {
 }
 
 /// Accepts 200 and 206; turns the rest into errors with hints.
-fn check_status(resp: Response<Body>, what: &str, ep: &Endpoint) -> anyhow::Result<Response<Body>> {
+fn check_status(
+    resp: Response<Body>,
+    what: &str,
+    ep: &Endpoint,
+    window: Duration,
+) -> anyhow::Result<Response<Body>> {
     let status = resp.status().as_u16();
     if status == 200 || status == 206 {
         return Ok(resp);
     }
-    let detail = http::read_small(resp.into_body())
+    let detail = http::read_small(resp.into_body(), window)
         .map(|b| http::error_detail(&b))
         .unwrap_or_default();
     let err = anyhow::anyhow!("{what}: the registry answered HTTP {status}{detail}");

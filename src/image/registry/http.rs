@@ -35,6 +35,7 @@ use ureq::{Agent, Body};
 use super::auth::{self, Credentials};
 use super::challenge::{self, Challenge};
 use super::conf::Endpoint;
+use super::speed::{self, SpeedFloor};
 use crate::errors::hint;
 
 /// Tries of one request, counting the first.
@@ -60,6 +61,8 @@ pub(crate) struct Transport {
     unverified: Agent,
     tls_verify: bool,
     auth_files: Vec<PathBuf>,
+    /// `HUTCH_REGISTRY_TIMEOUT`: also the window of the speed floor.
+    timeout: Duration,
     state: Mutex<State>,
 }
 
@@ -110,6 +113,7 @@ impl Transport {
             unverified: agent(user_agent, false, timeout),
             tls_verify,
             auth_files,
+            timeout,
             state: Mutex::new(State::default()),
         }
     }
@@ -375,7 +379,7 @@ impl Transport {
             .call()
             .with_context(|| format!("get a token from `{realm}`"))?;
         let status = resp.status().as_u16();
-        let body = read_small(resp.into_body())?;
+        let body = read_small(resp.into_body(), self.timeout)?;
         if status != 200 {
             let what = format!(
                 "get a token from `{realm}`: HTTP {status}{}",
@@ -545,12 +549,14 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     v.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
-/// Reads at most [`MAX_SMALL_BODY`] bytes of a body.
-pub(crate) fn read_small(body: Body) -> anyhow::Result<Vec<u8>> {
+/// Reads at most [`MAX_SMALL_BODY`] bytes of a body, at least
+/// [`speed::FLOOR`] bytes per `window`.
+pub(crate) fn read_small(body: Body, window: Duration) -> anyhow::Result<Vec<u8>> {
     let mut buf = Vec::new();
-    body.into_reader()
+    SpeedFloor::new(body.into_reader(), window)
         .take(MAX_SMALL_BODY.saturating_add(1))
         .read_to_end(&mut buf)
+        .map_err(speed::explain)
         .context("read the response")?;
     if u64::try_from(buf.len()).map_or(true, |n| n > MAX_SMALL_BODY) {
         anyhow::bail!("read the response: larger than {MAX_SMALL_BODY} bytes");

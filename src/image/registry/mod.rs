@@ -14,6 +14,7 @@ mod http;
 pub mod manifest;
 pub mod platform;
 pub mod reference;
+mod speed;
 
 pub use client::{Client, ClientOptions, Resolved};
 pub use manifest::Descriptor;
