@@ -131,6 +131,30 @@ fn detached_container_outlives_its_shell_and_keeps_the_callers_loginuid() {
         fs::read_link(format!("/proc/{sup}/cwd")).unwrap(),
         std::path::Path::new("/")
     );
+    // It waits as a fresh image of hutch (re-executed, so it holds none of
+    // the start's memory), still the parent of the container's init.
+    let cmdline = proc_read(sup, "cmdline").unwrap();
+    assert_eq!(
+        cmdline.trim_end_matches('\0'),
+        format!("hutch\0__supervise\0{}", &id[..12]),
+        "supervisor {sup}"
+    );
+    let ppid = proc_read(init, "status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:").map(|v| v.trim().to_string()));
+    assert_eq!(ppid, Some(sup.to_string()), "the init's parent");
+    for fd in fs::read_dir(format!("/proc/{sup}/fd")).unwrap() {
+        let link = fs::read_link(fd.unwrap().path()).unwrap();
+        let link = link.to_string_lossy();
+        assert!(
+            link == "/dev/null"
+                || link.starts_with("pipe:")
+                || link == "anon_inode:[signalfd]"
+                || (link.contains(&id) && link.ends_with("container.log")),
+            "the supervisor holds `{link}`"
+        );
+    }
     let status_text = proc_read(sup, "status").unwrap();
     let rss = status_text
         .lines()
