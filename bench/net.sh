@@ -287,12 +287,20 @@ bench_net() {
             fi
         done
     done
-    sed -i '/^0,/d' "$NCSV"
-    # shellcheck disable=SC2153 # NET_REPS is set by bench/hutch-bench
-    say "net ($MODE): $NET_REPS repetitions of ${#cells[@]} cells (iperf3 -t $NET_SECS), interleaved, each probed once first"
+    local first=1
+    if [ "$NET_PROBE_SAMPLE" = 1 ]; then
+        # Quick mode: the probe (1 s, as NET_SECS) is the one sample, unwarmed.
+        sed -i 's/^0,/1,/' "$NCSV"
+        first=2
+        say "net ($MODE): ${#cells[@]} cells, each measured once by its probe run (iperf3 -t 1), not warmed up"
+    else
+        sed -i '/^0,/d' "$NCSV"
+        # shellcheck disable=SC2153 # NET_REPS is set by bench/hutch-bench
+        say "net ($MODE): $NET_REPS repetitions of ${#cells[@]} cells (iperf3 -t $NET_SECS), interleaved, each probed once first"
+    fi
     declare -A NFAILS
     n=${#cells[@]}
-    for rep in $(seq 1 "$NET_REPS"); do
+    for rep in $(seq "$first" "$NET_REPS"); do
         for k in $(seq 0 $((n - 1))); do
             c=${cells[$(((k + rep) % n))]} # rotate the order each repetition
             read -r r d <<<"$c"
@@ -333,7 +341,7 @@ bench_net() {
 # into RES.json. Gbit/s; "x host" is a cell's median over the median of the
 # same tool's host-network row in the same direction.
 net_report() {
-    awk -F, -v mode="$MODE" -v reps="$NET_REPS" -v secs="$NET_SECS" -v machine="$MACHINE" -v vers="$2" \
+    awk -F, -v mode="$MODE" -v reps="$NET_REPS" -v secs="$NET_SECS" -v machine="$MACHINE" -v vers="$2" -v probe_sample="$NET_PROBE_SAMPLE" \
         -v rows="$(printf '%s\n' "${NET_ROWS[@]}")" -v unavail="$3" -v fails="$4" \
         -v json="$1.json" -v commit="$HUTCH_VER" '
 function sorted(key,   n, i, j, t) {
@@ -382,7 +390,8 @@ END {
     for (k in cnt) med[k] = median(k)
     for (i = 1; i <= nr; i++) { split(rl[i], f, "|"); id[i] = f[1]; tool[f[1]] = f[2]; net[f[1]] = f[3] }
     printf "\nhutch-bench net (%s mode): TCP throughput in Gbit/s, one iperf3 stream of %d s, loopback only;\n", mode, secs
-    printf "%d interleaved repetitions, each cell probed once first; x host = median / the same tool'"'"'s host-network median\n", reps
+    if (probe_sample) printf "one run per cell, its unwarmed probe (quick mode); x host = the value / the same tool'"'"'s host-network value\n"
+    else printf "%d interleaved repetitions, each cell probed once first; x host = median / the same tool'"'"'s host-network median\n", reps
     printf "machine: %s\n%s\n\n", machine, vers
     printf "%-12s %-24s | %-30s | %-30s\n", "", "", "container -> host", "host -> container (-p)"
     printf "%-12s %-24s | %6s %6s %6s %8s | %6s %6s %6s %8s\n", "tool", "network", "median", "min", "max", "x host", "median", "min", "max", "x host"

@@ -397,7 +397,9 @@ fn watch(mut s: Watched) -> i32 {
     let pid = s.wait;
     let mut open = [true, true];
     let mut code = None;
-    let mut buf = vec![0u8; 64 * 1024];
+    // 16 KiB: a log line costs no more, and every page of the buffer
+    // stays resident for the container's whole life.
+    let mut buf = vec![0u8; 16 * 1024];
     loop {
         if code.is_none() {
             code = parent::reap(pid).unwrap_or(Some(crate::errors::EXIT_HUTCH));
