@@ -80,7 +80,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         run_dir: &container.run_dir,
         join: shared.as_ref().map(|s| &s.init),
     };
-    super::start::save_launch(&container, &launch)?;
+    // Only `start` and `restart` read it; a foreground `--rm` container is
+    // gone before either could.
+    if args.create_only || args.detach || !plan.remove {
+        super::start::save_launch(&container, &launch)?;
+    }
     let code = go(&args, &launch, &dirs, &container, &mut record)?;
     // A created container stays; a supervisor owns a detached one,
     // --rm included.

@@ -2,14 +2,14 @@
 //! user namespace must be written from outside it, by a process with the
 //! right privileges over the target: user_namespaces(7)).
 //!
-//! Order: gid map first, then uid map. With the setuid helpers, each gets
-//! the child's pid and the map; their exit status is checked and their
-//! stderr kept for the error. Without them, a single-id map is written
+//! With the setuid helpers, newgidmap and newuidmap run at once, each
+//! given the child's pid and its map; their exit status is checked and
+//! their stderr kept for the error (gid map's first). Without them, a single-id map is written
 //! directly, after `deny` to /proc/PID/setgroups (required since 3.19 for
 //! an unprivileged writer: CVE-2014-8989).
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context};
 use nix::unistd::Pid;
@@ -21,8 +21,13 @@ use crate::errors::WithHint;
 pub fn write(pid: Pid, maps: &IdMaps) -> anyhow::Result<()> {
     match &maps.helpers {
         Some(h) => {
-            run_helper(&h.newgidmap, pid, &maps.gid_map)?;
-            run_helper(&h.newuidmap, pid, &maps.uid_map)
+            // Both at once: two setuid execs are a good part of a start,
+            // and each writes its own file (no order between them).
+            let gid = spawn_helper(&h.newgidmap, pid, &maps.gid_map);
+            let uid = spawn_helper(&h.newuidmap, pid, &maps.uid_map);
+            let gid = finish_helper(&h.newgidmap, gid);
+            let uid = finish_helper(&h.newuidmap, uid);
+            gid.and(uid)
         }
         None => {
             let proc = format!("/proc/{pid}");
@@ -39,11 +44,24 @@ pub fn write(pid: Pid, maps: &IdMaps) -> anyhow::Result<()> {
     }
 }
 
-fn run_helper(helper: &Path, pid: Pid, map: &[IdMapEntry]) -> anyhow::Result<()> {
-    let out = Command::new(helper)
+fn spawn_helper(
+    helper: &Path,
+    pid: Pid,
+    map: &[IdMapEntry],
+) -> std::io::Result<std::process::Child> {
+    Command::new(helper)
         .arg(pid.to_string())
         .args(idmap::to_helper_args(map))
-        .output()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+}
+
+/// Waits for a helper started by `spawn_helper` and checks its status.
+fn finish_helper(helper: &Path, child: std::io::Result<std::process::Child>) -> anyhow::Result<()> {
+    let out = child
+        .and_then(|c| c.wait_with_output())
         .with_context(|| format!("run `{}`", helper.display()))?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
