@@ -668,3 +668,18 @@ fn the_hole_copier_handles_short_reads() {
     assert_eq!(n, 300_000);
     assert_eq!(fs::read(&p).unwrap(), data);
 }
+
+#[test]
+fn a_gnu_tar_sparse_member_unpacks() {
+    // The fuzz seed, made by `tar --format=gnu --sparse` (GNU tar 1.34)
+    // from a 64 KiB file holding "root pts/0" at 0 and "user" at 32 KiB.
+    let seed = include_bytes!("../../fuzz/corpus/unpack/seed-gnu-sparse");
+    let f = fixture();
+    unpack_tar(&seed[..], &f.root, &UnpackOptions::default()).unwrap();
+    let p = f.root.join("var/log/lastlog");
+    assert_eq!(fs::metadata(&p).unwrap().len(), 64 * 1024);
+    assert_eq!(read_at(&p, 0, 11), b"root pts/0\0");
+    assert_eq!(read_at(&p, 32 * 1024 - 1, 6), b"\0user\0");
+    assert_eq!(read_at(&p, 64 * 1024 - 1, 1), b"\0");
+    assert!(allocated(&p) <= 16 * 1024, "{} bytes allocated", allocated(&p));
+}
