@@ -681,5 +681,9 @@ fn a_gnu_tar_sparse_member_unpacks() {
     assert_eq!(read_at(&p, 0, 11), b"root pts/0\0");
     assert_eq!(read_at(&p, 32 * 1024 - 1, 6), b"\0user\0");
     assert_eq!(read_at(&p, 64 * 1024 - 1, 1), b"\0");
-    assert!(allocated(&p) <= 16 * 1024, "{} bytes allocated", allocated(&p));
+    assert!(
+        allocated(&p) <= 16 * 1024,
+        "{} bytes allocated",
+        allocated(&p)
+    );
 }
