@@ -37,10 +37,13 @@ impl HoleCopier {
             self.buf = vec![0; CHUNK];
         }
         let mut pos: u64 = 0;
+        let mut ends_in_hole = false;
         loop {
             let n = fill(reader, &mut self.buf)?;
             let chunk = self.buf.get(..n).unwrap_or_default();
-            write_data(file, chunk, pos)?;
+            if !chunk.is_empty() {
+                ends_in_hole = write_data(file, chunk, pos)?;
+            }
             pos = pos
                 .checked_add(n as u64)
                 .ok_or_else(|| io::Error::other("the file is longer than 2^64 bytes"))?;
@@ -48,7 +51,10 @@ impl HoleCopier {
                 break;
             }
         }
-        file.set_len(pos)?;
+        if ends_in_hole {
+            // ftruncate(2) extends the file with a hole up to its length.
+            file.set_len(pos)?;
+        }
         Ok(pos)
     }
 }
@@ -68,8 +74,8 @@ fn fill<R: Read + ?Sized>(reader: &mut R, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 /// Writes the non-zero blocks of `chunk` at `pos` onwards, each run of
-/// them in one pwrite.
-fn write_data(file: &File, chunk: &[u8], pos: u64) -> io::Result<()> {
+/// them in one pwrite; returns whether the chunk ends in a zero block.
+fn write_data(file: &File, chunk: &[u8], pos: u64) -> io::Result<bool> {
     let mut run: Option<usize> = None; // start of the current data run
     let mut at = 0;
     for block in chunk.chunks(BLOCK) {
@@ -83,10 +89,13 @@ fn write_data(file: &File, chunk: &[u8], pos: u64) -> io::Result<()> {
         }
         at += block.len();
     }
-    if let Some(start) = run {
-        write_at(file, chunk.get(start..).unwrap_or_default(), pos, start)?;
+    match run {
+        Some(start) => {
+            write_at(file, chunk.get(start..).unwrap_or_default(), pos, start)?;
+            Ok(false)
+        }
+        None => Ok(true),
     }
-    Ok(())
 }
 
 fn write_at(file: &File, data: &[u8], pos: u64, start: usize) -> io::Result<()> {

@@ -599,6 +599,7 @@ fn runs_of_zeros_become_holes_and_data_stays_exact() {
     t.file("zeros", &zeros, 0o644)
         .file("trailing", &[&b"x"[..], &[0; MIB as usize]].concat(), 0o644)
         .file("odd", &odd, 0o644)
+        .file("aligned", &[&b"y"[..], &[0; 262_143]].concat(), 0o644)
         .file("empty", b"", 0o644);
     apply(&f.root, &t).unwrap();
     let p = f.root.join("zeros");
@@ -621,6 +622,9 @@ fn runs_of_zeros_become_holes_and_data_stays_exact() {
         allocated(&p)
     );
     assert_eq!(fs::read(f.root.join("odd")).unwrap(), odd);
+    // A hole up to a multiple of the read size: the reader's end comes
+    // in a read of its own.
+    assert_eq!(fs::metadata(f.root.join("aligned")).unwrap().len(), 262_144);
     assert_eq!(fs::metadata(f.root.join("empty")).unwrap().len(), 0);
 }
 
