@@ -63,6 +63,30 @@ impl<T, E: Into<anyhow::Error>> WithHint<T> for Result<T, E> {
     }
 }
 
+/// Adds the fix to an error that ran out of disk space or quota while
+/// writing below `dir` (an unpack, a blob); other errors pass unchanged.
+/// The chain itself already names ENOSPC ("No space left on device").
+pub fn hint_if_full(err: anyhow::Error, dir: &std::path::Path) -> anyhow::Error {
+    let full = |code: i32| code == libc::ENOSPC || code == libc::EDQUOT;
+    let is_full = err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::raw_os_error)
+            .is_some_and(full)
+            || c.downcast_ref::<nix::errno::Errno>()
+                .is_some_and(|e| full(*e as i32))
+    });
+    if !is_full {
+        return err;
+    }
+    hint(
+        err,
+        format!(
+            "free space on the filesystem of `{}` (`df -h` shows it), or keep hutch's data on a larger one by setting XDG_DATA_HOME",
+            dir.display()
+        ),
+    )
+}
+
 /// Splits an error into its chain (outermost first, hint and exit-code
 /// links left out), its hints (outermost first) and its exit code.
 /// Hints are links of their own type; the exit code is a context layer,
@@ -120,6 +144,20 @@ pub fn report(err: &anyhow::Error) -> i32 {
 mod tests {
     use super::*;
     use anyhow::Context;
+
+    #[test]
+    fn a_full_disk_gets_a_hint_and_other_errors_do_not() {
+        let dir = std::path::Path::new("/store");
+        let full = anyhow::Error::new(std::io::Error::from_raw_os_error(libc::ENOSPC))
+            .context("write file");
+        let (chain, hints, _) = split(&hint_if_full(full, dir));
+        assert_eq!(chain[1], "No space left on device (os error 28)");
+        assert!(hints[0].contains("`/store`"), "{hints:?}");
+        let quota = anyhow::Error::new(nix::errno::Errno::EDQUOT).context("create file");
+        assert_eq!(split(&hint_if_full(quota, dir)).1.len(), 1);
+        let other = anyhow::Error::new(nix::errno::Errno::EACCES).context("create file");
+        assert!(split(&hint_if_full(other, dir)).1.is_empty());
+    }
 
     #[test]
     fn split_finds_exit_code_and_every_hint() {

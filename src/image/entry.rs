@@ -8,7 +8,7 @@
 
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
@@ -24,6 +24,7 @@ use nix::sys::time::TimeSpec;
 use nix::unistd::{fchownat, linkat, symlinkat, Gid, Uid};
 use tar::EntryType;
 
+use super::holes::HoleCopier;
 use super::tree::{self, Created, Root};
 use super::UnpackReport;
 use crate::sys::fs::{openat2, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS};
@@ -54,6 +55,8 @@ pub(crate) struct Applier<'a> {
     /// character device; `user.overlay.opaque` on an opaque directory)
     /// instead of applying them to what earlier layers left here.
     overlay: bool,
+    /// Writes file content with zero blocks left as holes.
+    holes: HoleCopier,
 }
 
 /// What is left to do for a directory after its children are written.
@@ -82,6 +85,7 @@ impl<'a> Applier<'a> {
             created: Created::new(),
             dirs: Vec::new(),
             overlay: false,
+            holes: HoleCopier::default(),
         }
     }
 
@@ -129,7 +133,9 @@ impl<'a> Applier<'a> {
         let dir = self.root.ensure_dir(parent, &mut self.created)?;
         let made = match (self.policy, kind) {
             (_, EntryType::Directory) => self.make_dir(&dir, &rel, name, &meta)?,
-            (_, EntryType::Regular | EntryType::Continuous) => {
+            // A GNU sparse member reads as its full content, holes as
+            // zeros (the tar reader checks the map against its size).
+            (_, EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse) => {
                 self.make_file(&dir, name, &meta, entry)?
             }
             (Policy::Layer { .. }, EntryType::Symlink) => {
@@ -324,9 +330,10 @@ impl<'a> Applier<'a> {
         let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
         let fd =
             openat2(dir.as_fd(), Path::new(name), flags, 0o600, ONE_NAME).context("create file")?;
-        let mut file = File::from(fd);
+        let file = File::from(fd);
+        // For a sparse member, its real size (the tar reader sets it).
         let want = entry.size();
-        let wrote = io::copy(entry, &mut file).context("write file")?;
+        let wrote = self.holes.copy(entry, &file).context("write file")?;
         if wrote != want {
             anyhow::bail!("the stream ends after {wrote} of its {want} bytes");
         }

@@ -11,6 +11,7 @@ pub(crate) mod blob;
 pub mod compression;
 pub mod config;
 mod entry;
+mod holes;
 pub mod layout;
 pub mod reference;
 pub mod registry;

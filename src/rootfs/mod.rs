@@ -113,7 +113,8 @@ pub fn private_copy(image: &Image, rootfs: &Path, maps: &IdMaps) -> anyhow::Resu
         overlay_whiteouts: false,
     };
     nsexec::run_in_userns(maps, "unpack the image", || {
-        let report = image::unpack(image, rootfs, &opts)?;
+        let report = image::unpack(image, rootfs, &opts)
+            .map_err(|e| crate::errors::hint_if_full(e, rootfs))?;
         warn_unpack(full_map, &report);
         Ok(())
     })
@@ -198,7 +199,9 @@ fn ensure_layer(
         overlay_whiteouts: true,
     };
     let unpacked = nsexec::run_in_userns(maps, "unpack a layer", || {
-        let report = image::unpack::unpack_one(layer, &tmp, &opts)?;
+        // Hinted here: only the chain's text crosses back to the parent.
+        let report = image::unpack::unpack_one(layer, &tmp, &opts)
+            .map_err(|e| crate::errors::hint_if_full(e, tmp.parent().unwrap_or(&tmp)))?;
         warn_unpack(full_map, &report);
         Ok(())
     });

@@ -171,7 +171,8 @@ impl Store {
         let mut tmp = fsutil::TempFile::create(&self.blob_dir(), 0o600)?;
         let cap = size.unwrap_or(MAX_BLOB);
         let (got, len) = digest::copy_hashed(r, &mut tmp.file, cap)
-            .with_context(|| format!("write blob `{}`", describe(want)))?;
+            .with_context(|| format!("write blob `{}`", describe(want)))
+            .map_err(|e| crate::errors::hint_if_full(e, &self.root))?;
         if let Some(want) = want {
             if got != *want {
                 anyhow::bail!("verify blob `{want}`: its content has digest `{got}`");
