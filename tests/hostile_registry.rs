@@ -220,6 +220,10 @@ enum Attack {
     GiantManifest,
     /// The manifest as a chunked body that never ends.
     ChunkedManifest,
+    /// An honest registry, a lying image: one layer of its own whose
+    /// config claims the diff_id of the good image's bottom layer, so
+    /// that a store keyed by diff_id would serve it to the good image.
+    StolenDiffId,
 }
 
 /// The good image (`good/img:latest`: the test busybox image) and a
@@ -260,6 +264,11 @@ impl Images {
             entries.push(Entry::File("filler", &filler));
         }
         l.add_layer(&mut evil, &layout::tar(&entries));
+        if attack == Attack::StolenDiffId {
+            let good_bottom = good.config["rootfs"]["diff_ids"][0].clone();
+            evil.layers = vec![evil.layers.pop().unwrap()];
+            evil.config["rootfs"]["diff_ids"] = serde_json::json!([good_bottom]);
+        }
         let evil_layer = evil.layers.last().unwrap()["digest"]
             .as_str()
             .unwrap()
@@ -330,7 +339,7 @@ fn registry(images: Arc<Images>, attack: Attack, elsewhere: String) -> Server {
         }
         let len = blob.len().to_string();
         match attack {
-            Attack::Honest => resp(200, &[], blob),
+            Attack::Honest | Attack::StolenDiffId => resp(200, &[], blob),
             Attack::RedirectElsewhere => redirect(&format!("{elsewhere}/elsewhere/{digest}")),
             Attack::RedirectLoop => redirect("/v2/evil/img/loop/0"),
             Attack::RedirectFile => redirect("file:///etc/passwd"),
@@ -587,4 +596,66 @@ fn the_registry_timeout_setting_is_checked() {
     );
     assert_eq!(r.code(), Some(125), "{r}");
     assert!(r.stderr.contains("HUTCH_REGISTRY_TIMEOUT"), "{r}");
+}
+
+/// Unpacked layers are shared by diff_id: an image whose config names
+/// another layer's diff_id for its own content must not get that content
+/// stored under it (it would then appear in every image with that layer).
+/// The pull is honest bytes; running it is refused, and the good image,
+/// unpacked afterwards, has its own files only.
+#[test]
+fn a_layer_claiming_another_layers_diff_id_is_refused_and_poisons_nothing() {
+    let Some(u) = TestUser::t1() else { return };
+    let (r, _, _, reg) = pull_hostile(&u, Attack::StolenDiffId);
+    assert_eq!(
+        r.code(),
+        Some(0),
+        "the blobs are what the manifest says: {r}"
+    );
+    let evil = format!("{}/evil/img:latest", reg.addr);
+    let good = format!("{}/good/img:latest", reg.addr);
+    // Control: the evil layer does hold the marker (a lie the config tells).
+    let blob = fs::read_dir(u.data_dir.join("hutch/storage/blobs/sha256"))
+        .unwrap()
+        .flatten()
+        .any(|e| {
+            let b = fs::read(e.path()).unwrap_or_default();
+            b.starts_with(&[0x1f, 0x8b])
+                && layout::gunzip(&b)
+                    .windows(14)
+                    .any(|w| w == b"hostile-marker")
+        });
+    assert!(blob, "the evil layer with its marker is in the store");
+    let r = hutch_run(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "--pull=never",
+            &evil,
+            "cat",
+            "/hostile-marker",
+        ],
+    );
+    assert_eq!(r.code(), Some(125), "{r}");
+    assert!(r.stderr.contains("diff_id"), "the error says why: {r}");
+    eprintln!("{}", r.stderr.trim());
+    let r = hutch_run(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "--pull=never",
+            &good,
+            "cat",
+            "/hostile-marker",
+        ],
+    );
+    assert_eq!(r.code(), Some(1), "the good image has no marker: {r}");
+    assert!(r.stderr.contains("No such file"), "{r}");
+    let out = hutch_ok(
+        &u,
+        &["run", "--rm", "--pull=never", &good, "echo", "still ok"],
+    );
+    assert_eq!(out, "still ok\n");
 }

@@ -89,6 +89,11 @@ impl<R: Read> HashingReader<R> {
         }
     }
 
+    /// The digest of what went through so far.
+    pub(crate) fn digest(&self) -> String {
+        format!("sha256:{}", hex(&self.hasher.clone().finalize()))
+    }
+
     /// Checks that exactly `size` bytes with `digest` went through.
     pub(crate) fn verify(&self, digest: &Digest, size: u64) -> anyhow::Result<()> {
         if self.count != size {

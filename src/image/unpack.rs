@@ -39,16 +39,21 @@ pub fn unpack(image: &Image, dest: &Path, opts: &UnpackOptions) -> anyhow::Resul
     let root = Root::open(dest)?;
     let mut report = UnpackReport::default();
     for layer in &image.layers {
-        unpack_layer(&root, layer, opts, &mut report)
+        unpack_layer(&root, layer, None, opts, &mut report)
             .with_context(|| format!("unpack layer `{}`", layer.digest))?;
     }
     Ok(report)
 }
 
 /// Unpacks one layer alone into the empty directory `dest`, whiteouts
-/// kept as overlayfs markers (`opts.overlay_whiteouts` is implied).
+/// kept as overlayfs markers (`opts.overlay_whiteouts` is implied). The
+/// uncompressed stream must have `diff_id`: the store shares unpacked
+/// layers between images by diff_id, so an image whose config names
+/// another layer's diff_id must not get its own content stored as that
+/// layer.
 pub fn unpack_one(
     layer: &Layer,
+    diff_id: &Digest,
     dest: &Path,
     opts: &UnpackOptions,
 ) -> anyhow::Result<UnpackReport> {
@@ -58,17 +63,19 @@ pub fn unpack_one(
         overlay_whiteouts: true,
         ..opts.clone()
     };
-    unpack_layer(&root, layer, &opts, &mut report)
+    unpack_layer(&root, layer, Some(diff_id), &opts, &mut report)
         .with_context(|| format!("unpack layer `{}`", layer.digest))?;
     Ok(report)
 }
 
-/// Applies one layer blob; its bytes are verified against the descriptor.
-/// A digest mismatch is reported in preference to what a corrupt stream
-/// made the tar reader say.
+/// Applies one layer blob; its bytes are verified against the descriptor
+/// (and the uncompressed bytes against `diff_id`, when given). A digest
+/// mismatch is reported in preference to what a corrupt stream made the
+/// tar reader say.
 fn unpack_layer(
     root: &Root,
     layer: &Layer,
+    diff_id: Option<&Digest>,
     opts: &UnpackOptions,
     report: &mut UnpackReport,
 ) -> anyhow::Result<()> {
@@ -87,6 +94,7 @@ fn unpack_layer(
         &mut hashed,
         compression,
         opts.overlay_whiteouts,
+        diff_id,
     );
     let drained = io::copy(&mut hashed, &mut io::sink()).context("read layer");
     hashed.verify(&digest, layer.size)?;
@@ -102,9 +110,23 @@ fn apply_stream<R: Read>(
     reader: R,
     compression: Compression,
     overlay_whiteouts: bool,
+    diff_id: Option<&Digest>,
 ) -> anyhow::Result<()> {
     let mut applier = Applier::new(root, policy, report).with_overlay_whiteouts(overlay_whiteouts);
-    applier.apply_tar(compression.reader(reader)?)
+    let mut plain = HashingReader::new(compression.reader(reader)?);
+    applier.apply_tar(&mut plain)?;
+    let Some(want) = diff_id else {
+        return Ok(());
+    };
+    // What follows the end of the archive counts too (tar's padding).
+    io::copy(&mut plain, &mut io::sink()).context("read layer")?;
+    let got = plain.digest();
+    if got != want.to_string() {
+        anyhow::bail!(
+            "verify layer: its content has diff_id `{got}` but the image config says `{want}`"
+        );
+    }
+    Ok(())
 }
 
 /// Applies a tar stream below `dest` as a layer (tests and callers that
@@ -133,6 +155,7 @@ pub fn unpack_tar<R: Read>(
         reader,
         compression,
         opts.overlay_whiteouts,
+        None,
     )?;
     Ok(report)
 }
@@ -154,5 +177,6 @@ pub(crate) fn extract_archive<R: Read>(reader: R, dest: &Path) -> anyhow::Result
         reader,
         compression,
         false,
+        None,
     )
 }

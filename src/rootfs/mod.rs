@@ -194,13 +194,14 @@ fn ensure_layer(
     }
     std::fs::create_dir(&tmp).with_context(|| format!("create `{}`", tmp.display()))?;
     let full_map = maps.helpers.is_some();
+    let want = crate::image::blob::Digest::parse(diff_id)?;
     let opts = UnpackOptions {
         preserve_ownership: true,
         overlay_whiteouts: true,
     };
     let unpacked = nsexec::run_in_userns(maps, "unpack a layer", || {
         // Hinted here: only the chain's text crosses back to the parent.
-        let report = image::unpack::unpack_one(layer, &tmp, &opts)
+        let report = image::unpack::unpack_one(layer, &want, &tmp, &opts)
             .map_err(|e| crate::errors::hint_if_full(e, tmp.parent().unwrap_or(&tmp)))?;
         warn_unpack(full_map, &report);
         Ok(())
@@ -211,7 +212,7 @@ fn ensure_layer(
         let _ = nsexec::run_in_userns(maps, "remove a half-unpacked layer", || {
             std::fs::remove_dir_all(&tmp).map_err(Into::into)
         });
-        return Err(e.context(format!("unpack layer `{}`", layer.digest)));
+        return Err(e); // unpack_one names the layer
     }
     Ok(dir)
 }
