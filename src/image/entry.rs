@@ -27,6 +27,7 @@ use tar::EntryType;
 use super::holes::HoleCopier;
 use super::tree::{self, Created, Root};
 use super::UnpackReport;
+use crate::errors::WithHint;
 use crate::sys::fs::{openat2, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS};
 
 const ONE_NAME: u64 = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
@@ -174,6 +175,15 @@ impl<'a> Applier<'a> {
                     for ext in exts {
                         let ext = ext.context("read pax header")?;
                         let Ok(key) = ext.key() else { continue };
+                        // GNU tar's sparse files in PAX headers (formats
+                        // 0.1 and 1.0): the tar reader would hand over the
+                        // sparse map as content, under a made-up name.
+                        if key.starts_with("GNU.sparse.") {
+                            return Err(anyhow::anyhow!(
+                                "it is a sparse file in GNU tar's PAX format (`{key}`), which hutch does not read"
+                            ))
+                            .hint("rebuild the layer without `--sparse`, or with GNU tar's default format");
+                        }
                         if let Some(name) = key.strip_prefix("SCHILY.xattr.") {
                             if name.starts_with("user.") || name == "security.capability" {
                                 xattrs.push((name.to_owned(), ext.value_bytes().to_vec()));

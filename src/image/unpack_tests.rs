@@ -467,6 +467,17 @@ fn pax_xattrs_are_applied_or_ignored() {
 }
 
 #[test]
+fn pax_sparse_members_are_refused_not_unpacked_as_their_map() {
+    let f = fixture();
+    let mut t = RawTar::default();
+    t.pax("GNU.sparse.major", "1")
+        .file("var/log/GNUSparseFile.0/lastlog", b"1\n0\n4\nabcd", 0o644);
+    let err = format!("{:#}", apply(&f.root, &t).unwrap_err());
+    assert!(err.contains("GNU.sparse.major"), "{err}");
+    assert!(!f.root.join("var/log/GNUSparseFile.0/lastlog").exists());
+}
+
+#[test]
 fn restrictive_dir_modes_are_applied_after_children() {
     let f = fixture();
     fs::set_permissions(&f.outside, fs::Permissions::from_mode(0o755)).unwrap();
