@@ -324,7 +324,7 @@ g_pull_sizes() {
         LAYER_BYTES=$((mib * 1024 * 1024))
         IMG=$OUT/image-growth-${mib}m
         # The pull group's image of this mode has the same budget: reuse it.
-        [ "$LAYER_BYTES" != "$keep_bytes" ] || [ ! -f "$OUT/image-$MODE/index.json" ] || IMG=$OUT/image-$MODE
+        [ "$LAYER_BYTES" != "$keep_bytes" ] || [ ! -f "$OUT/image-$MODE-${mib}m/index.json" ] || IMG=$OUT/image-$MODE-${mib}m
         [ -f "$IMG/index.json" ] || build_image
         pull_layers
         pull_push "g${mib}m"

@@ -14,6 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::layout::{self, Layout, OCI_LAYER_GZIP};
+use common::registry::Registry;
 use common::*;
 use serde_json::json;
 
@@ -74,51 +75,6 @@ fn archive_of(u: &TestUser, name: &str, layout: &Layout) -> String {
     );
     fs::set_permissions(&archive, fs::Permissions::from_mode(0o644)).unwrap();
     format!("oci-archive:{}", archive.display())
-}
-
-/// A loopback registry (tests/registry-fixture.sh), stopped on drop. A
-/// registry pull stores blobs without decompressing them, where `load`
-/// would hash 8 GiB of zeros for their diff id.
-struct Registry {
-    dir: PathBuf,
-    addr: String,
-}
-
-impl Registry {
-    fn start(u: &TestUser) -> Option<Registry> {
-        for tool in ["docker-registry", "skopeo"] {
-            if !require(tool, have_tool(tool), "needed to serve the huge layers") {
-                return None;
-            }
-        }
-        let dir = u.root_scratch("registry");
-        let (ok, out) = host(&fixture(), &["start", &dir.display().to_string()]);
-        assert!(ok, "start registry: {out}");
-        let addr = out.lines().last()?.trim().to_string();
-        Some(Registry { dir, addr })
-    }
-
-    /// Pushes the image of the layout `dir` as NAME; returns its full name.
-    fn push(&self, dir: &Path, name: &str) -> String {
-        let dest = format!("docker://{}/{name}", self.addr);
-        let src = format!("oci:{}:latest", dir.display());
-        let (ok, out) = host(
-            "skopeo",
-            &["copy", "-q", "--dest-tls-verify=false", &src, &dest],
-        );
-        assert!(ok, "push {name}: {out}");
-        format!("{}/{name}", self.addr)
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = host(&fixture(), &["stop", &self.dir.display().to_string()]);
-    }
-}
-
-fn fixture() -> String {
-    format!("{}/tests/registry-fixture.sh", env!("CARGO_MANIFEST_DIR"))
 }
 
 /// Bytes allocated (st_blocks) by everything below `dir`, symlinks and
@@ -212,10 +168,17 @@ fn an_8_gib_sparse_file_and_8_gib_of_zeros_unpack_as_holes() {
             ),
         ],
     );
-    let Some(reg) = Registry::start(&u) else {
+    let Some(reg) = Registry::start(&u, "needed to serve the huge layers") else {
         return;
     };
-    let name = reg.push(&l.dir, "test/huge:1");
+    // Pulled, not loaded: `load` would hash the 16 GiB of tar once more,
+    // besides the check of each layer's diff_id when it is unpacked.
+    reg.copy(
+        &format!("oci:{}:latest", l.dir.display()),
+        "test/huge:1",
+        &[],
+    );
+    let name = reg.name("test/huge:1");
     let store = u.data_dir.join("hutch");
     hutch_ok(&u, &["pull", "-q", "--tls-verify=false", &name]);
     let before = allocated(&store);

@@ -8,80 +8,17 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use common::layout::{self, Entry, Layout};
+use common::registry::Registry;
 use common::*;
 use serde_json::{json, Value};
 
 /// A registry on loopback holding test/busybox:latest and test/entry:1;
 /// stopped on drop.
-struct Registry {
-    dir: PathBuf,
-    addr: String,
-}
-
-impl Registry {
-    fn start(u: &TestUser) -> Option<Registry> {
-        for tool in ["docker-registry", "skopeo"] {
-            if !require(tool, have_tool(tool), "needed for registry tests") {
-                return None;
-            }
-        }
-        let dir = u.root_scratch("registry");
-        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/registry-fixture.sh");
-        let (ok, out) = host(fixture.to_str()?, &["start", dir.to_str()?]);
-        assert!(ok, "start registry: {out}");
-        let addr = out.lines().last()?.trim().to_string();
-        let reg = Registry { dir, addr };
-        reg.push("latest", "test/busybox:latest");
-        reg.push("entry", "test/entry:1");
-        Some(reg)
-    }
-
-    fn push(&self, tag: &str, name: &str) {
-        self.copy(&images().oci_ref(tag), name, &[]);
-    }
-
-    /// `skopeo copy EXTRA... SRC docker://ADDR/NAME`.
-    fn copy(&self, src: &str, name: &str, extra: &[&str]) {
-        let dest = format!("docker://{}/{name}", self.addr);
-        let mut args = vec!["copy", "-q", "--dest-tls-verify=false"];
-        args.extend(extra);
-        args.extend([src, dest.as_str()]);
-        let (ok, out) = host("skopeo", &args);
-        assert!(ok, "push {name}: {out}");
-    }
-
-    fn name(&self, repo: &str) -> String {
-        format!("{}/{repo}", self.addr)
-    }
-
-    /// Every stored blob file of the registry (layers, configs, manifests).
-    fn blob_files(&self) -> Vec<PathBuf> {
-        let mut out = Vec::new();
-        let mut stack = vec![self.dir.clone()];
-        while let Some(d) = stack.pop() {
-            for e in fs::read_dir(&d).into_iter().flatten().flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    stack.push(p);
-                } else if p.file_name().is_some_and(|n| n == "data")
-                    && p.to_string_lossy().contains("/blobs/")
-                {
-                    out.push(p);
-                }
-            }
-        }
-        out
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/registry-fixture.sh");
-        let _ = host(
-            fixture.to_str().unwrap_or_default(),
-            &["stop", self.dir.to_str().unwrap_or_default()],
-        );
-    }
+fn start_registry(u: &TestUser) -> Option<Registry> {
+    let reg = Registry::start(u, "needed for registry tests")?;
+    reg.copy(&images().oci_ref("latest"), "test/busybox:latest", &[]);
+    reg.copy(&images().oci_ref("entry"), "test/entry:1", &[]);
+    Some(reg)
 }
 
 fn store_blobs(u: &TestUser) -> usize {
@@ -91,7 +28,7 @@ fn store_blobs(u: &TestUser) -> usize {
 #[test]
 fn pull_then_run_by_name_and_reuse_shared_layers() {
     let Some(u) = TestUser::t1() else { return };
-    let Some(reg) = Registry::start(&u) else {
+    let Some(reg) = start_registry(&u) else {
         return;
     };
     let busybox = reg.name("test/busybox:latest");
@@ -133,7 +70,7 @@ fn pull_then_run_by_name_and_reuse_shared_layers() {
 #[test]
 fn run_pulls_missing_images_and_honours_pull_never() {
     let Some(u) = TestUser::t1() else { return };
-    let Some(reg) = Registry::start(&u) else {
+    let Some(reg) = start_registry(&u) else {
         return;
     };
     let entry = reg.name("test/entry:1");
@@ -158,7 +95,7 @@ fn run_pulls_missing_images_and_honours_pull_never() {
 #[test]
 fn plain_http_registry_needs_tls_verify_false_with_a_hint() {
     let Some(u) = TestUser::t1() else { return };
-    let Some(reg) = Registry::start(&u) else {
+    let Some(reg) = start_registry(&u) else {
         return;
     };
     let r = hutch_run(&u, &["pull", &reg.name("test/busybox:latest")]);
@@ -170,7 +107,7 @@ fn plain_http_registry_needs_tls_verify_false_with_a_hint() {
 #[test]
 fn a_corrupted_blob_fails_the_pull_and_stores_nothing() {
     let Some(u) = TestUser::t1() else { return };
-    let Some(reg) = Registry::start(&u) else {
+    let Some(reg) = start_registry(&u) else {
         return;
     };
     // Flip one byte in the middle of the largest blob (the busybox layer):
@@ -212,7 +149,7 @@ fn a_corrupted_blob_fails_the_pull_and_stores_nothing() {
 #[test]
 fn concurrent_pulls_of_one_image_fetch_each_layer_once() {
     let Some(u) = TestUser::t1() else { return };
-    let Some(reg) = Registry::start(&u) else {
+    let Some(reg) = start_registry(&u) else {
         return;
     };
     let name = reg.name("test/busybox:latest");
@@ -286,7 +223,7 @@ fn find_named(dir: &Path, name: &str) -> Vec<PathBuf> {
 #[test]
 fn zstd_image_pulls_and_runs() {
     let Some(u) = TestUser::t1() else { return };
-    let Some(reg) = Registry::start(&u) else {
+    let Some(reg) = start_registry(&u) else {
         return;
     };
     // Recompress into a local layout first, then push it unchanged: a
@@ -342,7 +279,7 @@ fn zstd_image_pulls_and_runs() {
 #[test]
 fn docker_schema2_image_pulls_runs_and_inspects() {
     let Some(u) = TestUser::t1() else { return };
-    let Some(reg) = Registry::start(&u) else {
+    let Some(reg) = start_registry(&u) else {
         return;
     };
     reg.copy(
@@ -384,7 +321,7 @@ fn docker_schema2_image_pulls_runs_and_inspects() {
 #[test]
 fn multi_platform_index_picks_the_host_or_the_asked_platform() {
     let Some(u) = TestUser::t1() else { return };
-    let Some(reg) = Registry::start(&u) else {
+    let Some(reg) = start_registry(&u) else {
         return;
     };
     let (host_arch, other) = if cfg!(target_arch = "aarch64") {
@@ -508,7 +445,7 @@ fn multi_platform_index_picks_the_host_or_the_asked_platform() {
 #[test]
 fn a_tar_slip_layer_pulls_but_never_unpacks_outside_the_container() {
     let Some(u) = TestUser::t1() else { return };
-    let Some(reg) = Registry::start(&u) else {
+    let Some(reg) = start_registry(&u) else {
         return;
     };
     let target = format!("hutch-slip-{}", layout::unique());
@@ -542,7 +479,7 @@ fn a_tar_slip_layer_pulls_but_never_unpacks_outside_the_container() {
 #[test]
 fn a_layer_writing_through_an_earlier_symlink_stays_in_the_rootfs() {
     let Some(u) = TestUser::t1() else { return };
-    let Some(reg) = Registry::start(&u) else {
+    let Some(reg) = start_registry(&u) else {
         return;
     };
     let target = format!("hutch-owned-{}", layout::unique());
@@ -592,7 +529,7 @@ fn a_layer_writing_through_an_earlier_symlink_stays_in_the_rootfs() {
 #[test]
 fn hostile_hardlinks_and_whiteouts_never_touch_host_files() {
     let Some(u) = TestUser::t1() else { return };
-    let Some(reg) = Registry::start(&u) else {
+    let Some(reg) = start_registry(&u) else {
         return;
     };
     // A file hutch-t1 owns outside every container, on the same file
@@ -689,7 +626,7 @@ fn put_manifest(addr: &str, repo: &str, tag: &str, media_type: &str, body: &[u8]
 #[test]
 fn a_manifest_lying_about_a_layer_size_fails_the_pull() {
     let Some(u) = TestUser::t1() else { return };
-    let Some(reg) = Registry::start(&u) else {
+    let Some(reg) = start_registry(&u) else {
         return;
     };
     // Upload honest blobs, then a manifest whose big layer claims 10 bytes
@@ -752,7 +689,7 @@ fn a_manifest_lying_about_a_layer_size_fails_the_pull() {
 #[test]
 fn a_pull_killed_midway_leaves_the_store_usable() {
     let Some(u) = TestUser::t1() else { return };
-    let Some(reg) = Registry::start(&u) else {
+    let Some(reg) = start_registry(&u) else {
         return;
     };
     let name = reg.name("test/busybox:latest");

@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 pub use nix::sys::signal::Signal;
 
 pub mod layout;
+pub mod registry;
 
 /// Default bound on a single hutch invocation.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(90);
