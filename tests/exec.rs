@@ -392,21 +392,6 @@ fn top_lists_the_containers_processes_like_ps() {
     assert_eq!(r.code(), Some(125), "{r}");
 }
 
-/// Runs `sh -c SCRIPT` on the host as the test user (bounded).
-fn as_user(u: &TestUser, script: &str) -> (bool, String) {
-    host(
-        "setpriv",
-        &[
-            &format!("--reuid={}", u.uid),
-            &format!("--regid={}", u.gid),
-            "--init-groups",
-            "sh",
-            "-c",
-            script,
-        ],
-    )
-}
-
 #[test]
 fn cp_copies_files_directories_symlinks_and_tar_streams_both_ways() {
     let Some(u) = TestUser::t1() else { return };
@@ -437,10 +422,12 @@ fn cp_copies_files_directories_symlinks_and_tar_streams_both_ways() {
     );
     // In: a file to a new name, a directory into a directory, a tar stream.
     std::fs::write(dir.join("in.txt"), "from host\n").unwrap();
-    let (ok, out) = as_user(
-        &u,
-        &format!("chown -R {}:{} {} 2>/dev/null; true", u.uid, u.gid, d("")),
-    );
+    let (ok, out) = u.sh(&format!(
+        "chown -R {}:{} {} 2>/dev/null; true",
+        u.uid,
+        u.gid,
+        d("")
+    ));
     assert!(ok, "{out}");
     hutch_ok(&u, &["cp", &d("in.txt"), "cp:/tmp/renamed"]);
     hutch_ok(&u, &["cp", &d("copy"), "cp:/tmp/d"]);
@@ -520,7 +507,7 @@ fn cp_never_follows_container_symlinks_to_host_paths() {
         secret_dir.display(),
         drop_dir.display()
     );
-    let (ok, text) = as_user(&u, &script);
+    let (ok, text) = u.sh(&script);
     assert!(ok && text == "host secret\n", "control: {text}");
     assert!(drop_dir.join("ok").exists());
     stop(ctr);

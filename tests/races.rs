@@ -21,21 +21,6 @@ use common::*;
 const RACE_TIME: Duration = Duration::from_secs(8);
 const RACE_RUNS: usize = 40;
 
-/// Runs `sh -c SCRIPT` on the host as the test user (bounded).
-fn as_user(u: &TestUser, script: &str) -> (bool, String) {
-    host(
-        "setpriv",
-        &[
-            &format!("--reuid={}", u.uid),
-            &format!("--regid={}", u.gid),
-            "--init-groups",
-            "sh",
-            "-c",
-            script,
-        ],
-    )
-}
-
 /// Every file under `dir` with its contents (symlinks as `-> target`).
 fn snapshot(dir: &Path) -> BTreeMap<PathBuf, String> {
     let mut out = BTreeMap::new();
@@ -173,7 +158,7 @@ fn cp_through_a_directory_swapped_for_a_symlink_stays_in_the_container() {
     // Control: followed naively on the host, the links reach the canary.
     let dirs = rootfs.join("dirs");
     let script = format!("cat {0}/ctl0/file {0}/ctl1/file", dirs.display());
-    let (ok, text) = as_user(&u, &script);
+    let (ok, text) = u.sh(&script);
     assert!(
         ok && text == "host canary\nhost canary\n",
         "control: {text}"
@@ -219,7 +204,7 @@ fn cp_through_a_directory_swapped_for_a_symlink_stays_in_the_container() {
     assert!(copied_out > 0 && copied_in > 0, "no copy ever succeeded");
     assert_eq!(snapshot(&canary), before, "the host directory changed");
     // Control: a naive copy through the same link does overwrite it.
-    let (ok, text) = as_user(&u, &format!("cp {payload} {}/ctl0/", dirs.display()));
+    let (ok, text) = u.sh(&format!("cp {payload} {}/ctl0/", dirs.display()));
     assert!(ok, "control: {text}");
     assert_eq!(
         fs::read_to_string(canary.join("payload")).unwrap(),
@@ -295,7 +280,7 @@ fn bind_targets_swapped_for_symlinks_stay_inside_the_rootfs() {
     let mnt = rootfs.join("mnt");
     // Control: followed naively on the host, the links reach the canary.
     let script = format!("cat {0}/ctl0/canary {0}/ctl1/canary", mnt.display());
-    let (ok, text) = as_user(&u, &script);
+    let (ok, text) = u.sh(&script);
     assert!(
         ok && text == "host canary\nhost canary\n",
         "control: {text}"

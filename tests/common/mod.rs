@@ -266,6 +266,21 @@ fn getent_passwd(name: &str) -> Option<(u32, u32, PathBuf)> {
 }
 
 impl TestUser {
+    /// Runs `sh -c SCRIPT` on the host as this user (bounded).
+    pub fn sh(&self, script: &str) -> (bool, String) {
+        host(
+            "setpriv",
+            &[
+                &format!("--reuid={}", self.uid),
+                &format!("--regid={}", self.gid),
+                "--init-groups",
+                "sh",
+                "-c",
+                script,
+            ],
+        )
+    }
+
     /// `hutch-t1`: has subordinate id ranges. None (locally) when the
     /// environment is unavailable; panics under CI.
     pub fn t1() -> Option<TestUser> {

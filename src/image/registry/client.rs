@@ -25,7 +25,7 @@ use ureq::Body;
 
 use super::auth::Credentials;
 use super::conf::{Endpoint, RegistriesConf};
-use super::http::{self, Budget, Transport};
+use super::http::{self, header, Budget, Transport};
 use super::manifest::{self, Document, Manifest};
 use super::platform::{self, Platform};
 use super::reference::Reference;
@@ -517,15 +517,6 @@ fn with_mirror_errors(err: anyhow::Error, mirror_errors: &[String]) -> anyhow::E
         "(mirrors failed first: {})",
         mirror_errors.join("; ")
     ))
-}
-
-fn header(headers: &HeaderMap, name: &str) -> String {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .trim()
-        .to_owned()
 }
 
 fn content_length(headers: &HeaderMap) -> Option<u64> {

@@ -201,7 +201,7 @@ impl Transport {
                         "follow redirects from `{url}`: more than {MAX_REDIRECTS} (a redirect loop?)"
                     );
                 }
-                let location = header_str(resp.headers(), "location");
+                let location = header(resp.headers(), "location");
                 url = redirect_target(&url, &location, self.insecure(ep))
                     .with_context(|| format!("follow the redirect from `{url}`"))?;
                 continue;
@@ -441,7 +441,8 @@ fn is_redirect(status: u16) -> bool {
     matches!(status, 301 | 302 | 303 | 307 | 308)
 }
 
-fn header_str(headers: &HeaderMap, name: &str) -> String {
+/// A header's value as text, trimmed; empty when absent or not text.
+pub(super) fn header(headers: &HeaderMap, name: &str) -> String {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
