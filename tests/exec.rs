@@ -22,23 +22,6 @@ fn start(u: &TestUser, name: &str, extra: &[&str], cmd: &[&str]) -> common::Runn
     spawn_listed(u, name, &args)
 }
 
-/// Ends a container started by `start` (hutch's death kills its init).
-/// Waits (bounded) until those of them are gone, so a later command
-/// never sees a container still dying.
-fn stop(r: common::Running) {
-    let procs = r.descendants();
-    r.signal(Signal::SIGKILL);
-    let _ = r.wait();
-    let end = Instant::now() + Duration::from_secs(10);
-    while procs
-        .iter()
-        .any(|p| Path::new(&format!("/proc/{p}")).exists())
-    {
-        assert!(Instant::now() < end, "container processes left: {procs:?}");
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Waits (bounded) for a descendant of `pid` whose command line is `cmd`.
 fn find_descendant(pid: u32, cmd: &str) -> u32 {
     let end = Instant::now() + Duration::from_secs(20);
@@ -124,7 +107,7 @@ fn exec_sees_the_containers_processes_and_files_and_keeps_the_callers_loginuid()
         wait_session_empty(session, Duration::from_secs(10)),
         Vec::<u32>::new()
     );
-    stop(ctr);
+    ctr.kill_and_reap();
 }
 
 #[test]
@@ -158,7 +141,7 @@ fn exec_exit_codes_follow_docker() {
     }
     let r = hutch_run(&u, &["exec", "nobody-here", "true"]);
     assert_eq!(r.code(), Some(125), "{r}");
-    stop(ctr);
+    ctr.kill_and_reap();
     let r = hutch_run(&u, &["exec", "codes", "true"]);
     assert_eq!(r.code(), Some(125), "a stopped container: {r}");
     assert!(
@@ -229,7 +212,7 @@ fn exec_gets_the_containers_env_user_capabilities_and_seccomp() {
     let out = hutch_ok(&u, &["exec", "-u", "0", "creds", "sh", "-c", show]);
     assert!(out.contains("uid=0(root)"), "{out}");
     assert_eq!(status_field(&out, "CapEff"), "0000000000000020", "{out}");
-    stop(ctr);
+    ctr.kill_and_reap();
 
     // Control: exec follows the container's profile, not a fixed one.
     let ctr = start(
@@ -242,7 +225,7 @@ fn exec_gets_the_containers_env_user_capabilities_and_seccomp() {
     assert_eq!(status_field(&out, "Seccomp"), "0", "{out}");
     assert_eq!(status_field(&out, "NoNewPrivs"), "0", "{out}");
     assert_eq!(status_field(&out, "CapBnd"), "00000000800405fb", "{out}");
-    stop(ctr);
+    ctr.kill_and_reap();
 }
 
 #[test]
@@ -277,7 +260,7 @@ fn exec_with_a_tty_relays_the_terminal_and_its_exit_code() {
     // -i without -t: stdin is relayed as is.
     let out = hutch_as_stdin(&u, &["exec", "-i", "tty", "cat"], b"piped\n");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "piped\n");
-    stop(ctr);
+    ctr.kill_and_reap();
 }
 
 #[test]
@@ -311,7 +294,7 @@ fn exec_detached_returns_at_once_and_the_command_runs_on() {
         );
         thread::sleep(Duration::from_millis(200));
     }
-    stop(ctr);
+    ctr.kill_and_reap();
 }
 
 #[test]
@@ -331,7 +314,7 @@ fn exec_reaches_init_containers_and_single_id_maps() {
         top.lines().nth(2).is_some_and(|l| l.ends_with(" sleep 60")),
         "{top}"
     );
-    stop(ctr);
+    ctr.kill_and_reap();
     // hutch-t2 has no subordinate ids: container root is all there is.
     let Some(u2) = TestUser::t2() else { return };
     let ctr = start(&u2, "single", &[], &["sleep", "60"]);
@@ -346,7 +329,7 @@ fn exec_reaches_init_containers_and_single_id_maps() {
         ],
     );
     assert_eq!(out, "0\ndeny\n");
-    stop(ctr);
+    ctr.kill_and_reap();
 }
 
 #[test]
@@ -387,7 +370,7 @@ fn top_lists_the_containers_processes_like_ps() {
     assert!(!out.contains("hutch run"), "{out}");
     ex.signal(Signal::SIGKILL);
     let _ = ex.wait();
-    stop(ctr);
+    ctr.kill_and_reap();
     let r = hutch_run(&u, &["top", "top"]);
     assert_eq!(r.code(), Some(125), "{r}");
 }
@@ -442,7 +425,7 @@ fn cp_copies_files_directories_symlinks_and_tar_streams_both_ways() {
     // A missing source is an error, and so is a stopped container.
     let r = hutch_run(&u, &["cp", "cp:/no/such", &d("x")]);
     assert_eq!(r.code(), Some(125), "{r}");
-    stop(ctr);
+    ctr.kill_and_reap();
     let r = hutch_run(&u, &["cp", "cp:/etc/hostname", &d("y")]);
     assert_eq!(r.code(), Some(125), "{r}");
     assert!(r.stderr.contains("not running"), "{r}");
@@ -510,7 +493,7 @@ fn cp_never_follows_container_symlinks_to_host_paths() {
     let (ok, text) = u.sh(&script);
     assert!(ok && text == "host secret\n", "control: {text}");
     assert!(drop_dir.join("ok").exists());
-    stop(ctr);
+    ctr.kill_and_reap();
 }
 
 /// A detached container (`run -d`, a supervisor between the caller and

@@ -86,21 +86,6 @@ fn start(u: &TestUser, name: &str, rootfs: &Path, cmd: &[&str]) -> Running {
     spawn_listed(u, name, &args)
 }
 
-/// Ends a container started by `start` and waits (bounded) for its processes.
-fn stop(r: Running) {
-    let procs = r.descendants();
-    r.signal(Signal::SIGKILL);
-    let _ = r.wait();
-    let end = Instant::now() + Duration::from_secs(10);
-    while procs
-        .iter()
-        .any(|p| Path::new(&format!("/proc/{p}")).exists())
-    {
-        assert!(Instant::now() < end, "container processes left: {procs:?}");
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Repeats `f` up to RACE_RUNS times within RACE_TIME; returns how often.
 fn repeat(mut f: impl FnMut(usize)) -> usize {
     let end = Instant::now() + RACE_TIME;
@@ -199,7 +184,7 @@ fn cp_through_a_directory_swapped_for_a_symlink_stays_in_the_container() {
         assert_eq!(snapshot(&canary), before, "cp in wrote to the host");
     });
     fs::write(rootfs.join("stop"), "").unwrap();
-    stop(ctr);
+    ctr.kill_and_reap();
     eprintln!("{runs} runs: {copied_out} copies out {seen:?}, {copied_in} copies in");
     assert!(copied_out > 0 && copied_in > 0, "no copy ever succeeded");
     assert_eq!(snapshot(&canary), before, "the host directory changed");
@@ -222,14 +207,7 @@ struct Swapper {
 impl Swapper {
     fn start(u: &TestUser, script: &str, stop: PathBuf) -> Swapper {
         let child = Command::new("setpriv")
-            .args([
-                &format!("--reuid={}", u.uid),
-                &format!("--regid={}", u.gid),
-                "--init-groups",
-                "sh",
-                "-c",
-                script,
-            ])
+            .args(u.sh_args(script))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

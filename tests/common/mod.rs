@@ -266,19 +266,23 @@ fn getent_passwd(name: &str) -> Option<(u32, u32, PathBuf)> {
 }
 
 impl TestUser {
+    /// `setpriv` arguments that run `sh -c SCRIPT` as this user.
+    pub fn sh_args(&self, script: &str) -> Vec<String> {
+        vec![
+            format!("--reuid={}", self.uid),
+            format!("--regid={}", self.gid),
+            "--init-groups".into(),
+            "sh".into(),
+            "-c".into(),
+            script.into(),
+        ]
+    }
+
     /// Runs `sh -c SCRIPT` on the host as this user (bounded).
     pub fn sh(&self, script: &str) -> (bool, String) {
-        host(
-            "setpriv",
-            &[
-                &format!("--reuid={}", self.uid),
-                &format!("--regid={}", self.gid),
-                "--init-groups",
-                "sh",
-                "-c",
-                script,
-            ],
-        )
+        let args = self.sh_args(script);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        host("setpriv", &args)
     }
 
     /// `hutch-t1`: has subordinate id ranges. None (locally) when the
@@ -713,6 +717,23 @@ exec "$@""#;
 }
 
 impl Running {
+    /// Kills a foreground hutch (its death kills the container's init)
+    /// and waits, bounded, until the processes below it are gone, so a
+    /// later command never sees a container still dying.
+    pub fn kill_and_reap(self) {
+        let procs = self.descendants();
+        self.signal(Signal::SIGKILL);
+        let _ = self.wait();
+        let end = Instant::now() + Duration::from_secs(10);
+        while procs
+            .iter()
+            .any(|p| Path::new(&format!("/proc/{p}")).exists())
+        {
+            assert!(Instant::now() < end, "container processes left: {procs:?}");
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Pid of the hutch process (or of `script` in tty mode).
     pub fn pid(&self) -> u32 {
         self.child.id()
