@@ -79,7 +79,7 @@ pub(crate) fn remove_container(
     let remove_data =
         || std::fs::remove_dir_all(&data).with_context(|| format!("remove `{}`", data.display()));
     let has_files = std::fs::read_dir(&data).is_ok_and(|mut d| d.next().is_some());
-    open_overlay_workdir(&data);
+    crate::rootfs::open_overlay_workdir(&data);
     match maps {
         // Records, logs and what container root wrote are the caller's own
         // and go directly; only files of subordinate ids (or modes container
@@ -100,26 +100,6 @@ pub(crate) fn remove_container(
         }
         _ => Ok(()),
     }
-}
-
-/// Kernel overlayfs leaves its `work/work` directory with mode 0: the
-/// caller's own, but unreadable, so removing it directly failed and every
-/// `run --rm` of an image paid for the user-namespace fallback. The work
-/// dir is in none of the container's mounts, so nothing there was planted
-/// by it; still, it is opened without following links, and given back its
-/// owner's rights through the descriptor.
-fn open_overlay_workdir(data: &std::path::Path) {
-    use std::os::fd::AsRawFd;
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let Ok(dir) = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW)
-        .open(data.join("work/work"))
-    else {
-        return;
-    };
-    let via = format!("/proc/self/fd/{}", dir.as_raw_fd());
-    let _ = std::fs::set_permissions(via, std::fs::Permissions::from_mode(0o700));
 }
 
 /// Docker's prune prompt on a terminal: true to go on. Without a terminal

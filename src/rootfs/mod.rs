@@ -159,7 +159,7 @@ fn overlay_rootfs(
     let overlay = Overlay {
         lower,
         upper: c.data_dir.join("upper"),
-        work: c.data_dir.join("work"),
+        work: c.data_dir.join(OVERLAY_WORK),
     };
     let rootfs = c.data_dir.join("rootfs");
     for d in [&overlay.upper, &overlay.work, &rootfs] {
@@ -264,6 +264,29 @@ pub fn remove_unused_layers(store: &Store, dirs: &Dirs, maps: &IdMaps) -> anyhow
     })?;
     drop(locks);
     Ok(paths.len())
+}
+
+/// A container's overlay work dir, below its data dir.
+const OVERLAY_WORK: &str = "work";
+
+/// Kernel overlayfs leaves its `work/work` directory with mode 0: the
+/// caller's own, but unreadable, so removing it directly failed and every
+/// `run --rm` of an image paid for the user-namespace fallback. The work
+/// dir is in none of the container's mounts, so nothing there was planted
+/// by it; still, it is opened without following links, and given back its
+/// owner's rights through the descriptor.
+pub fn open_overlay_workdir(data: &Path) {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let Ok(dir) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW)
+        .open(data.join(OVERLAY_WORK).join("work"))
+    else {
+        return;
+    };
+    let via = format!("/proc/self/fd/{}", dir.as_raw_fd());
+    let _ = std::fs::set_permissions(via, std::fs::Permissions::from_mode(0o700));
 }
 
 #[cfg(test)]
