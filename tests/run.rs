@@ -547,6 +547,42 @@ fn sigusr1_is_forwarded_and_the_command_keeps_running() {
     assert_eq!(out.code(), Some(129), "{out}");
 }
 
+/// Every signal the issue lists as forwarded reaches the command, with the
+/// command as pid 1 and under `--init`. Those that end sigprobe give
+/// 128+signal; after the others it keeps running until a SIGTERM.
+#[test]
+fn each_forwarded_signal_reaches_the_command_with_and_without_init() {
+    let Some(u) = TestUser::t1() else { return };
+    let table = [
+        (Signal::SIGINT, Some(130)),
+        (Signal::SIGTERM, Some(143)),
+        (Signal::SIGHUP, Some(129)),
+        (Signal::SIGQUIT, Some(131)),
+        (Signal::SIGUSR1, None),
+        (Signal::SIGUSR2, None),
+        (Signal::SIGWINCH, None),
+    ];
+    for init in [false, true] {
+        for (sig, code) in table {
+            let sent: &[Signal] = match code {
+                Some(_) => &[sig],
+                None => &[sig, Signal::SIGTERM],
+            };
+            let out = sigprobe(&u, init, sent);
+            let want = format!("got {}\n", &sig.as_str()[3..]);
+            assert!(
+                out.stdout.contains(&want),
+                "{sig} (--init {init}) never reached the command\n{out}"
+            );
+            assert_eq!(
+                out.code(),
+                Some(code.unwrap_or(143)),
+                "{sig} (--init {init})\n{out}"
+            );
+        }
+    }
+}
+
 #[test]
 fn init_reaps_orphaned_zombies() {
     let Some(u) = TestUser::t1() else { return };

@@ -5,7 +5,10 @@
  *   SIGTERM -> prints "got TERM", exits 143 (128+15)
  *   SIGHUP  -> prints "got HUP",  exits 129 (128+1)
  *   SIGINT  -> prints "got INT",  exits 130 (128+2)
+ *   SIGQUIT -> prints "got QUIT", exits 131 (128+3)
  *   SIGUSR1 -> prints "got USR1" and keeps running
+ *   SIGUSR2 -> prints "got USR2" and keeps running
+ *   SIGWINCH -> prints "got WINCH" and keeps running
  * Exits 0 after the timeout with "timeout". Works as pid 1, where the kernel
  * would drop signals that have no handler.
  */
@@ -33,8 +36,17 @@ static void on_signal(int sig)
 	case SIGINT:
 		say("got INT\n");
 		_exit(128 + SIGINT);
+	case SIGQUIT:
+		say("got QUIT\n");
+		_exit(128 + SIGQUIT);
 	case SIGUSR1:
 		say("got USR1\n");
+		break;
+	case SIGUSR2:
+		say("got USR2\n");
+		break;
+	case SIGWINCH:
+		say("got WINCH\n");
 		break;
 	}
 }
@@ -46,7 +58,7 @@ int main(int argc, char **argv)
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);
-	int sigs[] = { SIGTERM, SIGHUP, SIGINT, SIGUSR1 };
+	int sigs[] = { SIGTERM, SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH };
 	for (unsigned i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
 		sigaction(sigs[i], &sa, NULL);
 	say("ready\n");
@@ -59,7 +71,7 @@ int main(int argc, char **argv)
 		if (now.tv_sec >= end.tv_sec)
 			break;
 		struct timespec left = { end.tv_sec - now.tv_sec, 0 };
-		nanosleep(&left, NULL); /* EINTR after USR1: loop again */
+		nanosleep(&left, NULL); /* EINTR after USR1/2, WINCH: loop again */
 	}
 	say("timeout\n");
 	return 0;

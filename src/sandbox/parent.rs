@@ -353,8 +353,10 @@ fn on_signal(r: &Running, pid: Pid) -> anyhow::Result<()> {
     };
     match (sig, &r.master) {
         (Signal::SIGCHLD, _) => {}
+        // With a pty, its new size makes the kernel signal the
+        // container's foreground group; without one, forward it as
+        // Docker's sig-proxy does.
         (Signal::SIGWINCH, Some(m)) => pty::forward_winsize(m),
-        (Signal::SIGWINCH, None) => {}
         (sig, _) => {
             let _ = kill(pid, sig);
         }
