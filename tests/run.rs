@@ -1229,6 +1229,92 @@ fn tty_gives_the_container_its_own_terminal() {
     assert_eq!(r.code(), Some(3), "exit code through the tty: {r}");
 }
 
+/// Starts `hutch run --rm -it ... sh -c SCRIPT` under script(1) and waits
+/// (bounded) for the container to print `ready`. None when script is
+/// missing outside CI.
+fn spawn_tty(u: &TestUser, script: &str) -> Option<Running> {
+    if !require(
+        "script (util-linux)",
+        have_tool("script"),
+        "script not installed",
+    ) {
+        return None;
+    }
+    let rootfs = images().rootfs();
+    let mut r = spawn_hutch(
+        u,
+        &[
+            "run", "--rm", "-it", "--rootfs", &rootfs, "sh", "-c", script,
+        ],
+        &Opts {
+            tty: true,
+            timeout: Duration::from_secs(60),
+            ..Opts::default()
+        },
+    );
+    if !r.wait_for_stdout("ready", Duration::from_secs(30)) {
+        panic!("the container never became ready\n{}", r.wait());
+    }
+    Some(r)
+}
+
+#[test]
+fn tty_interactive_input_is_raw_and_echoed_once() {
+    let Some(u) = TestUser::t1() else { return };
+    let Some(mut r) = spawn_tty(&u, "echo ready; read line; echo \"got:$line\"; exit 5") else {
+        return;
+    };
+    // Typed as a terminal does, Enter being a carriage return. hutch's
+    // terminal is raw, so only the container's terminal echoes it.
+    r.type_in(b"typed-word\r");
+    let got = r.wait_for_stdout("got:typed-word", Duration::from_secs(20));
+    let r = r.wait();
+    assert!(!r.timed_out, "{r}");
+    assert!(got, "the typed line never reached the container: {r}");
+    let out = r.stdout.replace('\r', "");
+    assert_eq!(
+        out.matches("typed-word").count(),
+        2,
+        "the typed word is echoed once, then printed by the container: {r}"
+    );
+    assert!(out.contains("\ngot:typed-word\n"), "{r}");
+    assert_eq!(r.code(), Some(5), "exit code through the tty: {r}");
+}
+
+#[test]
+fn tty_resize_reaches_the_container() {
+    let Some(u) = TestUser::t1() else { return };
+    // The trap runs as soon as `wait` is interrupted; each sleep is 1 s,
+    // at most 30 of them.
+    let Some(r) = spawn_tty(
+        &u,
+        "trap 'echo size=$(stty size); exit 6' WINCH; echo ready; i=0; \
+         while [ $i -lt 30 ]; do sleep 1 & wait $!; i=$((i+1)); done; exit 9",
+    ) else {
+        return;
+    };
+    let hutch = r
+        .descendants()
+        .into_iter()
+        .find(|p| proc_read(*p, "comm").as_deref() == Some("hutch"));
+    let Some(hutch) = hutch else {
+        panic!("no hutch process under script\n{}", r.wait());
+    };
+    // hutch's terminal is script's pty; resize it as a terminal window does.
+    let tty = fs::read_link(format!("/proc/{hutch}/fd/0")).unwrap();
+    // One change (stty sets rows and columns with one ioctl each).
+    let (ok, out) = host("stty", &["-F", &tty.display().to_string(), "rows", "40"]);
+    assert!(ok, "resize {}: {out}", tty.display());
+    let r = r.wait();
+    assert!(!r.timed_out, "{r}");
+    let out = r.stdout.replace('\r', "");
+    assert!(
+        out.contains(&format!("size=40 {TTY_COLS}\n")),
+        "the container saw the new size: {r}"
+    );
+    assert_eq!(r.code(), Some(6), "{r}");
+}
+
 // ---------------------------------------------------------------------------
 // doctor
 

@@ -688,10 +688,14 @@ exec "$@""#;
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawning hutch");
     let mut stdin = child.stdin.take();
-    if let (Some(data), Some(mut w)) = (opts.stdin.clone(), stdin.take()) {
-        thread::spawn(move || {
-            let _ = w.write_all(&data);
-        });
+    // Bytes given up front are written (then the pipe closes); otherwise a
+    // tty run keeps the pipe for `type_in`.
+    if let Some(data) = opts.stdin.clone() {
+        if let Some(mut w) = stdin.take() {
+            thread::spawn(move || {
+                let _ = w.write_all(&data);
+            });
+        }
     }
     let stdout = Arc::new(Mutex::new(Vec::new()));
     let stderr = Arc::new(Mutex::new(Vec::new()));
@@ -777,6 +781,17 @@ impl Running {
             }
             thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Writes `data` to hutch's stdin; in tty mode, types it on hutch's
+    /// terminal. Needs a run without `Opts::stdin`.
+    pub fn type_in(&mut self, data: &[u8]) {
+        let w = self
+            .stdin
+            .as_mut()
+            .expect("hutch's stdin is not ours to write");
+        w.write_all(data).expect("writing to hutch's stdin");
+        w.flush().expect("flushing hutch's stdin");
     }
 
     /// Sends a signal to the hutch process.
