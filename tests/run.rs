@@ -634,6 +634,42 @@ fn rm_leaves_no_state_and_no_processes() {
     assert_eq!(u.leftover_containers(), Vec::<std::path::PathBuf>::new());
 }
 
+/// The parent-death signal survives the switch to `-u` (setresuid clears
+/// it): SIGKILL of a foreground hutch ends the container's processes,
+/// with the command as pid 1 and under `--init`.
+#[test]
+fn container_does_not_outlive_a_killed_hutch_after_a_user_switch() {
+    let Some(u) = TestUser::t1() else { return };
+    let su = u.subuid.unwrap();
+    for extra in [&["-u", "1000:1000"][..], &["--init", "-u", "1000:1000"][..]] {
+        let (r, pid) = start_sleeper(&u, extra);
+        let mut procs = r.descendants();
+        procs.retain(|p| *p != pid);
+        procs.push(pid);
+        let uid = proc_read(pid, "status").and_then(|s| line_value(&s, "Uid:"));
+        assert_eq!(
+            uid.as_deref().and_then(|l| l.split_whitespace().next()),
+            Some((su.0 + 999).to_string().as_str()),
+            "{extra:?}: sleep runs as container uid 1000 (host {})",
+            su.0 + 999
+        );
+        r.signal(Signal::SIGKILL);
+        let out = r.wait();
+        let end = std::time::Instant::now() + Duration::from_secs(10);
+        let alive = |p: &u32| {
+            proc_read(*p, "stat").is_some_and(|s| !s.contains(") Z ") && !s.contains(") X "))
+        };
+        while procs.iter().any(alive) && std::time::Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let left: Vec<u32> = procs.iter().copied().filter(alive).collect();
+        assert!(
+            left.is_empty(),
+            "{extra:?}: container processes outlived hutch: {left:?}\n{out}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------
 // single-id fallback
 
