@@ -374,19 +374,44 @@ struct HelperFile {
     has_caps: bool,
 }
 
+impl HelperFile {
+    /// Whether it can map ids other than the caller's: setuid root, or
+    /// file capabilities (as shadow's packaging sets on some systems).
+    fn can_map(&self) -> bool {
+        (self.mode & 0o4000 != 0 && self.owner == 0) || self.has_caps
+    }
+}
+
+/// `name` as `find_program` finds it, with what decides whether it works.
+fn inspect_helper(name: &str) -> Option<HelperFile> {
+    let path = find_program(name)?;
+    let meta = std::fs::metadata(&path).ok()?;
+    let has_caps = probe::has_xattr(&path, c"security.capability");
+    Some(HelperFile {
+        path,
+        mode: meta.mode(),
+        owner: meta.uid(),
+        has_caps,
+    })
+}
+
+/// The id-map helper `name` (newuidmap, newgidmap) that `run` uses, or
+/// why there is none. One check for `run` and `doctor`, so they agree.
+pub fn usable_helper(name: &str) -> Result<PathBuf, String> {
+    match inspect_helper(name) {
+        None => Err(format!("{name} is not installed")),
+        Some(f) if f.can_map() => Ok(f.path),
+        Some(f) => Err(format!(
+            "`{}` is neither setuid root nor carries file capabilities",
+            f.path.display()
+        )),
+    }
+}
+
 fn check_helper(name: &'static str, cap: &str, usable: &mut Option<PathBuf>) -> Check {
-    let file = find_program(name).and_then(|path| {
-        let meta = std::fs::metadata(&path).ok()?;
-        let has_caps = probe::has_xattr(&path, c"security.capability");
-        Some(HelperFile {
-            path,
-            mode: meta.mode(),
-            owner: meta.uid(),
-            has_caps,
-        })
-    });
+    let file = inspect_helper(name);
     let check = judge_helper(name, cap, file.as_ref());
-    if check.status == Status::Ok {
+    if file.as_ref().is_some_and(HelperFile::can_map) {
         *usable = file.map(|f| f.path);
     }
     check
@@ -402,11 +427,13 @@ fn judge_helper(name: &'static str, cap: &str, file: Option<&HelperFile>) -> Che
         .hint("an administrator can install it: `sudo apt-get install uidmap`");
     };
     let p = f.path.display();
-    if f.mode & 0o4000 != 0 && f.owner == 0 {
-        return Check::new(name, Status::Ok, format!("{p} (setuid root)"));
-    }
-    if f.has_caps {
-        return Check::new(name, Status::Ok, format!("{p} (file capabilities)"));
+    if f.can_map() {
+        let how = if f.mode & 0o4000 != 0 && f.owner == 0 {
+            "setuid root"
+        } else {
+            "file capabilities"
+        };
+        return Check::new(name, Status::Ok, format!("{p} ({how})"));
     }
     let detail = format!(
         "{p} is neither setuid root nor carries file capabilities (mode {:04o}, owner uid {}); \

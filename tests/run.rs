@@ -713,6 +713,100 @@ fn user_without_subids_gets_a_single_id_map_and_a_warning() {
     assert_eq!(u.leftover_containers(), Vec::<std::path::PathBuf>::new());
 }
 
+/// A root-owned directory holding a fake `newuidmap` (mode `mode`) that
+/// complains on stderr and fails; returns a PATH that finds it first.
+fn fake_newuidmap(u: &TestUser, mode: u32) -> (std::path::PathBuf, String) {
+    let dir = u.root_scratch("fakebin");
+    let fake = dir.join("newuidmap");
+    fs::write(
+        &fake,
+        "#!/bin/sh\necho \"fake-newuidmap: refusing to map $*\" >&2\nexit 1\n",
+    )
+    .unwrap();
+    // The kernel ignores the setuid bit of a script: this runs as the user.
+    fs::set_permissions(&fake, fs::Permissions::from_mode(mode)).unwrap();
+    let path = format!(
+        "{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        dir.display()
+    );
+    (fake, path)
+}
+
+#[test]
+fn a_failing_id_map_helper_fails_the_run_with_its_stderr() {
+    let Some(u) = TestUser::t1() else { return };
+    let (_, path) = fake_newuidmap(&u, 0o4755);
+    let r = run_hutch(
+        &u,
+        &["run", "--rm", "--rootfs", &images().rootfs(), "true"],
+        &Opts {
+            env: vec![("PATH".into(), path)],
+            ..Opts::default()
+        },
+    );
+    assert!(!r.timed_out, "{r}");
+    assert_eq!(r.code(), Some(125), "{r}");
+    assert!(
+        r.stderr.contains("fake-newuidmap: refusing to map "),
+        "the helper's stderr is shown: {r}"
+    );
+    assert!(r.stderr.contains("hint: "), "{r}");
+    assert!(wait_session_empty(r.session.unwrap(), Duration::from_secs(5)).is_empty());
+    assert_eq!(u.leftover_containers(), Vec::<std::path::PathBuf>::new());
+}
+
+/// `run` and `doctor` judge the helpers alike: one that is neither setuid
+/// root nor has file capabilities means the single-id fallback for both.
+#[test]
+fn a_helper_without_setuid_means_the_single_id_map_for_run_and_doctor() {
+    let Some(u) = TestUser::t1() else { return };
+    let (fake, path) = fake_newuidmap(&u, 0o755);
+    let opts = Opts {
+        env: vec![("PATH".into(), path)],
+        ..Opts::default()
+    };
+    let r = run_hutch(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "--rootfs",
+            &images().rootfs(),
+            "cat",
+            "/proc/self/uid_map",
+        ],
+        &opts,
+    );
+    assert_eq!(r.code(), Some(0), "{r}");
+    assert_eq!(parse_map(&r.stdout), vec![(0, u.uid, 1)], "{r}");
+    let want = format!("`{}` is neither setuid root", fake.display());
+    let warnings: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("warning:"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "one warning: {r}");
+    assert!(warnings[0].contains(&want), "{r}");
+    assert!(
+        r.stderr
+            .lines()
+            .any(|l| l.starts_with("hint: ") && l.contains("setuid root")),
+        "the warning says how an admin fixes it: {r}"
+    );
+    let d = run_hutch(&u, &["doctor"], &opts);
+    assert_eq!(d.code(), Some(0), "{d}");
+    let line = d
+        .stdout
+        .lines()
+        .find(|l| l.contains(&fake.display().to_string()))
+        .unwrap_or_else(|| panic!("doctor names the fake helper: {d}"));
+    assert!(
+        line.contains("neither setuid root") && line.contains("single-id map"),
+        "{d}"
+    );
+    assert!(d.stdout.contains("chmod u+s"), "doctor gives the fix: {d}");
+}
+
 // ---------------------------------------------------------------------------
 // run options
 

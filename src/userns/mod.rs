@@ -24,6 +24,9 @@ pub struct IdMaps {
     pub helpers: Option<Helpers>,
     /// Why hutch fell back to a single-id map, to tell the user once.
     pub fallback: Option<String>,
+    /// The fallback is for the helpers (the ranges are there).
+    #[serde(default)]
+    pub helpers_at_fault: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -41,6 +44,8 @@ pub struct Facts {
     pub subuids: Vec<SubidRange>,
     pub subgids: Vec<SubidRange>,
     pub helpers: Option<Helpers>,
+    /// Why `helpers` is `None` (not installed, not setuid).
+    pub helper_problem: Option<String>,
 }
 
 impl Facts {
@@ -52,10 +57,15 @@ impl Facts {
             .flatten()
             .map(|u| u.name)
             .unwrap_or_else(|| uid.to_string());
+        let (helpers, helper_problem) = match find_helpers() {
+            Ok(h) => (Some(h), None),
+            Err(why) => (None, Some(why)),
+        };
         Ok(Facts {
             subuids: subid::lookup(Path::new("/etc/subuid"), &user, uid.as_raw())?,
             subgids: subid::lookup(Path::new("/etc/subgid"), &user, uid.as_raw())?,
-            helpers: find_helpers(),
+            helpers,
+            helper_problem,
             uid: uid.as_raw(),
             gid: Gid::current().as_raw(),
             user,
@@ -67,13 +77,19 @@ impl IdMaps {
     /// Decides the maps (pure): subordinate ranges through the helpers
     /// when both exist, otherwise a single-id map and the reason.
     pub fn new(facts: &Facts, mode: Mode) -> IdMaps {
-        let missing = if facts.subuids.is_empty() || facts.subgids.is_empty() {
+        let has_ranges = !facts.subuids.is_empty() && !facts.subgids.is_empty();
+        let missing = if !has_ranges {
             Some(format!(
                 "no subordinate id ranges for user `{}` in /etc/subuid and /etc/subgid",
                 facts.user
             ))
         } else if facts.helpers.is_none() {
-            Some("newuidmap and newgidmap are not installed".to_string())
+            Some(
+                facts
+                    .helper_problem
+                    .clone()
+                    .unwrap_or_else(|| "newuidmap and newgidmap are not installed".to_string()),
+            )
         } else {
             None
         };
@@ -89,6 +105,7 @@ impl IdMaps {
             } else {
                 facts.helpers.clone()
             },
+            helpers_at_fault: missing.is_some() && has_ranges,
             fallback: missing,
         }
     }
@@ -96,20 +113,31 @@ impl IdMaps {
     /// The warning printed once when falling back to a single-id map.
     pub fn fallback_warning(&self, user: &str) -> Option<String> {
         let why = self.fallback.as_ref()?;
+        // The helpers are judged only once the ranges are there.
+        let fix = if self.helpers_at_fault {
+            "an admin can run `apt-get install uidmap`, or make the helper setuid root \
+             (`hutch doctor` shows the exact command)"
+                .to_string()
+        } else {
+            format!(
+                "an admin can run `usermod --add-subuids 100000-165535 --add-subgids \
+                 100000-165535 {user}` and `apt-get install uidmap` (see `hutch doctor`)"
+            )
+        };
         Some(format!(
             "warning: {why}; running with a single-id map: only your own uid exists in the \
              container, files owned by other ids show as `nobody` and changing owner fails\n\
-             hint: an admin can run `usermod --add-subuids 100000-165535 --add-subgids \
-             100000-165535 {user}` and `apt-get install uidmap` (see `hutch doctor`)"
+             hint: {fix}"
         ))
     }
 }
 
-fn find_helpers() -> Option<Helpers> {
-    use crate::preflight::find_program;
-    Some(Helpers {
-        newuidmap: find_program("newuidmap")?,
-        newgidmap: find_program("newgidmap")?,
+/// Both helpers, when both can map ids (the same check as `doctor`'s).
+fn find_helpers() -> Result<Helpers, String> {
+    use crate::preflight::usable_helper;
+    Ok(Helpers {
+        newuidmap: usable_helper("newuidmap")?,
+        newgidmap: usable_helper("newgidmap")?,
     })
 }
 
@@ -141,6 +169,7 @@ mod tests {
                 newuidmap: "/usr/bin/newuidmap".into(),
                 newgidmap: "/usr/bin/newgidmap".into(),
             }),
+            helper_problem: None,
         }
     }
 
@@ -158,7 +187,18 @@ mod tests {
         no_gids.subgids.clear();
         let mut no_helpers = facts();
         no_helpers.helpers = None;
-        for (f, why) in [(no_gids, "subordinate"), (no_helpers, "newuidmap")] {
+        let mut not_setuid = facts();
+        not_setuid.helpers = None;
+        not_setuid.helper_problem = Some("`/x/newuidmap` is neither setuid root".into());
+        for (f, why, fix) in [
+            (no_gids, "subordinate", "usermod --add-subuids"),
+            (no_helpers, "newuidmap", "apt-get install uidmap"),
+            (
+                not_setuid,
+                "`/x/newuidmap` is neither setuid root",
+                "setuid root",
+            ),
+        ] {
             let m = IdMaps::new(&f, Mode::Root);
             assert_eq!(
                 m.uid_map,
@@ -171,7 +211,7 @@ mod tests {
             assert_eq!(m.gid_map.len(), 1);
             assert!(m.helpers.is_none());
             let w = m.fallback_warning("alice").unwrap();
-            assert!(w.contains(why) && w.contains("single-id map") && w.contains("usermod"));
+            assert!(w.contains(why) && w.contains("single-id map") && w.contains(fix));
         }
     }
 }
