@@ -394,6 +394,197 @@ echo "firmware $(ls /sys/firmware 2>/dev/null | wc -l)"
     assert!(out.contains("firmware 0\n"), "/sys/firmware visible: {out}");
 }
 
+/// (mount point, fstype, source, root) of each mount in a mountinfo text.
+fn mount_table(mountinfo: &str) -> std::collections::BTreeSet<(String, String, String, String)> {
+    mountinfo
+        .lines()
+        .filter_map(|l| {
+            let (a, b) = l.split_once(" - ")?;
+            let a: Vec<&str> = a.split_whitespace().collect();
+            let b: Vec<&str> = b.split_whitespace().collect();
+            Some((
+                a.get(4)?.to_string(),
+                b.first()?.to_string(),
+                b.get(1)?.to_string(),
+                a.get(3)?.to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// The host's mounts, as root in the initial mount namespace sees them;
+/// without mounts below other hutch test directories (other test runs
+/// on the same host may mount there meanwhile).
+fn host_mounts(
+    base: &std::path::Path,
+) -> std::collections::BTreeSet<(String, String, String, String)> {
+    let text = fs::read_to_string("/proc/1/mountinfo").unwrap();
+    let others = base.parent().unwrap().join("hutch-test");
+    let mine = format!("{}/", base.display());
+    let others = others.display().to_string();
+    mount_table(&text)
+        .into_iter()
+        .filter(|m| !m.0.starts_with(&others) || m.0.starts_with(&mine))
+        .collect()
+}
+
+/// Removes a host SysV shared memory segment when dropped.
+struct ShmSegment(String);
+
+impl Drop for ShmSegment {
+    fn drop(&mut self) {
+        let _ = host("ipcrm", &["-m", &self.0]);
+    }
+}
+
+#[test]
+fn dev_holds_only_the_default_devices_and_the_host_is_untouched() {
+    let Some(u) = TestUser::t1() else { return };
+    if !require(
+        "ipcmk (util-linux)",
+        have_tool("ipcmk"),
+        "ipcmk not installed",
+    ) {
+        return;
+    }
+    // A SysV shm segment of the same user on the host, for the IPC namespace.
+    let (ok, out) = u.sh("ipcmk -M 4096");
+    assert!(ok, "ipcmk: {out}");
+    let shmid = out
+        .trim()
+        .rsplit(' ')
+        .next()
+        .filter(|id| id.parse::<u32>().is_ok())
+        .unwrap_or_else(|| panic!("no shm id in `{out}`"))
+        .to_string();
+    let _segment = ShmSegment(shmid.clone());
+    let host_shm = fs::read_to_string("/proc/sysvipc/shm").unwrap();
+    assert!(
+        host_shm
+            .lines()
+            .any(|l| l.split_whitespace().nth(1) == Some(shmid.as_str())),
+        "control: the segment is on the host: {host_shm}"
+    );
+
+    let base = images().dir.parent().unwrap().to_path_buf();
+    let before = host_mounts(&base);
+    let script = r#"echo --dev--; ls -A /dev
+echo --full--; dd if=/dev/zero of=/dev/full bs=1 count=1 2>&1; echo "dd=$?"
+echo --paths--; for p in /proc/sysrq-trigger /proc/irq /proc/bus; do [ -e $p ] && echo "exists $p"; done
+echo --mounts--; cat /proc/self/mountinfo
+echo --shm--; cat /proc/sysvipc/shm
+echo --end--; exec sleep 30"#;
+    let rootfs = images().rootfs();
+    let mut r = spawn_hutch(
+        &u,
+        &["run", "--rm", "--rootfs", &rootfs, "sh", "-c", script],
+        &Opts {
+            timeout: Duration::from_secs(60),
+            ..Opts::default()
+        },
+    );
+    let ready = r.wait_for_stdout("--end--", Duration::from_secs(30));
+    let mut sleeper = None;
+    for _ in 0..200 {
+        if !ready {
+            break;
+        }
+        sleeper = r
+            .descendants()
+            .into_iter()
+            .find(|p| proc_read(*p, "comm").as_deref() == Some("sleep"));
+        if sleeper.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let during = host_mounts(&base);
+    if let Some(pid) = sleeper {
+        // The command is pid 1 of its namespace: only a signal from outside ends it.
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGKILL);
+    }
+    let r = r.wait();
+    assert!(
+        sleeper.is_some(),
+        "the container never got to its sleep\n{r}"
+    );
+    assert_eq!(r.code(), Some(137), "{r}");
+    let left = wait_session_empty(r.session.unwrap(), Duration::from_secs(5));
+    assert!(left.is_empty(), "processes left behind: {left:?}\n{r}");
+    let after = host_mounts(&base);
+    let out = &r.stdout;
+
+    let mut dev: Vec<&str> = section(out, "dev").lines().collect();
+    dev.sort_unstable();
+    assert_eq!(
+        dev,
+        [
+            "core", "fd", "full", "mqueue", "null", "ptmx", "pts", "random", "shm", "stderr",
+            "stdin", "stdout", "tty", "urandom", "zero"
+        ],
+        "{r}"
+    );
+    let full = section(out, "full");
+    assert!(
+        full.contains("No space left on device") && full.contains("dd=1"),
+        "writing /dev/full fails with ENOSPC: {r}"
+    );
+
+    let mounts = section(out, "mounts");
+    let fstype = |at: &str| {
+        mount_table(mounts)
+            .into_iter()
+            .find(|m| m.0 == at)
+            .map(|m| m.1)
+    };
+    assert_eq!(fstype("/dev").as_deref(), Some("tmpfs"), "{r}");
+    assert_eq!(fstype("/dev/pts").as_deref(), Some("devpts"), "{r}");
+    assert_eq!(fstype("/dev/mqueue").as_deref(), Some("mqueue"), "{r}");
+    assert_eq!(fstype("/dev/shm").as_deref(), Some("tmpfs"), "{r}");
+    // Each of these that the host kernel has is a read-only mount inside.
+    let paths = section(out, "paths");
+    for p in ["/proc/sysrq-trigger", "/proc/irq", "/proc/bus"] {
+        let on_host = std::path::Path::new(p).exists();
+        assert_eq!(
+            paths.contains(&format!("exists {p}\n")),
+            on_host,
+            "{p} inside as on the host: {r}"
+        );
+        if !on_host {
+            continue;
+        }
+        let opts = mounts
+            .lines()
+            .find(|l| l.split_whitespace().nth(4) == Some(p))
+            .and_then(|l| l.split_whitespace().nth(5))
+            .unwrap_or_else(|| panic!("{p} is not a mount of its own: {r}"));
+        assert!(opts.split(',').any(|o| o == "ro"), "{p} is {opts}: {r}");
+    }
+
+    let shm = section(out, "shm");
+    assert_eq!(
+        shm.lines()
+            .filter(|l| !l.trim_start().starts_with("key"))
+            .count(),
+        0,
+        "the host's SysV shm segment {shmid} is visible inside: {r}"
+    );
+
+    let diff = |a: &std::collections::BTreeSet<_>, b: &std::collections::BTreeSet<_>| {
+        a.symmetric_difference(b).cloned().collect::<Vec<_>>()
+    };
+    assert_eq!(
+        diff(&before, &during),
+        vec![],
+        "host mounts changed while running"
+    );
+    assert_eq!(
+        diff(&before, &after),
+        vec![],
+        "host mounts changed after --rm"
+    );
+}
+
 #[test]
 fn network_none_has_only_loopback() {
     let Some(u) = TestUser::t1() else { return };
