@@ -1672,6 +1672,36 @@ fn doctor_reports_user_namespaces() {
     assert!(r.stdout.to_lowercase().contains("user namespaces"), "{r}");
 }
 
+/// A user without subordinate ranges can still run (doctor exits 0), and
+/// doctor says what that means and the admin's exact fix.
+#[test]
+fn doctor_for_a_user_without_subids_warns_with_the_fix() {
+    let Some(u) = TestUser::t2() else { return };
+    assert!(u.subuid.is_none(), "hutch-t2 must have no subuid range");
+    let r = hutch_run(&u, &["doctor"]);
+    assert_eq!(r.code(), Some(0), "{r}");
+    for file in ["subuid", "subgid"] {
+        let lines: Vec<&str> = r.stdout.lines().collect();
+        let i = lines
+            .iter()
+            .position(|l| l.split_whitespace().take(2).eq(["warn", file]))
+            .unwrap_or_else(|| panic!("no `warn {file}` line: {r}"));
+        assert!(
+            lines[i].contains(&format!("no range for {} in /etc/{file}", u.name))
+                && lines[i].contains("single-id map"),
+            "{r}"
+        );
+        let hint = lines.get(i + 1).map(|l| l.trim()).unwrap_or("");
+        assert!(
+            hint.starts_with("hint: ")
+                && hint.contains("sudo usermod --add-subuids ")
+                && hint.ends_with(&format!(" {}`", u.name)),
+            "the fix follows the warning: {r}"
+        );
+    }
+    assert!(r.stdout.contains("hutch run can work here"), "{r}");
+}
+
 #[test]
 fn a_read_only_rootfs_runs_and_a_missing_mount_point_gets_a_hint() {
     let Some(u) = TestUser::t1() else { return };
