@@ -282,11 +282,37 @@ fn errno_text(errno: Errno) -> String {
 
 // ---- subordinate ids ---------------------------------------------------------
 
+/// The first range of 65536 ids free in both /etc/subuid and /etc/subgid.
+fn free_range() -> Option<SubidRange> {
+    let mut taken = subid::lookup_all(Path::new("/etc/subuid")).unwrap_or_default();
+    taken.extend(subid::lookup_all(Path::new("/etc/subgid")).unwrap_or_default());
+    suggest_range(&taken, WANTED_IDS)
+}
+
+/// The admin's fix for a user without (enough) subordinate ids, with a
+/// range nobody has yet: `doctor` and `run`'s fallback warning say the same.
+pub fn subid_fix(user: &str) -> String {
+    subid_fix_text(free_range(), user)
+}
+
+fn subid_fix_text(suggestion: Option<SubidRange>, user: &str) -> String {
+    match suggestion {
+        Some(r) => format!(
+            "an administrator can add a range: \
+             `sudo usermod --add-subuids {a}-{b} --add-subgids {a}-{b} {user}`",
+            a = r.start,
+            b = r.last()
+        ),
+        None => format!(
+            "an administrator can add a free range of 65536 ids for {user} \
+             to /etc/subuid and /etc/subgid"
+        ),
+    }
+}
+
 fn check_subids(who: &Who, facts: &mut Facts) -> [Check; 2] {
     let (uid_path, gid_path) = (Path::new("/etc/subuid"), Path::new("/etc/subgid"));
-    let mut taken = subid::lookup_all(uid_path).unwrap_or_default();
-    taken.extend(subid::lookup_all(gid_path).unwrap_or_default());
-    let suggestion = suggest_range(&taken, WANTED_IDS);
+    let suggestion = free_range();
     let one = |name, path: &Path, out: &mut Vec<SubidRange>| match subid::lookup(
         path, &who.name, who.uid,
     ) {
@@ -313,18 +339,7 @@ fn judge_subids(
     user: &str,
 ) -> Check {
     let total: u64 = ranges.iter().map(|r| u64::from(r.count)).sum();
-    let fix = match suggestion {
-        Some(r) => format!(
-            "an administrator can add a range: \
-             `sudo usermod --add-subuids {a}-{b} --add-subgids {a}-{b} {user}`",
-            a = r.start,
-            b = r.last()
-        ),
-        None => format!(
-            "an administrator can add a free range of 65536 ids for {user} \
-             to /etc/subuid and /etc/subgid"
-        ),
-    };
+    let fix = subid_fix_text(suggestion, user);
     if ranges.is_empty() {
         let detail = format!(
             "no range for {user} in {}; hutch falls back to a single-id map (container root = you)",

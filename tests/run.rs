@@ -879,16 +879,44 @@ fn assert_single_id_warning(u: &TestUser, r: &Run) {
             && warnings[0].contains("only your own uid exists"),
         "{r}"
     );
-    let fix = format!(
-        "usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {}",
-        u.name
-    );
+    let hint = r
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("hint: "))
+        .unwrap_or_else(|| panic!("no hint: {r}"));
+    assert_free_range_fix(u, hint);
+}
+
+/// `hint` gives `sudo usermod --add-subuids A-B --add-subgids A-B USER`
+/// with a range of 65536 ids that no one has in /etc/subuid or /etc/subgid.
+fn assert_free_range_fix(u: &TestUser, hint: &str) {
+    let rest = hint
+        .split_once("`sudo usermod --add-subuids ")
+        .unwrap_or_else(|| panic!("no usermod fix in `{hint}`"))
+        .1;
+    let f: Vec<&str> = rest.split(['`', ' ']).collect();
     assert!(
-        r.stderr
-            .lines()
-            .any(|l| l.starts_with("hint: ") && l.contains(&fix)),
-        "the hint gives the admin's fix `{fix}`: {r}"
+        f.len() > 3 && f[1] == "--add-subgids" && f[2] == f[0] && f[3] == u.name,
+        "`{hint}`"
     );
+    let (a, b) = f[0].split_once('-').unwrap();
+    let (a, b): (u64, u64) = (a.parse().unwrap(), b.parse().unwrap());
+    assert_eq!(b + 1 - a, 65536, "`{hint}`");
+    for file in ["/etc/subuid", "/etc/subgid"] {
+        for l in fs::read_to_string(file).unwrap().lines() {
+            let p: Vec<&str> = l.trim().split(':').collect();
+            let (Some(s), Some(c)) = (
+                p.get(1).and_then(|s| s.parse::<u64>().ok()),
+                p.get(2).and_then(|c| c.parse::<u64>().ok()),
+            ) else {
+                continue;
+            };
+            assert!(
+                b < s || a >= s + c,
+                "the suggested range {a}-{b} overlaps `{l}` in {file}"
+            );
+        }
+    }
 }
 
 #[test]
@@ -1693,11 +1721,10 @@ fn doctor_for_a_user_without_subids_warns_with_the_fix() {
         );
         let hint = lines.get(i + 1).map(|l| l.trim()).unwrap_or("");
         assert!(
-            hint.starts_with("hint: ")
-                && hint.contains("sudo usermod --add-subuids ")
-                && hint.ends_with(&format!(" {}`", u.name)),
+            hint.starts_with("hint: "),
             "the fix follows the warning: {r}"
         );
+        assert_free_range_fix(&u, hint);
     }
     assert!(r.stdout.contains("hutch run can work here"), "{r}");
 }

@@ -159,8 +159,12 @@ fn config_of(plan: &Plan) -> state::Config {
 
 pub(super) fn id_maps(plan: &Plan) -> anyhow::Result<IdMaps> {
     let (facts, maps) = userns::plan(plan.userns)?;
-    if let Some(w) = maps.fallback_warning(&facts.user) {
-        eprintln!("{w}");
+    if maps.fallback.is_some() {
+        // Reads /etc/subuid and /etc/subgid again, only on this path.
+        let fix = crate::preflight::subid_fix(&facts.user);
+        if let Some(w) = maps.fallback_warning(&fix) {
+            eprintln!("{w}");
+        }
     }
     Ok(maps)
 }

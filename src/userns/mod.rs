@@ -110,19 +110,18 @@ impl IdMaps {
         }
     }
 
-    /// The warning printed once when falling back to a single-id map.
-    pub fn fallback_warning(&self, user: &str) -> Option<String> {
+    /// The warning printed once when falling back to a single-id map;
+    /// `subid_fix` is how an admin gives the user ranges
+    /// (`preflight::subid_fix`).
+    pub fn fallback_warning(&self, subid_fix: &str) -> Option<String> {
         let why = self.fallback.as_ref()?;
         // The helpers are judged only once the ranges are there.
         let fix = if self.helpers_at_fault {
-            "an admin can run `apt-get install uidmap`, or make the helper setuid root \
-             (`hutch doctor` shows the exact command)"
+            "an administrator can run `apt-get install uidmap`, or make the helper setuid \
+             root (`hutch doctor` shows the exact command)"
                 .to_string()
         } else {
-            format!(
-                "an admin can run `usermod --add-subuids 100000-165535 --add-subgids \
-                 100000-165535 {user}` and `apt-get install uidmap` (see `hutch doctor`)"
-            )
+            format!("{subid_fix} (see `hutch doctor`)")
         };
         Some(format!(
             "warning: {why}; running with a single-id map: only your own uid exists in the \
@@ -178,7 +177,7 @@ mod tests {
         let m = IdMaps::new(&facts(), Mode::Root);
         assert!(m.fallback.is_none() && m.helpers.is_some());
         assert_eq!(m.gid_map[1].outside, 200000);
-        assert!(m.fallback_warning("alice").is_none());
+        assert!(m.fallback_warning("FIX").is_none());
     }
 
     #[test]
@@ -191,7 +190,7 @@ mod tests {
         not_setuid.helpers = None;
         not_setuid.helper_problem = Some("`/x/newuidmap` is neither setuid root".into());
         for (f, why, fix) in [
-            (no_gids, "subordinate", "usermod --add-subuids"),
+            (no_gids, "subordinate", "FIX (see `hutch doctor`)"),
             (no_helpers, "newuidmap", "apt-get install uidmap"),
             (
                 not_setuid,
@@ -210,7 +209,7 @@ mod tests {
             );
             assert_eq!(m.gid_map.len(), 1);
             assert!(m.helpers.is_none());
-            let w = m.fallback_warning("alice").unwrap();
+            let w = m.fallback_warning("FIX").unwrap();
             assert!(w.contains(why) && w.contains("single-id map") && w.contains(fix));
         }
     }
