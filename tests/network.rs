@@ -112,9 +112,14 @@ fn none_has_only_loopback_and_user_mode_networks_have_a_large_mtu() {
 /// pending until its retried SYN gets through: wait for it, since the
 /// one-shot server inside answers only one connection.
 fn fetch(port: u16) -> String {
+    fetch_at(std::net::Ipv4Addr::LOCALHOST.into(), port)
+}
+
+/// `fetch` from `ip:port`.
+fn fetch_at(ip: std::net::IpAddr, port: u16) -> String {
     let end = Instant::now() + Duration::from_secs(30);
     while Instant::now() < end {
-        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+        if let Ok(mut s) = TcpStream::connect((ip, port)) {
             let _ = s.set_read_timeout(Some(Duration::from_secs(15)));
             // The server answers only after a line: the answer can only
             // come over a connection that reached it end to end.
@@ -660,4 +665,84 @@ fn a_container_can_share_another_containers_network() {
         ],
     );
     assert_eq!(r.code(), Some(125), "{r}");
+}
+
+/// Whether a TCP connection to `addr` is accepted within a second.
+fn connects(addr: std::net::SocketAddr) -> bool {
+    TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()
+}
+
+#[test]
+fn mappings_with_different_host_addresses_each_bind_their_own() {
+    let Some(u) = TestUser::t1() else { return };
+    if !helpers_present() {
+        return;
+    }
+    for backend in BACKENDS {
+        // Every address (`-p P:90`) and loopback only (`-p 127.0.0.1:Q:80`).
+        let (any, lo) = (free_port(), free_port());
+        let name = format!("two-{backend}");
+        let (p1, p2) = (format!("{any}:90"), format!("127.0.0.1:{lo}:80"));
+        let mut r = spawn_hutch(
+            &u,
+            &[
+                "run",
+                "--name",
+                &name,
+                "--network",
+                backend,
+                "-p",
+                &p1,
+                "-p",
+                &p2,
+                "--rootfs",
+                &images().rootfs(),
+                "sh",
+                "-c",
+                "nc -l -p 90 -e sh -c 'read l; echo served-on-90; sleep 1' & \
+                 echo ready; nc -l -p 80 -e sh -c 'read l; echo served-on-80; sleep 1'; wait",
+            ],
+            &Opts::default(),
+        );
+        assert!(
+            r.wait_for_stdout("ready", Duration::from_secs(20)),
+            "{backend}"
+        );
+        // Each mapping on its own address. pasta binds the wildcard one on
+        // ::1 too, and the loopback one must not be there (a refused
+        // connection never reaches the one-shot server); slirp4netns binds
+        // IPv4 only.
+        let v6 = backend == "pasta";
+        if v6 {
+            let addr = std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, lo));
+            assert!(!connects(addr), "{backend}: 127.0.0.1:{lo} also on ::1");
+        }
+        let any_ip: std::net::IpAddr = if v6 {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        };
+        let (got90, got80) = (fetch_at(any_ip, any), fetch(lo));
+        let run = r.wait();
+        assert!(
+            got90.contains("served-on-90"),
+            "{backend}: {got90:?}\n{run}"
+        );
+        assert!(
+            got80.contains("served-on-80"),
+            "{backend}: {got80:?}\n{run}"
+        );
+        assert_eq!(run.code(), Some(0), "{backend}: {run}");
+        assert_nothing_left(&run, backend);
+        let ports = hutch_ok(&u, &["port", &name]);
+        assert!(
+            ports.contains(&format!("90/tcp -> 0.0.0.0:{any}")),
+            "{ports}"
+        );
+        assert!(
+            ports.contains(&format!("80/tcp -> 127.0.0.1:{lo}")),
+            "{ports}"
+        );
+        hutch_ok(&u, &["rm", &name]);
+    }
 }

@@ -42,8 +42,14 @@ impl Helper for Pasta {
     }
 }
 
-/// pasta's `-t`/`-u` value for the mappings of one protocol.
-fn port_spec(ports: &[PortMapping], proto: Proto) -> String {
+/// pasta's `-t`/`-u` options for the mappings of one protocol: one option
+/// per mapping, since pasta takes one address per option (joined with
+/// commas, every range would bind on the first one's address).
+fn port_options(ports: &[PortMapping], proto: Proto) -> Vec<String> {
+    let flag = match proto {
+        Proto::Tcp => "-t",
+        Proto::Udp => "-u",
+    };
     let specs: Vec<String> = ports
         .iter()
         .filter(|m| m.proto == proto)
@@ -64,10 +70,12 @@ fn port_spec(ports: &[PortMapping], proto: Proto) -> String {
         })
         .collect();
     if specs.is_empty() {
-        "none".into()
-    } else {
-        specs.join(",")
+        return vec![flag.into(), "none".into()];
     }
+    specs
+        .into_iter()
+        .flat_map(|s| [flag.to_string(), s])
+        .collect()
 }
 
 /// The full argument list (pure, so it is tested).
@@ -78,8 +86,8 @@ pub fn args(a: &Attach<'_>, pid_file: &Path) -> Vec<String> {
     v.push(pid_file.display().to_string());
     // Without these, pasta forwards every port the container listens on
     // ("auto"), and every host port to the container.
-    v.extend(["-t".into(), port_spec(a.ports, Proto::Tcp)]);
-    v.extend(["-u".into(), port_spec(a.ports, Proto::Udp)]);
+    v.extend(port_options(a.ports, Proto::Tcp));
+    v.extend(port_options(a.ports, Proto::Udp));
     v.extend(["-T", "none", "-U", "none"].map(String::from));
     v.extend(["--dns-forward".into(), PASTA_DNS.into()]);
     if !a.net.allow_host_loopback {
@@ -162,7 +170,7 @@ mod tests {
         };
         let v = args(&a, Path::new("/r/p")).join(" ");
         assert!(
-            v.contains("-t 127.0.0.1/8080:80,9000-9001:90-91 -u 5353:53 -T none -U none"),
+            v.contains("-t 127.0.0.1/8080:80 -t 9000-9001:90-91 -u 5353:53 -T none -U none"),
             "{v}"
         );
         assert!(
