@@ -199,9 +199,20 @@ fn a_published_udp_port_reaches_the_container_and_a_killed_hutch_leaves_no_helpe
             .local_addr()
             .unwrap()
             .port();
-        // Debian 12's pasta drops UDP whose port it translates (README,
-        // "Networking"): the same number inside, translated for slirp4netns.
+        // Debian 12's pasta drops the replies of UDP whose port it
+        // translates: hutch refuses that before anything starts, and the
+        // same number inside works. slirp4netns translates.
+        let translated = format!("127.0.0.1:{port}:5353/udp");
         let inside = if backend == "pasta" {
+            let r = run_published(&u, backend, &translated);
+            assert_eq!(r.code(), Some(125), "{r}");
+            assert!(r.stderr.contains("same port number"), "{r}");
+            assert!(
+                r.stderr
+                    .contains("hint: publish it as `127.0.0.1:5353:5353/udp`"),
+                "{r}"
+            );
+            assert_nothing_left(&r, backend);
             port.to_string()
         } else {
             "5353".to_string()

@@ -71,8 +71,9 @@ pub fn args(a: &Attach<'_>, api: &Path) -> Vec<String> {
     v
 }
 
-pub fn start(a: &Attach<'_>) -> anyhow::Result<Slirp> {
-    for m in a.ports {
+/// What slirp4netns cannot publish (see `super::check_ports`).
+pub fn check_ports(net: super::UserNet, ports: &[PortMapping]) -> anyhow::Result<()> {
+    for m in ports {
         if m.host_ip.is_some_and(|ip| ip.is_ipv6()) {
             return Err(anyhow::anyhow!(
                 "publish port `{m}`: slirp4netns publishes on IPv4 addresses only"
@@ -82,14 +83,19 @@ pub fn start(a: &Attach<'_>) -> anyhow::Result<Slirp> {
     }
     // With --disable-host-loopback, slirp4netns drops the container's
     // UDP replies: they go to 10.0.2.2, the host-loopback address.
-    if !a.net.allow_host_loopback {
-        if let Some(m) = a.ports.iter().find(|m| m.proto == super::Proto::Udp) {
+    if !net.allow_host_loopback {
+        if let Some(m) = ports.iter().find(|m| m.proto == super::Proto::Udp) {
             return Err(anyhow::anyhow!(
                 "publish port `{m}`: slirp4netns forwards UDP only with allow_host_loopback=true"
             ))
-            .hint("use `--network pasta`, or `--network slirp4netns:allow_host_loopback=true` (the container may then reach the host's loopback services)");
+            .hint("use `--network slirp4netns:allow_host_loopback=true` (the container may then reach the host's loopback services), or `--network pasta` with the same port number on both sides");
         }
     }
+    Ok(())
+}
+
+pub fn start(a: &Attach<'_>) -> anyhow::Result<Slirp> {
+    check_ports(a.net, a.ports)?;
     let program = crate::preflight::find_program("slirp4netns")
         .context("start slirp4netns: `slirp4netns` is not on PATH")
         .hint(
