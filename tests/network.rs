@@ -757,3 +757,75 @@ fn mappings_with_different_host_addresses_each_bind_their_own() {
         hutch_ok(&u, &["rm", &name]);
     }
 }
+
+#[test]
+fn user_mode_networks_give_ipv6_and_pasta_publishes_on_it() {
+    let Some(u) = TestUser::t1() else { return };
+    if !helpers_present() {
+        return;
+    }
+    let v6 = UdpSocket::bind("[::1]:0").is_ok();
+    if !require("IPv6 on the host's loopback", v6, "enable IPv6 on lo") {
+        return;
+    }
+    let rootfs = images().rootfs();
+    // slirp4netns's address comes from its router advertisement (SLAAC):
+    // wait for it, at most 10 s.
+    let script = "for i in $(seq 20); do \
+                    ip -o -6 addr show scope global | grep -v tentative | grep -q inet6 && break; \
+                    sleep 0.5; done; \
+                  ip -o -6 addr show scope global; ip -6 route show default";
+    for backend in BACKENDS {
+        let r = hutch_run(
+            &u,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                backend,
+                "--rootfs",
+                &rootfs,
+                "sh",
+                "-c",
+                script,
+            ],
+        );
+        assert_eq!(r.code(), Some(0), "{backend}: {r}");
+        assert!(
+            r.stdout.contains("inet6 "),
+            "{backend}: no IPv6 address: {r}"
+        );
+        assert!(
+            r.stdout.contains("default via"),
+            "{backend}: no IPv6 route: {r}"
+        );
+    }
+    // pasta publishes on an IPv6 host address; slirp4netns says it cannot.
+    let port = free_port();
+    let publish = format!("[::1]:{port}:80");
+    let r = run_published(&u, "slirp4netns", &publish);
+    assert_eq!(r.code(), Some(125), "{r}");
+    assert!(r.stderr.contains("IPv4 addresses only"), "{r}");
+    let mut r = spawn_hutch(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "pasta",
+            "-p",
+            &publish,
+            "--rootfs",
+            &rootfs,
+            "sh",
+            "-c",
+            "echo ready; nc -l -p 80 -e sh -c 'read l; echo served-over-ipv6; sleep 1'",
+        ],
+        &Opts::default(),
+    );
+    assert!(r.wait_for_stdout("ready", Duration::from_secs(20)));
+    let got = fetch_at(std::net::Ipv6Addr::LOCALHOST.into(), port);
+    let run = r.wait();
+    assert!(got.contains("served-over-ipv6"), "{got:?}\n{run}");
+    assert_eq!(run.code(), Some(0), "{run}");
+}

@@ -62,6 +62,8 @@ pub fn args(a: &Attach<'_>, api: &Path) -> Vec<String> {
         "--ready-fd=3".into(),
         "--exit-fd=4".into(),
         format!("--api-socket={}", api.display()),
+        // IPv6 too (fd00::100 inside), as Podman does.
+        "--enable-ipv6".into(),
     ];
     if !a.net.allow_host_loopback {
         v.push("--disable-host-loopback".into());
@@ -238,7 +240,7 @@ mod tests {
         let v = args(&a, Path::new("/r/s.sock")).join(" ");
         assert_eq!(
             v,
-            "--configure --mtu=65520 --ready-fd=3 --exit-fd=4 --api-socket=/r/s.sock --disable-host-loopback 7 tap0"
+            "--configure --mtu=65520 --ready-fd=3 --exit-fd=4 --api-socket=/r/s.sock --enable-ipv6 --disable-host-loopback 7 tap0"
         );
     }
 }
