@@ -829,3 +829,148 @@ fn user_mode_networks_give_ipv6_and_pasta_publishes_on_it() {
     assert!(got.contains("served-over-ipv6"), "{got:?}\n{run}");
     assert_eq!(run.code(), Some(0), "{run}");
 }
+
+/// The container's record, read from the host as root.
+fn record(u: &TestUser, id: &str) -> serde_json::Value {
+    let path = u
+        .data_dir
+        .join(format!("hutch/containers/{}/state.json", id.trim()));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Whether `pid` is a live (not zombie) process.
+fn alive(pid: u64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").map(|(_, r)| !r.starts_with('Z')))
+        .unwrap_or(false)
+}
+
+/// Waits (bounded) until `pid` is gone.
+fn gone_within(pid: u64, limit: Duration) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if !alive(pid) {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    !alive(pid)
+}
+
+/// `run -d` of a container publishing `publish`, that sleeps.
+fn run_detached(u: &TestUser, name: &str, net: &str, publish: &str) -> String {
+    let id = hutch_ok(
+        u,
+        &[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            net,
+            "-p",
+            publish,
+            "--rootfs",
+            &images().rootfs(),
+            "sleep",
+            "60",
+        ],
+    );
+    id.trim().to_string()
+}
+
+/// The network the tests publish UDP through, per backend.
+fn udp_net(backend: &str) -> String {
+    if backend == "slirp4netns" {
+        format!("{backend}:allow_host_loopback=true")
+    } else {
+        backend.to_string()
+    }
+}
+
+#[test]
+fn a_second_container_on_a_published_port_is_a_clear_error() {
+    let Some(u) = TestUser::t1() else { return };
+    if !helpers_present() {
+        return;
+    }
+    for backend in BACKENDS {
+        for proto in ["tcp", "udp"] {
+            let port = free_port();
+            // pasta forwards UDP to the same number only.
+            let publish = format!("127.0.0.1:{port}:{port}/{proto}");
+            let net = udp_net(backend);
+            let name = format!("first-{backend}-{proto}");
+            let id = run_detached(&u, &name, &net, &publish);
+            let helper = record(&u, &id)["net_helper_pid"].as_u64();
+            assert!(helper.is_some_and(alive), "{backend}/{proto}: no helper");
+            let r = run_published(&u, &net, &publish);
+            assert_eq!(r.code(), Some(125), "{backend}/{proto}: {r}");
+            assert!(
+                r.stderr.contains(&format!(
+                    "publish port `127.0.0.1:{port}/{proto}`: it is not free on the host"
+                )),
+                "{backend}/{proto}: {r}"
+            );
+            assert!(r.stderr.contains("hint:"), "{backend}/{proto}: {r}");
+            assert_nothing_left(&r, backend);
+            // The first one still runs, its helper too.
+            assert!(helper.is_some_and(alive), "{backend}/{proto}");
+            hutch_ok(&u, &["rm", "-f", &id]);
+        }
+    }
+}
+
+#[test]
+fn the_helper_ends_with_a_detached_container_however_it_ends() {
+    let Some(u) = TestUser::t1() else { return };
+    if !helpers_present() {
+        return;
+    }
+    for backend in BACKENDS {
+        for how in [
+            "init killed",
+            "hutch kill",
+            "hutch rm -f",
+            "supervisor killed",
+        ] {
+            let name = format!("end-{backend}-{}", how.replace(' ', "-"));
+            let port = free_port();
+            let publish = format!("127.0.0.1:{port}:80");
+            let id = run_detached(&u, &name, backend, &publish);
+            let rec = record(&u, &id);
+            let helper = rec["net_helper_pid"].as_u64().expect("helper pid");
+            assert!(alive(helper), "{backend}, {how}: helper not running");
+            let comm = std::fs::read_to_string(format!("/proc/{helper}/comm")).unwrap();
+            let want = if backend == "pasta" {
+                "pas"
+            } else {
+                "slirp4netns"
+            };
+            assert!(comm.starts_with(want), "{backend}: helper is {comm:?}");
+            let kill9 = |pid: u64| {
+                let (ok, out) = host("kill", &["-KILL", &pid.to_string()]);
+                assert!(ok, "{backend}, {how}: kill {pid}: {out}");
+            };
+            match how {
+                "init killed" => kill9(rec["pid"].as_u64().expect("init pid")),
+                "hutch kill" => drop(hutch_ok(&u, &["kill", &id])),
+                "hutch rm -f" => drop(hutch_ok(&u, &["rm", "-f", &id])),
+                _ => kill9(rec["supervisor"]["pid"].as_u64().expect("supervisor pid")),
+            }
+            assert!(
+                gone_within(helper, Duration::from_secs(10)),
+                "{backend}, {how}: the helper {helper} outlived its container"
+            );
+            // Its port is free again.
+            assert!(
+                TcpListener::bind(("127.0.0.1", port)).is_ok(),
+                "{backend}, {how}: port {port} still taken"
+            );
+            let r = hutch_run(&u, &["rm", "-f", &id]);
+            assert!(r.code() == Some(0) || how == "hutch rm -f", "{r}");
+        }
+    }
+}
