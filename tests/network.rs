@@ -974,3 +974,131 @@ fn the_helper_ends_with_a_detached_container_however_it_ends() {
         }
     }
 }
+
+/// A copy of the test OCI layout whose `latest` EXPOSEs `exposed`;
+/// returns its `oci:DIR:latest` reference.
+fn image_exposing(u: &TestUser, exposed: &[&str]) -> String {
+    use sha2::Digest;
+    let dir = u.root_dir.join("oci-expose");
+    let (ok, out) = host(
+        "cp",
+        &[
+            "-a",
+            &images().oci.display().to_string(),
+            &dir.display().to_string(),
+        ],
+    );
+    assert!(ok, "copy the layout: {out}");
+    let blob = |digest: &str| {
+        dir.join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"))
+    };
+    let put = |bytes: &[u8]| -> (String, usize) {
+        let digest = format!("sha256:{:x}", sha2::Sha256::digest(bytes));
+        std::fs::write(blob(&digest), bytes).unwrap();
+        (digest, bytes.len())
+    };
+    let read = |p: PathBuf| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap()
+    };
+    let mut index = read(dir.join("index.json"));
+    let entry = index["manifests"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == "latest")
+        .expect("latest in the test layout");
+    let mut manifest = read(blob(entry["digest"].as_str().unwrap()));
+    let mut config = read(blob(manifest["config"]["digest"].as_str().unwrap()));
+    config["config"]["ExposedPorts"] = exposed
+        .iter()
+        .map(|p| (p.to_string(), serde_json::json!({})))
+        .collect::<serde_json::Map<_, _>>()
+        .into();
+    let (digest, size) = put(&serde_json::to_vec(&config).unwrap());
+    manifest["config"]["digest"] = digest.into();
+    manifest["config"]["size"] = size.into();
+    let (digest, size) = put(&serde_json::to_vec(&manifest).unwrap());
+    entry["digest"] = digest.into();
+    entry["size"] = size.into();
+    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    format!("oci:{}:latest", dir.display())
+}
+
+/// Two host ports in a row, both free.
+fn free_pair() -> u16 {
+    for _ in 0..50 {
+        let p = free_port();
+        if p < u16::MAX && TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+            return p;
+        }
+    }
+    panic!("no two free ports in a row");
+}
+
+/// The host ports `hutch port NAME` lists for container ports 80 and 81.
+fn listed_ports(u: &TestUser, name: &str, host_ip: &str) -> Vec<u16> {
+    let out = hutch_ok(u, &["port", name]);
+    ["80/tcp", "81/tcp"]
+        .iter()
+        .map(|c| {
+            let line = out
+                .lines()
+                .find(|l| l.starts_with(&format!("{c} -> {host_ip}:")))
+                .unwrap_or_else(|| panic!("{c} not listed: {out}"));
+            line.rsplit(':').next().unwrap().parse().unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn publish_all_and_port_ranges_reach_the_container() {
+    let Some(u) = TestUser::t1() else { return };
+    if !helpers_present() {
+        return;
+    }
+    let image = image_exposing(&u, &["80/tcp", "81/tcp"]);
+    let rootfs = images().rootfs();
+    let serve = "nc -l -p 80 -e sh -c 'read l; echo served-on-80; sleep 1' & \
+                 echo ready; nc -l -p 81 -e sh -c 'read l; echo served-on-81; sleep 1'; wait";
+    for backend in BACKENDS {
+        let first = free_pair();
+        let range = format!("127.0.0.1:{first}-{}:80-81", first + 1);
+        let ways: [(&str, Vec<&str>, &str); 2] = [
+            ("P", vec!["-P", &image], "0.0.0.0"),
+            (
+                "range",
+                vec!["-p", &range, "--rootfs", &rootfs],
+                "127.0.0.1",
+            ),
+        ];
+        for (way, flags, host_ip) in ways {
+            let name = format!("{way}-{backend}");
+            let mut args = vec!["run", "--name", &name, "--network", backend];
+            args.extend(flags);
+            args.extend(["sh", "-c", serve]);
+            let mut r = spawn_hutch(&u, &args, &Opts::default());
+            assert!(
+                r.wait_for_stdout("ready", Duration::from_secs(20)),
+                "{backend} {way}"
+            );
+            let ports = listed_ports(&u, &name, host_ip);
+            if way == "range" {
+                assert_eq!(ports, [first, first + 1], "{backend}");
+            }
+            let (got80, got81) = (fetch(ports[0]), fetch(ports[1]));
+            let run = r.wait();
+            assert!(
+                got80.contains("served-on-80"),
+                "{backend} {way}: {got80:?}\n{run}"
+            );
+            assert!(
+                got81.contains("served-on-81"),
+                "{backend} {way}: {got81:?}\n{run}"
+            );
+            assert_eq!(run.code(), Some(0), "{backend} {way}: {run}");
+            assert_nothing_left(&run, backend);
+            hutch_ok(&u, &["rm", &name]);
+        }
+    }
+}
