@@ -1102,3 +1102,176 @@ fn publish_all_and_port_ranges_reach_the_container() {
         }
     }
 }
+
+/// A network namespace with a veth pair to the host: the host end has
+/// `.1`, the namespace's `.2` of a /30. Deleted when dropped.
+struct PeerNs {
+    name: String,
+    host_ip: std::net::Ipv4Addr,
+    peer_ip: std::net::Ipv4Addr,
+}
+
+impl PeerNs {
+    fn new() -> PeerNs {
+        let id = std::process::id();
+        let name = format!("hutch-net-{id}");
+        let (veth, peer) = (
+            format!("hn{}a", id % 100_000),
+            format!("hn{}b", id % 100_000),
+        );
+        let octet = (id % 250) as u8;
+        let host_ip = std::net::Ipv4Addr::new(10, 213, octet, 1);
+        let peer_ip = std::net::Ipv4Addr::new(10, 213, octet, 2);
+        let ns = PeerNs {
+            name: name.clone(),
+            host_ip,
+            peer_ip,
+        };
+        let steps: [Vec<String>; 7] = [
+            vec!["netns".into(), "add".into(), name.clone()],
+            vec![
+                "link".into(),
+                "add".into(),
+                veth.clone(),
+                "type".into(),
+                "veth".into(),
+                "peer".into(),
+                "name".into(),
+                peer.clone(),
+                "netns".into(),
+                name.clone(),
+            ],
+            vec![
+                "addr".into(),
+                "add".into(),
+                format!("{host_ip}/30"),
+                "dev".into(),
+                veth.clone(),
+            ],
+            vec!["link".into(), "set".into(), veth, "up".into()],
+            vec![
+                "-n".into(),
+                name.clone(),
+                "addr".into(),
+                "add".into(),
+                format!("{peer_ip}/30"),
+                "dev".into(),
+                peer.clone(),
+            ],
+            vec![
+                "-n".into(),
+                name.clone(),
+                "link".into(),
+                "set".into(),
+                peer,
+                "up".into(),
+            ],
+            vec![
+                "-n".into(),
+                name,
+                "link".into(),
+                "set".into(),
+                "lo".into(),
+                "up".into(),
+            ],
+        ];
+        for step in steps {
+            let args: Vec<&str> = step.iter().map(String::as_str).collect();
+            let (ok, out) = host("ip", &args);
+            assert!(ok, "ip {args:?}: {out}");
+        }
+        ns
+    }
+
+    /// `fetch_at(ip, port)` from inside the namespace.
+    fn fetch(&self, ip: std::net::Ipv4Addr, port: u16) -> String {
+        let path = format!("/run/netns/{}", self.name);
+        thread::spawn(move || {
+            let f = std::fs::File::open(&path).expect("open the namespace");
+            // Only this thread moves.
+            nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+            fetch_at(ip.into(), port)
+        })
+        .join()
+        .unwrap()
+    }
+}
+
+impl Drop for PeerNs {
+    fn drop(&mut self) {
+        // The veth pair goes with the namespace.
+        let _ = host("ip", &["netns", "del", &self.name]);
+    }
+}
+
+/// The peer address in the container's `netstat` line (`peer=ADDR:PORT`),
+/// without the IPv4-mapped prefix.
+fn peer_seen(out: &str) -> String {
+    let line = out.lines().find_map(|l| l.strip_prefix("peer="));
+    let addr = line.unwrap_or_else(|| panic!("no peer in {out:?}"));
+    let addr = addr.trim().trim_start_matches("::ffff:");
+    addr.rsplit_once(':').map_or(addr, |(a, _)| a).to_string()
+}
+
+#[test]
+fn the_container_sees_the_client_address_where_the_backend_gives_it() {
+    let Some(u) = TestUser::t1() else { return };
+    if !helpers_present() {
+        return;
+    }
+    let ns = PeerNs::new();
+    // One connection at a time: each handler prints the peer of its
+    // established connection to port 80.
+    let serve = "echo ready; for i in 1 2; do \
+                 nc -l -p 80 -e sh -c \"read l; netstat -tn | awk '\\$4 ~ /:80\\$/ && /ESTABLISHED/ {print \\\"peer=\\\" \\$5}'\"; \
+                 done";
+    for backend in BACKENDS {
+        let port = free_port();
+        // Every host address: the namespace reaches it through the veth.
+        let publish = format!("{port}:80");
+        let mut r = spawn_hutch(
+            &u,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                backend,
+                "-p",
+                &publish,
+                "--rootfs",
+                &images().rootfs(),
+                "sh",
+                "-c",
+                serve,
+            ],
+            &Opts::default(),
+        );
+        assert!(
+            r.wait_for_stdout("ready", Duration::from_secs(20)),
+            "{backend}"
+        );
+        let from_lo = fetch(port);
+        let from_ns = ns.fetch(ns.host_ip, port);
+        let run = r.wait();
+        assert_eq!(run.code(), Some(0), "{backend}: {run}");
+        // A client on the host's loopback: pasta splices it through its
+        // own socket on the container's loopback, slirp4netns shows its
+        // gateway (the host) address. Neither can give 127.0.0.1 as such.
+        let lo_seen = if backend == "pasta" {
+            "127.0.0.1"
+        } else {
+            "10.0.2.2"
+        };
+        assert_eq!(
+            peer_seen(&from_lo),
+            lo_seen,
+            "{backend}: {from_lo:?}\n{run}"
+        );
+        // A client on another address: both give it as it is.
+        assert_eq!(
+            peer_seen(&from_ns),
+            ns.peer_ip.to_string(),
+            "{backend}: {from_ns:?}\n{run}"
+        );
+    }
+}
