@@ -1275,3 +1275,39 @@ fn the_container_sees_the_client_address_where_the_backend_gives_it() {
         );
     }
 }
+
+#[test]
+fn host_networking_shares_the_hosts_interfaces_and_loopback() {
+    let Some(u) = TestUser::t1() else { return };
+    let stop = Arc::new(AtomicBool::new(false));
+    let (port, server) = host_server(stop.clone());
+    let script = format!(
+        "ip -o link | cut -d' ' -f2; \
+         printf 'GET / HTTP/1.0\\r\\n\\r\\n' | timeout 5 nc -w 3 127.0.0.1 {port} || echo unreachable"
+    );
+    let r = hutch_run(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            "--rootfs",
+            &images().rootfs(),
+            "sh",
+            "-c",
+            &script,
+        ],
+    );
+    stop.store(true, Ordering::SeqCst);
+    server.join().unwrap();
+    assert_eq!(r.code(), Some(0), "{r}");
+    // The host's interfaces, by name, as the host lists them.
+    let (ok, links) = host("sh", &["-c", "ip -o link | cut -d' ' -f2"]);
+    assert!(ok, "{links}");
+    for name in links.lines().filter(|l| !l.is_empty()) {
+        assert!(r.stdout.lines().any(|l| l == name), "{name} missing: {r}");
+    }
+    // A server on the host's loopback, with no option.
+    assert!(r.stdout.contains("from-the-host"), "{r}");
+}
