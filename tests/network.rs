@@ -112,9 +112,14 @@ fn none_has_only_loopback_and_user_mode_networks_have_a_large_mtu() {
 /// pending until its retried SYN gets through: wait for it, since the
 /// one-shot server inside answers only one connection.
 fn fetch(port: u16) -> String {
+    fetch_at(std::net::Ipv4Addr::LOCALHOST.into(), port)
+}
+
+/// `fetch` from `ip:port`.
+fn fetch_at(ip: std::net::IpAddr, port: u16) -> String {
     let end = Instant::now() + Duration::from_secs(30);
     while Instant::now() < end {
-        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+        if let Ok(mut s) = TcpStream::connect((ip, port)) {
             let _ = s.set_read_timeout(Some(Duration::from_secs(15)));
             // The server answers only after a line: the answer can only
             // come over a connection that reached it end to end.
@@ -194,9 +199,20 @@ fn a_published_udp_port_reaches_the_container_and_a_killed_hutch_leaves_no_helpe
             .local_addr()
             .unwrap()
             .port();
-        // Debian 12's pasta drops UDP whose port it translates (README,
-        // "Networking"): the same number inside, translated for slirp4netns.
+        // Debian 12's pasta drops the replies of UDP whose port it
+        // translates: hutch refuses that before anything starts, and the
+        // same number inside works. slirp4netns translates.
+        let translated = format!("127.0.0.1:{port}:5353/udp");
         let inside = if backend == "pasta" {
+            let r = run_published(&u, backend, &translated);
+            assert_eq!(r.code(), Some(125), "{r}");
+            assert!(r.stderr.contains("same port number"), "{r}");
+            assert!(
+                r.stderr
+                    .contains("hint: publish it as `127.0.0.1:5353:5353/udp`"),
+                "{r}"
+            );
+            assert_nothing_left(&r, backend);
             port.to_string()
         } else {
             "5353".to_string()
@@ -660,4 +676,638 @@ fn a_container_can_share_another_containers_network() {
         ],
     );
     assert_eq!(r.code(), Some(125), "{r}");
+}
+
+/// Whether a TCP connection to `addr` is accepted within a second.
+fn connects(addr: std::net::SocketAddr) -> bool {
+    TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()
+}
+
+#[test]
+fn mappings_with_different_host_addresses_each_bind_their_own() {
+    let Some(u) = TestUser::t1() else { return };
+    if !helpers_present() {
+        return;
+    }
+    for backend in BACKENDS {
+        // Every address (`-p P:90`) and loopback only (`-p 127.0.0.1:Q:80`).
+        let (any, lo) = (free_port(), free_port());
+        let name = format!("two-{backend}");
+        let (p1, p2) = (format!("{any}:90"), format!("127.0.0.1:{lo}:80"));
+        let mut r = spawn_hutch(
+            &u,
+            &[
+                "run",
+                "--name",
+                &name,
+                "--network",
+                backend,
+                "-p",
+                &p1,
+                "-p",
+                &p2,
+                "--rootfs",
+                &images().rootfs(),
+                "sh",
+                "-c",
+                "nc -l -p 90 -e sh -c 'read l; echo served-on-90; sleep 1' & \
+                 echo ready; nc -l -p 80 -e sh -c 'read l; echo served-on-80; sleep 1'; wait",
+            ],
+            &Opts::default(),
+        );
+        assert!(
+            r.wait_for_stdout("ready", Duration::from_secs(20)),
+            "{backend}"
+        );
+        // Each mapping on its own address. pasta binds the wildcard one on
+        // ::1 too, and the loopback one must not be there (a refused
+        // connection never reaches the one-shot server); slirp4netns binds
+        // IPv4 only.
+        let v6 = backend == "pasta";
+        if v6 {
+            let addr = std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, lo));
+            assert!(!connects(addr), "{backend}: 127.0.0.1:{lo} also on ::1");
+        }
+        let any_ip: std::net::IpAddr = if v6 {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        };
+        let (got90, got80) = (fetch_at(any_ip, any), fetch(lo));
+        let run = r.wait();
+        assert!(
+            got90.contains("served-on-90"),
+            "{backend}: {got90:?}\n{run}"
+        );
+        assert!(
+            got80.contains("served-on-80"),
+            "{backend}: {got80:?}\n{run}"
+        );
+        assert_eq!(run.code(), Some(0), "{backend}: {run}");
+        assert_nothing_left(&run, backend);
+        let ports = hutch_ok(&u, &["port", &name]);
+        assert!(
+            ports.contains(&format!("90/tcp -> 0.0.0.0:{any}")),
+            "{ports}"
+        );
+        assert!(
+            ports.contains(&format!("80/tcp -> 127.0.0.1:{lo}")),
+            "{ports}"
+        );
+        hutch_ok(&u, &["rm", &name]);
+    }
+}
+
+#[test]
+fn user_mode_networks_give_ipv6_and_pasta_publishes_on_it() {
+    let Some(u) = TestUser::t1() else { return };
+    if !helpers_present() {
+        return;
+    }
+    let v6 = UdpSocket::bind("[::1]:0").is_ok();
+    if !require("IPv6 on the host's loopback", v6, "enable IPv6 on lo") {
+        return;
+    }
+    let rootfs = images().rootfs();
+    // slirp4netns's address comes from its router advertisement (SLAAC):
+    // wait for it, at most 10 s.
+    let script = "for i in $(seq 20); do \
+                    ip -o -6 addr show scope global | grep -v tentative | grep -q inet6 && break; \
+                    sleep 0.5; done; \
+                  ip -o -6 addr show scope global; ip -6 route show default";
+    for backend in BACKENDS {
+        let r = hutch_run(
+            &u,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                backend,
+                "--rootfs",
+                &rootfs,
+                "sh",
+                "-c",
+                script,
+            ],
+        );
+        assert_eq!(r.code(), Some(0), "{backend}: {r}");
+        assert!(
+            r.stdout.contains("inet6 "),
+            "{backend}: no IPv6 address: {r}"
+        );
+        assert!(
+            r.stdout.contains("default via"),
+            "{backend}: no IPv6 route: {r}"
+        );
+    }
+    // pasta publishes on an IPv6 host address; slirp4netns says it cannot.
+    let port = free_port();
+    let publish = format!("[::1]:{port}:80");
+    let r = run_published(&u, "slirp4netns", &publish);
+    assert_eq!(r.code(), Some(125), "{r}");
+    assert!(r.stderr.contains("IPv4 addresses only"), "{r}");
+    let mut r = spawn_hutch(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "pasta",
+            "-p",
+            &publish,
+            "--rootfs",
+            &rootfs,
+            "sh",
+            "-c",
+            "echo ready; nc -l -p 80 -e sh -c 'read l; echo served-over-ipv6; sleep 1'",
+        ],
+        &Opts::default(),
+    );
+    assert!(r.wait_for_stdout("ready", Duration::from_secs(20)));
+    let got = fetch_at(std::net::Ipv6Addr::LOCALHOST.into(), port);
+    let run = r.wait();
+    assert!(got.contains("served-over-ipv6"), "{got:?}\n{run}");
+    assert_eq!(run.code(), Some(0), "{run}");
+}
+
+/// The container's record, read from the host as root.
+fn record(u: &TestUser, id: &str) -> serde_json::Value {
+    let path = u
+        .data_dir
+        .join(format!("hutch/containers/{}/state.json", id.trim()));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Whether `pid` is a live (not zombie) process.
+fn alive(pid: u64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").map(|(_, r)| !r.starts_with('Z')))
+        .unwrap_or(false)
+}
+
+/// Waits (bounded) until `pid` is gone.
+fn gone_within(pid: u64, limit: Duration) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if !alive(pid) {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    !alive(pid)
+}
+
+/// `run -d` of a container publishing `publish`, that sleeps.
+fn run_detached(u: &TestUser, name: &str, net: &str, publish: &str) -> String {
+    let id = hutch_ok(
+        u,
+        &[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            net,
+            "-p",
+            publish,
+            "--rootfs",
+            &images().rootfs(),
+            "sleep",
+            "60",
+        ],
+    );
+    id.trim().to_string()
+}
+
+/// The network the tests publish UDP through, per backend.
+fn udp_net(backend: &str) -> String {
+    if backend == "slirp4netns" {
+        format!("{backend}:allow_host_loopback=true")
+    } else {
+        backend.to_string()
+    }
+}
+
+#[test]
+fn a_second_container_on_a_published_port_is_a_clear_error() {
+    let Some(u) = TestUser::t1() else { return };
+    if !helpers_present() {
+        return;
+    }
+    for backend in BACKENDS {
+        for proto in ["tcp", "udp"] {
+            let port = free_port();
+            // pasta forwards UDP to the same number only.
+            let publish = format!("127.0.0.1:{port}:{port}/{proto}");
+            let net = udp_net(backend);
+            let name = format!("first-{backend}-{proto}");
+            let id = run_detached(&u, &name, &net, &publish);
+            let helper = record(&u, &id)["net_helper_pid"].as_u64();
+            assert!(helper.is_some_and(alive), "{backend}/{proto}: no helper");
+            let r = run_published(&u, &net, &publish);
+            assert_eq!(r.code(), Some(125), "{backend}/{proto}: {r}");
+            assert!(
+                r.stderr.contains(&format!(
+                    "publish port `127.0.0.1:{port}/{proto}`: it is not free on the host"
+                )),
+                "{backend}/{proto}: {r}"
+            );
+            assert!(r.stderr.contains("hint:"), "{backend}/{proto}: {r}");
+            assert_nothing_left(&r, backend);
+            // The first one still runs, its helper too.
+            assert!(helper.is_some_and(alive), "{backend}/{proto}");
+            hutch_ok(&u, &["rm", "-f", &id]);
+        }
+    }
+}
+
+#[test]
+fn the_helper_ends_with_a_detached_container_however_it_ends() {
+    let Some(u) = TestUser::t1() else { return };
+    if !helpers_present() {
+        return;
+    }
+    for backend in BACKENDS {
+        for how in [
+            "init killed",
+            "hutch kill",
+            "hutch rm -f",
+            "supervisor killed",
+        ] {
+            let name = format!("end-{backend}-{}", how.replace(' ', "-"));
+            let port = free_port();
+            let publish = format!("127.0.0.1:{port}:80");
+            let id = run_detached(&u, &name, backend, &publish);
+            let rec = record(&u, &id);
+            let helper = rec["net_helper_pid"].as_u64().expect("helper pid");
+            assert!(alive(helper), "{backend}, {how}: helper not running");
+            let comm = std::fs::read_to_string(format!("/proc/{helper}/comm")).unwrap();
+            let want = if backend == "pasta" {
+                "pas"
+            } else {
+                "slirp4netns"
+            };
+            assert!(comm.starts_with(want), "{backend}: helper is {comm:?}");
+            let kill9 = |pid: u64| {
+                let (ok, out) = host("kill", &["-KILL", &pid.to_string()]);
+                assert!(ok, "{backend}, {how}: kill {pid}: {out}");
+            };
+            match how {
+                "init killed" => kill9(rec["pid"].as_u64().expect("init pid")),
+                "hutch kill" => drop(hutch_ok(&u, &["kill", &id])),
+                "hutch rm -f" => drop(hutch_ok(&u, &["rm", "-f", &id])),
+                _ => kill9(rec["supervisor"]["pid"].as_u64().expect("supervisor pid")),
+            }
+            assert!(
+                gone_within(helper, Duration::from_secs(10)),
+                "{backend}, {how}: the helper {helper} outlived its container"
+            );
+            // Its port is free again.
+            assert!(
+                TcpListener::bind(("127.0.0.1", port)).is_ok(),
+                "{backend}, {how}: port {port} still taken"
+            );
+            let r = hutch_run(&u, &["rm", "-f", &id]);
+            assert!(r.code() == Some(0) || how == "hutch rm -f", "{r}");
+        }
+    }
+}
+
+/// A copy of the test OCI layout whose `latest` EXPOSEs `exposed`;
+/// returns its `oci:DIR:latest` reference.
+fn image_exposing(u: &TestUser, exposed: &[&str]) -> String {
+    use sha2::Digest;
+    let dir = u.root_dir.join("oci-expose");
+    let (ok, out) = host(
+        "cp",
+        &[
+            "-a",
+            &images().oci.display().to_string(),
+            &dir.display().to_string(),
+        ],
+    );
+    assert!(ok, "copy the layout: {out}");
+    let blob = |digest: &str| {
+        dir.join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"))
+    };
+    let put = |bytes: &[u8]| -> (String, usize) {
+        let digest = format!("sha256:{:x}", sha2::Sha256::digest(bytes));
+        std::fs::write(blob(&digest), bytes).unwrap();
+        (digest, bytes.len())
+    };
+    let read = |p: PathBuf| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap()
+    };
+    let mut index = read(dir.join("index.json"));
+    let entry = index["manifests"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == "latest")
+        .expect("latest in the test layout");
+    let mut manifest = read(blob(entry["digest"].as_str().unwrap()));
+    let mut config = read(blob(manifest["config"]["digest"].as_str().unwrap()));
+    config["config"]["ExposedPorts"] = exposed
+        .iter()
+        .map(|p| (p.to_string(), serde_json::json!({})))
+        .collect::<serde_json::Map<_, _>>()
+        .into();
+    let (digest, size) = put(&serde_json::to_vec(&config).unwrap());
+    manifest["config"]["digest"] = digest.into();
+    manifest["config"]["size"] = size.into();
+    let (digest, size) = put(&serde_json::to_vec(&manifest).unwrap());
+    entry["digest"] = digest.into();
+    entry["size"] = size.into();
+    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    format!("oci:{}:latest", dir.display())
+}
+
+/// Two host ports in a row, both free.
+fn free_pair() -> u16 {
+    for _ in 0..50 {
+        let p = free_port();
+        if p < u16::MAX && TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+            return p;
+        }
+    }
+    panic!("no two free ports in a row");
+}
+
+/// The host ports `hutch port NAME` lists for container ports 80 and 81.
+fn listed_ports(u: &TestUser, name: &str, host_ip: &str) -> Vec<u16> {
+    let out = hutch_ok(u, &["port", name]);
+    ["80/tcp", "81/tcp"]
+        .iter()
+        .map(|c| {
+            let line = out
+                .lines()
+                .find(|l| l.starts_with(&format!("{c} -> {host_ip}:")))
+                .unwrap_or_else(|| panic!("{c} not listed: {out}"));
+            line.rsplit(':').next().unwrap().parse().unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn publish_all_and_port_ranges_reach_the_container() {
+    let Some(u) = TestUser::t1() else { return };
+    if !helpers_present() {
+        return;
+    }
+    let image = image_exposing(&u, &["80/tcp", "81/tcp"]);
+    let rootfs = images().rootfs();
+    let serve = "nc -l -p 80 -e sh -c 'read l; echo served-on-80; sleep 1' & \
+                 echo ready; nc -l -p 81 -e sh -c 'read l; echo served-on-81; sleep 1'; wait";
+    for backend in BACKENDS {
+        let first = free_pair();
+        let range = format!("127.0.0.1:{first}-{}:80-81", first + 1);
+        let ways: [(&str, Vec<&str>, &str); 2] = [
+            ("P", vec!["-P", &image], "0.0.0.0"),
+            (
+                "range",
+                vec!["-p", &range, "--rootfs", &rootfs],
+                "127.0.0.1",
+            ),
+        ];
+        for (way, flags, host_ip) in ways {
+            let name = format!("{way}-{backend}");
+            let mut args = vec!["run", "--name", &name, "--network", backend];
+            args.extend(flags);
+            args.extend(["sh", "-c", serve]);
+            let mut r = spawn_hutch(&u, &args, &Opts::default());
+            assert!(
+                r.wait_for_stdout("ready", Duration::from_secs(20)),
+                "{backend} {way}"
+            );
+            let ports = listed_ports(&u, &name, host_ip);
+            if way == "range" {
+                assert_eq!(ports, [first, first + 1], "{backend}");
+            }
+            let (got80, got81) = (fetch(ports[0]), fetch(ports[1]));
+            let run = r.wait();
+            assert!(
+                got80.contains("served-on-80"),
+                "{backend} {way}: {got80:?}\n{run}"
+            );
+            assert!(
+                got81.contains("served-on-81"),
+                "{backend} {way}: {got81:?}\n{run}"
+            );
+            assert_eq!(run.code(), Some(0), "{backend} {way}: {run}");
+            assert_nothing_left(&run, backend);
+            hutch_ok(&u, &["rm", &name]);
+        }
+    }
+}
+
+/// A network namespace with a veth pair to the host: the host end has
+/// `.1`, the namespace's `.2` of a /30. Deleted when dropped.
+struct PeerNs {
+    name: String,
+    host_ip: std::net::Ipv4Addr,
+    peer_ip: std::net::Ipv4Addr,
+}
+
+impl PeerNs {
+    fn new() -> PeerNs {
+        let id = std::process::id();
+        let name = format!("hutch-net-{id}");
+        let (veth, peer) = (
+            format!("hn{}a", id % 100_000),
+            format!("hn{}b", id % 100_000),
+        );
+        let octet = (id % 250) as u8;
+        let host_ip = std::net::Ipv4Addr::new(10, 213, octet, 1);
+        let peer_ip = std::net::Ipv4Addr::new(10, 213, octet, 2);
+        let ns = PeerNs {
+            name: name.clone(),
+            host_ip,
+            peer_ip,
+        };
+        let steps: [Vec<String>; 7] = [
+            vec!["netns".into(), "add".into(), name.clone()],
+            vec![
+                "link".into(),
+                "add".into(),
+                veth.clone(),
+                "type".into(),
+                "veth".into(),
+                "peer".into(),
+                "name".into(),
+                peer.clone(),
+                "netns".into(),
+                name.clone(),
+            ],
+            vec![
+                "addr".into(),
+                "add".into(),
+                format!("{host_ip}/30"),
+                "dev".into(),
+                veth.clone(),
+            ],
+            vec!["link".into(), "set".into(), veth, "up".into()],
+            vec![
+                "-n".into(),
+                name.clone(),
+                "addr".into(),
+                "add".into(),
+                format!("{peer_ip}/30"),
+                "dev".into(),
+                peer.clone(),
+            ],
+            vec![
+                "-n".into(),
+                name.clone(),
+                "link".into(),
+                "set".into(),
+                peer,
+                "up".into(),
+            ],
+            vec![
+                "-n".into(),
+                name,
+                "link".into(),
+                "set".into(),
+                "lo".into(),
+                "up".into(),
+            ],
+        ];
+        for step in steps {
+            let args: Vec<&str> = step.iter().map(String::as_str).collect();
+            let (ok, out) = host("ip", &args);
+            assert!(ok, "ip {args:?}: {out}");
+        }
+        ns
+    }
+
+    /// `fetch_at(ip, port)` from inside the namespace.
+    fn fetch(&self, ip: std::net::Ipv4Addr, port: u16) -> String {
+        let path = format!("/run/netns/{}", self.name);
+        thread::spawn(move || {
+            let f = std::fs::File::open(&path).expect("open the namespace");
+            // Only this thread moves.
+            nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+            fetch_at(ip.into(), port)
+        })
+        .join()
+        .unwrap()
+    }
+}
+
+impl Drop for PeerNs {
+    fn drop(&mut self) {
+        // The veth pair goes with the namespace.
+        let _ = host("ip", &["netns", "del", &self.name]);
+    }
+}
+
+/// The peer address in the container's `netstat` line (`peer=ADDR:PORT`),
+/// without the IPv4-mapped prefix.
+fn peer_seen(out: &str) -> String {
+    let line = out.lines().find_map(|l| l.strip_prefix("peer="));
+    let addr = line.unwrap_or_else(|| panic!("no peer in {out:?}"));
+    let addr = addr.trim().trim_start_matches("::ffff:");
+    addr.rsplit_once(':').map_or(addr, |(a, _)| a).to_string()
+}
+
+#[test]
+fn the_container_sees_the_client_address_where_the_backend_gives_it() {
+    let Some(u) = TestUser::t1() else { return };
+    if !helpers_present() {
+        return;
+    }
+    let ns = PeerNs::new();
+    // One connection at a time: each handler prints the peer of its
+    // established connection to port 80.
+    let serve = "echo ready; for i in 1 2; do \
+                 nc -l -p 80 -e sh -c \"read l; netstat -tn | awk '\\$4 ~ /:80\\$/ && /ESTABLISHED/ {print \\\"peer=\\\" \\$5}'\"; \
+                 done";
+    for backend in BACKENDS {
+        let port = free_port();
+        // Every host address: the namespace reaches it through the veth.
+        let publish = format!("{port}:80");
+        let mut r = spawn_hutch(
+            &u,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                backend,
+                "-p",
+                &publish,
+                "--rootfs",
+                &images().rootfs(),
+                "sh",
+                "-c",
+                serve,
+            ],
+            &Opts::default(),
+        );
+        assert!(
+            r.wait_for_stdout("ready", Duration::from_secs(20)),
+            "{backend}"
+        );
+        let from_lo = fetch(port);
+        let from_ns = ns.fetch(ns.host_ip, port);
+        let run = r.wait();
+        assert_eq!(run.code(), Some(0), "{backend}: {run}");
+        // A client on the host's loopback: pasta splices it through its
+        // own socket on the container's loopback, slirp4netns shows its
+        // gateway (the host) address. Neither can give 127.0.0.1 as such.
+        let lo_seen = if backend == "pasta" {
+            "127.0.0.1"
+        } else {
+            "10.0.2.2"
+        };
+        assert_eq!(
+            peer_seen(&from_lo),
+            lo_seen,
+            "{backend}: {from_lo:?}\n{run}"
+        );
+        // A client on another address: both give it as it is.
+        assert_eq!(
+            peer_seen(&from_ns),
+            ns.peer_ip.to_string(),
+            "{backend}: {from_ns:?}\n{run}"
+        );
+    }
+}
+
+#[test]
+fn host_networking_shares_the_hosts_interfaces_and_loopback() {
+    let Some(u) = TestUser::t1() else { return };
+    let stop = Arc::new(AtomicBool::new(false));
+    let (port, server) = host_server(stop.clone());
+    let script = format!(
+        "ip -o link | cut -d' ' -f2; \
+         printf 'GET / HTTP/1.0\\r\\n\\r\\n' | timeout 5 nc -w 3 127.0.0.1 {port} || echo unreachable"
+    );
+    let r = hutch_run(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            "--rootfs",
+            &images().rootfs(),
+            "sh",
+            "-c",
+            &script,
+        ],
+    );
+    stop.store(true, Ordering::SeqCst);
+    server.join().unwrap();
+    assert_eq!(r.code(), Some(0), "{r}");
+    // The host's interfaces, by name, as the host lists them.
+    let (ok, links) = host("sh", &["-c", "ip -o link | cut -d' ' -f2"]);
+    assert!(ok, "{links}");
+    for name in links.lines().filter(|l| !l.is_empty()) {
+        assert!(r.stdout.lines().any(|l| l == name), "{name} missing: {r}");
+    }
+    // A server on the host's loopback, with no option.
+    assert!(r.stdout.contains("from-the-host"), "{r}");
 }

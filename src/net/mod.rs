@@ -162,6 +162,16 @@ pub fn parse_mode(mode: Option<&str>, have: Helpers) -> anyhow::Result<Network> 
     Ok(net)
 }
 
+/// What a backend cannot publish, refused before anything starts: a
+/// container whose published port would not deliver must not start.
+pub fn check_ports(network: Network, ports: &[PortMapping]) -> anyhow::Result<()> {
+    match network {
+        Network::Pasta(_) => pasta::check_ports(ports),
+        Network::Slirp4netns(u) => slirp::check_ports(u, ports),
+        Network::None | Network::Host | Network::Container => Ok(()),
+    }
+}
+
 /// The container named by `--network container:NAME`.
 pub fn container_target(mode: Option<&str>) -> Option<String> {
     mode?.strip_prefix("container:").map(str::to_string)

@@ -42,8 +42,64 @@ impl Helper for Pasta {
     }
 }
 
-/// pasta's `-t`/`-u` value for the mappings of one protocol.
-fn port_spec(ports: &[PortMapping], proto: Proto) -> String {
+/// What pasta cannot publish (see `super::check_ports`): UDP whose port
+/// number changes on the way in. Debian 12's pasta (passt 2023-03-09)
+/// delivers the datagram to the container but drops its reply, so such a
+/// port would never answer; `-p 53/udp` (any free host port) is one too.
+pub fn check_ports(ports: &[PortMapping]) -> anyhow::Result<()> {
+    match ports
+        .iter()
+        .find(|m| m.proto == Proto::Udp && m.host_port != m.container_port)
+    {
+        Some(m) => Err(anyhow::anyhow!(
+            "publish port `{}`: pasta forwards UDP only to the same port number",
+            spec(m)
+        ))
+        .hint(format!(
+            "publish it as `{}`, with the same number inside, or use `--network slirp4netns:allow_host_loopback=true`",
+            spec(&PortMapping {
+                host_port: m.container_port,
+                ..*m
+            })
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A mapping as `-p` takes it: `[IP:]HOST:CONTAINER/udp` (first port).
+fn spec(m: &PortMapping) -> String {
+    let ip = match m.host_ip {
+        Some(std::net::IpAddr::V6(ip)) => format!("[{ip}]:"),
+        Some(ip) => format!("{ip}:"),
+        None => String::new(),
+    };
+    let range = |p: u16| {
+        if m.count == 1 {
+            p.to_string()
+        } else {
+            format!("{p}-{}", p + (m.count - 1))
+        }
+    };
+    let host = if m.host_port == 0 {
+        String::new()
+    } else {
+        range(m.host_port)
+    };
+    format!(
+        "{ip}{host}:{}/{}",
+        range(m.container_port),
+        m.proto.as_str()
+    )
+}
+
+/// pasta's `-t`/`-u` options for the mappings of one protocol: one option
+/// per mapping, since pasta takes one address per option (joined with
+/// commas, every range would bind on the first one's address).
+fn port_options(ports: &[PortMapping], proto: Proto) -> Vec<String> {
+    let flag = match proto {
+        Proto::Tcp => "-t",
+        Proto::Udp => "-u",
+    };
     let specs: Vec<String> = ports
         .iter()
         .filter(|m| m.proto == proto)
@@ -64,10 +120,12 @@ fn port_spec(ports: &[PortMapping], proto: Proto) -> String {
         })
         .collect();
     if specs.is_empty() {
-        "none".into()
-    } else {
-        specs.join(",")
+        return vec![flag.into(), "none".into()];
     }
+    specs
+        .into_iter()
+        .flat_map(|s| [flag.to_string(), s])
+        .collect()
 }
 
 /// The full argument list (pure, so it is tested).
@@ -78,8 +136,8 @@ pub fn args(a: &Attach<'_>, pid_file: &Path) -> Vec<String> {
     v.push(pid_file.display().to_string());
     // Without these, pasta forwards every port the container listens on
     // ("auto"), and every host port to the container.
-    v.extend(["-t".into(), port_spec(a.ports, Proto::Tcp)]);
-    v.extend(["-u".into(), port_spec(a.ports, Proto::Udp)]);
+    v.extend(port_options(a.ports, Proto::Tcp));
+    v.extend(port_options(a.ports, Proto::Udp));
     v.extend(["-T", "none", "-U", "none"].map(String::from));
     v.extend(["--dns-forward".into(), PASTA_DNS.into()]);
     if !a.net.allow_host_loopback {
@@ -92,6 +150,7 @@ pub fn args(a: &Attach<'_>, pid_file: &Path) -> Vec<String> {
 }
 
 pub fn start(a: &Attach<'_>) -> anyhow::Result<Pasta> {
+    check_ports(a.ports)?;
     let program = crate::preflight::find_program("pasta")
         .context("start pasta: `pasta` is not on PATH")
         .hint(
@@ -162,7 +221,7 @@ mod tests {
         };
         let v = args(&a, Path::new("/r/p")).join(" ");
         assert!(
-            v.contains("-t 127.0.0.1/8080:80,9000-9001:90-91 -u 5353:53 -T none -U none"),
+            v.contains("-t 127.0.0.1/8080:80 -t 9000-9001:90-91 -u 5353:53 -T none -U none"),
             "{v}"
         );
         assert!(
@@ -182,5 +241,27 @@ mod tests {
             v.contains("-t none -u none") && !v.contains("no-map-gw"),
             "{v}"
         );
+    }
+
+    #[test]
+    fn udp_must_keep_its_port_number() {
+        let ok = [
+            "127.0.0.1:5353:5353/udp",
+            "8080:80",
+            "9000-9001:9000-9001/udp",
+        ];
+        let ok: Vec<_> = ok.iter().map(|p| ports::parse(p).unwrap()).collect();
+        check_ports(&ok).unwrap();
+        for (bad, want) in [
+            ("127.0.0.1:5353:53/udp", "`127.0.0.1:53:53/udp`"),
+            ("[::1]:5353:53/udp", "`[::1]:53:53/udp`"),
+            ("9000-9001:90-91/udp", "`90-91:90-91/udp`"),
+            ("53/udp", "`53:53/udp`"),
+        ] {
+            let e = check_ports(&[ports::parse(bad).unwrap()]).unwrap_err();
+            let (chain, hints, _) = crate::errors::split(&e);
+            assert!(chain[0].contains("same port number"), "{bad}: {chain:?}");
+            assert!(hints[0].contains(want), "{bad}: {hints:?}");
+        }
     }
 }

@@ -6,7 +6,7 @@
 //! 8080:80   127.0.0.1:5353:53/udp   [::1]:8080:80   8000-8002:9000-9002   80
 //! ```
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
 
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
@@ -172,12 +172,26 @@ fn bind_addr(m: &PortMapping, port: u16) -> SocketAddr {
     SocketAddr::new(m.host_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)), port)
 }
 
-fn try_bind(m: &PortMapping, port: u16) -> std::io::Result<u16> {
-    let addr = bind_addr(m, port);
-    match m.proto {
+fn bind(proto: Proto, addr: SocketAddr) -> std::io::Result<u16> {
+    match proto {
         Proto::Tcp => TcpListener::bind(addr)?.local_addr().map(|a| a.port()),
         Proto::Udp => UdpSocket::bind(addr)?.local_addr().map(|a| a.port()),
     }
+}
+
+/// Binds the mapping's address for a moment; a wildcard publish (pasta
+/// listens on `*`, both families) must be free on IPv6 too. A host
+/// without IPv6 cannot bind `[::]` at all: only "in use" counts there.
+fn try_bind(m: &PortMapping, port: u16) -> std::io::Result<u16> {
+    let port = bind(m.proto, bind_addr(m, port))?;
+    if m.host_ip.is_none() {
+        let any6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port);
+        match bind(m.proto, any6) {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(port)
 }
 
 /// Fails with a clear error when a host port is taken, before anything
@@ -304,5 +318,21 @@ mod tests {
         let mut ps = vec![parse("127.0.0.1::80").unwrap()];
         check_free(&mut ps).unwrap();
         assert_ne!(ps[0].host_port, 0);
+    }
+
+    #[test]
+    fn a_wildcard_publish_must_be_free_on_ipv6_too() {
+        // Only where the host has IPv6 on loopback (CI's hosts do).
+        let Ok(l) = UdpSocket::bind("[::1]:0") else {
+            assert!(std::env::var_os("CI").is_none(), "this host has no ::1");
+            return;
+        };
+        let port = l.local_addr().unwrap().port();
+        let mut ps = vec![parse(&format!("{port}:53/udp")).unwrap()];
+        let e = check_free(&mut ps).unwrap_err();
+        assert!(format!("{e:#}").contains("not free on the host"), "{e:#}");
+        // An IPv4 address of its own does not meet it.
+        let mut ps = vec![parse(&format!("127.0.0.1:{port}:53/udp")).unwrap()];
+        check_free(&mut ps).unwrap();
     }
 }

@@ -62,6 +62,8 @@ pub fn args(a: &Attach<'_>, api: &Path) -> Vec<String> {
         "--ready-fd=3".into(),
         "--exit-fd=4".into(),
         format!("--api-socket={}", api.display()),
+        // IPv6 too (fd00::100 inside), as Podman does.
+        "--enable-ipv6".into(),
     ];
     if !a.net.allow_host_loopback {
         v.push("--disable-host-loopback".into());
@@ -71,8 +73,9 @@ pub fn args(a: &Attach<'_>, api: &Path) -> Vec<String> {
     v
 }
 
-pub fn start(a: &Attach<'_>) -> anyhow::Result<Slirp> {
-    for m in a.ports {
+/// What slirp4netns cannot publish (see `super::check_ports`).
+pub fn check_ports(net: super::UserNet, ports: &[PortMapping]) -> anyhow::Result<()> {
+    for m in ports {
         if m.host_ip.is_some_and(|ip| ip.is_ipv6()) {
             return Err(anyhow::anyhow!(
                 "publish port `{m}`: slirp4netns publishes on IPv4 addresses only"
@@ -82,14 +85,19 @@ pub fn start(a: &Attach<'_>) -> anyhow::Result<Slirp> {
     }
     // With --disable-host-loopback, slirp4netns drops the container's
     // UDP replies: they go to 10.0.2.2, the host-loopback address.
-    if !a.net.allow_host_loopback {
-        if let Some(m) = a.ports.iter().find(|m| m.proto == super::Proto::Udp) {
+    if !net.allow_host_loopback {
+        if let Some(m) = ports.iter().find(|m| m.proto == super::Proto::Udp) {
             return Err(anyhow::anyhow!(
                 "publish port `{m}`: slirp4netns forwards UDP only with allow_host_loopback=true"
             ))
-            .hint("use `--network pasta`, or `--network slirp4netns:allow_host_loopback=true` (the container may then reach the host's loopback services)");
+            .hint("use `--network slirp4netns:allow_host_loopback=true` (the container may then reach the host's loopback services), or `--network pasta` with the same port number on both sides");
         }
     }
+    Ok(())
+}
+
+pub fn start(a: &Attach<'_>) -> anyhow::Result<Slirp> {
+    check_ports(a.net, a.ports)?;
     let program = crate::preflight::find_program("slirp4netns")
         .context("start slirp4netns: `slirp4netns` is not on PATH")
         .hint(
@@ -232,7 +240,7 @@ mod tests {
         let v = args(&a, Path::new("/r/s.sock")).join(" ");
         assert_eq!(
             v,
-            "--configure --mtu=65520 --ready-fd=3 --exit-fd=4 --api-socket=/r/s.sock --disable-host-loopback 7 tap0"
+            "--configure --mtu=65520 --ready-fd=3 --exit-fd=4 --api-socket=/r/s.sock --enable-ipv6 --disable-host-loopback 7 tap0"
         );
     }
 }

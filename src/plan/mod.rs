@@ -282,6 +282,7 @@ fn publish(
             "drop `--network none`, or use `--network pasta|slirp4netns`",
         ));
     }
+    net::check_ports(network, &ports)?;
     Ok(ports)
 }
 
