@@ -68,14 +68,89 @@ fn status(u: &TestUser, key: &str) -> String {
         .to_string()
 }
 
-/// Host mount table lines that mention `needle`.
-fn host_mounts(needle: &str) -> Vec<String> {
-    fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
+/// Every process on the host whose mount table mentions `needle`: a
+/// container's mounts live in its own mount namespace, so the host's
+/// table alone could never show one left behind.
+fn processes_with_mounts_naming(needle: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for e in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if proc_read(pid, "mountinfo").is_some_and(|m| m.contains(needle)) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+const DRIVERS: [&str; 3] = ["overlay", "fuse-overlayfs", "vfs"];
+
+/// Loads the test image into the user's store as `test/busybox`, so that
+/// containers stand on the storage ladder (`oci:` and `--rootfs` never did).
+fn load_busybox(u: &TestUser) -> bool {
+    let Some(archive) = docker_archive(u, "test/busybox:latest") else {
+        return false;
+    };
+    hutch_ok(u, &["load", "-i", &archive.display().to_string()]);
+    true
+}
+
+/// The fs type of the container's root mount, from the init's mountinfo.
+fn root_fstype(mountinfo: &str) -> String {
+    mountinfo
         .lines()
-        .filter(|l| l.contains(needle))
-        .map(str::to_string)
+        .find(|l| l.split_whitespace().nth(4) == Some("/"))
+        .and_then(|l| l.split(" - ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// What a driver's root mount looks like from inside the container.
+fn expected_fstype(driver: &str) -> &'static str {
+    match driver {
+        "overlay" => "overlay",
+        "fuse-overlayfs" => "fuse.fuse-overlayfs",
+        _ => "", // vfs: a bind mount of a plain directory, any fs
+    }
+}
+
+/// fuse-overlayfs daemons among `pids`.
+fn fuse_daemons(pids: &[u32]) -> Vec<u32> {
+    pids.iter()
+        .copied()
+        .filter(|p| proc_read(*p, "comm").as_deref() == Some("fuse-overlayfs"))
         .collect()
+}
+
+/// After a container `id` is removed: no process holds a mount of it, no
+/// directory of it is left (rootfs, upper, work, runtime files), and the
+/// user's store has no stray upper or work dir anywhere.
+fn assert_container_gone(u: &TestUser, id: &str) {
+    assert_eq!(processes_with_mounts_naming(id), Vec::<u32>::new(), "{id}");
+    for root in [&u.data_dir, &u.runtime_dir] {
+        let mut stack = vec![root.to_path_buf()];
+        let mut seen = 0;
+        while let Some(d) = stack.pop() {
+            seen += 1;
+            assert!(seen < 100_000, "walking {}", root.display());
+            for e in fs::read_dir(&d).into_iter().flatten().flatten() {
+                let name = e.file_name().to_string_lossy().to_string();
+                assert!(!name.contains(id), "left behind: {}", e.path().display());
+                let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+                // Layers are shared and stay; nothing else holds an upper.
+                if is_dir && !e.path().ends_with("storage/layers") {
+                    assert!(
+                        name != "upper" && name != "work",
+                        "left behind: {}",
+                        e.path().display()
+                    );
+                    stack.push(e.path());
+                }
+            }
+        }
+    }
 }
 
 #[test]
@@ -293,66 +368,128 @@ fn stop_sends_sigterm_then_sigkill_after_the_timeout() {
 #[test]
 fn rm_force_leaves_no_process_mount_or_directory() {
     let Some(u) = TestUser::t1() else { return };
-    let mut run = spawn_hutch(
-        &u,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "doomed",
-            &images().oci_ref("latest"),
-            "sleep",
-            "1000",
-        ],
-        &Opts::default(),
-    );
-    let session = run.session().unwrap();
-    let r = run.wait();
-    assert_eq!(r.code(), Some(0), "{r}");
-    let id = r.stdout.trim().to_string();
-    let init = pid_of(&record(&u, &id), "pid");
-    // Control: the container's own mount table names its directory.
-    let inside = proc_read(init, "mountinfo").unwrap_or_default();
-    assert!(inside.contains(&id), "control: {inside}");
-    let r = hutch_run(&u, &["rm", "doomed"]);
-    assert_eq!(r.code(), Some(125), "{r}");
-    assert!(
-        r.stderr.contains("is running") && r.stderr.contains("rm -f"),
-        "{r}"
-    );
-    assert!(alive(init));
-    hutch_ok(&u, &["rm", "-f", "doomed"]);
-    assert_eq!(
-        wait_session_empty(session, Duration::from_secs(10)),
-        Vec::<u32>::new()
-    );
-    assert!(!alive(init));
-    assert_eq!(host_mounts(&id), Vec::<String>::new());
+    if !load_busybox(&u) {
+        return;
+    }
+    for d in DRIVERS {
+        let name = format!("doomed-{d}");
+        let mut run = spawn_hutch(
+            &u,
+            &[
+                "run",
+                "-d",
+                "--name",
+                &name,
+                "--storage-driver",
+                d,
+                "test/busybox",
+                "sleep",
+                "1000",
+            ],
+            &Opts::default(),
+        );
+        let session = run.session().unwrap();
+        let r = run.wait();
+        assert_eq!(r.code(), Some(0), "{d}: {r}");
+        let id = r.stdout.trim().to_string();
+        let rec = record(&u, &id);
+        assert_eq!(rec["storage"]["driver"], d, "{rec}");
+        let (sup, init) = (pid_of(&rec["supervisor"], "pid"), pid_of(&rec, "pid"));
+        // Control: the container's own mount table has its root on this
+        // driver and names its directory; the host's does not.
+        let inside = proc_read(init, "mountinfo").unwrap_or_default();
+        assert!(inside.contains(&id), "{d}: control: {inside}");
+        if !expected_fstype(d).is_empty() {
+            assert_eq!(root_fstype(&inside), expected_fstype(d), "{d}: {inside}");
+        }
+        assert!(processes_with_mounts_naming(&id).contains(&init));
+        let daemons = fuse_daemons(&descendants(sup));
+        assert_eq!(daemons.len(), usize::from(d == "fuse-overlayfs"), "{d}");
+        let data = u.data_dir.join(format!("hutch/containers/{id}"));
+        if d != "vfs" {
+            assert!(data.join("upper").is_dir() && data.join("work").is_dir());
+        }
+        let r = hutch_run(&u, &["rm", &name]);
+        assert_eq!(r.code(), Some(125), "{r}");
+        assert!(
+            r.stderr.contains("is running") && r.stderr.contains("rm -f"),
+            "{r}"
+        );
+        assert!(alive(init));
+        hutch_ok(&u, &["rm", "-f", &name]);
+        assert_eq!(
+            wait_session_empty(session, Duration::from_secs(10)),
+            Vec::<u32>::new(),
+            "{d}"
+        );
+        assert!(!alive(init) && !alive(sup));
+        for p in daemons {
+            assert!(!alive(p), "{d}: fuse-overlayfs {p} survived");
+        }
+        assert_container_gone(&u, &id);
+        assert!(!hutch_ok(&u, &["ps", "-a"]).contains(&id[..12]));
+    }
     assert!(
         u.leftover_containers().is_empty(),
         "{:?}",
         u.leftover_containers()
     );
-    assert!(!hutch_ok(&u, &["ps", "-a"]).contains(&id[..12]));
 }
 
 #[test]
 fn a_supervisor_killed_with_sigkill_is_recovered_from() {
     let Some(u) = TestUser::t1() else { return };
-    let id = run_d(&u, &["--name", "orphan"], &["sleep", "1000"]);
-    let rec = record(&u, &id);
-    let (sup, init) = (pid_of(&rec["supervisor"], "pid"), pid_of(&rec, "pid"));
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(sup as i32), Signal::SIGKILL).unwrap();
-    // PDEATHSIG takes the container with its supervisor.
-    assert!(
-        wait_until(10, || !alive(init)),
-        "the container outlived its supervisor"
-    );
-    let ps = hutch_ok(&u, &["ps", "-a"]);
-    assert!(ps.contains("Exited (255)"), "{ps}");
-    assert!(!hutch_ok(&u, &["ps"]).contains(&id[..12]));
-    assert_eq!(hutch_ok(&u, &["wait", "orphan"]).trim(), "255");
-    hutch_ok(&u, &["rm", "orphan"]);
+    if !load_busybox(&u) {
+        return;
+    }
+    for d in DRIVERS {
+        let name = format!("orphan-{d}");
+        let args = [
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--storage-driver",
+            d,
+            "test/busybox",
+            "sleep",
+            "1000",
+        ];
+        let mut run = spawn_hutch(&u, &args, &Opts::default());
+        let session = run.session().unwrap();
+        let r = run.wait();
+        assert_eq!(r.code(), Some(0), "{d}: {r}");
+        let id = r.stdout.trim().to_string();
+        let rec = record(&u, &id);
+        let (sup, init) = (pid_of(&rec["supervisor"], "pid"), pid_of(&rec, "pid"));
+        // Control: it runs on this driver.
+        let inside = proc_read(init, "mountinfo").unwrap_or_default();
+        if !expected_fstype(d).is_empty() {
+            assert_eq!(root_fstype(&inside), expected_fstype(d), "{d}: {inside}");
+        }
+        let daemons = fuse_daemons(&descendants(sup));
+        assert_eq!(daemons.len(), usize::from(d == "fuse-overlayfs"), "{d}");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(sup as i32), Signal::SIGKILL).unwrap();
+        // PDEATHSIG takes the container (and fuse-overlayfs) with its supervisor.
+        assert!(
+            wait_until(10, || !alive(init)),
+            "{d}: the container outlived its supervisor"
+        );
+        assert_eq!(
+            wait_session_empty(session, Duration::from_secs(10)),
+            Vec::<u32>::new(),
+            "{d}"
+        );
+        let ps = hutch_ok(&u, &["ps", "-a"]);
+        assert!(ps.contains("Exited (255)"), "{d}: {ps}");
+        assert!(!hutch_ok(&u, &["ps"]).contains(&id[..12]));
+        assert_eq!(hutch_ok(&u, &["wait", &name]).trim(), "255");
+        hutch_ok(&u, &["rm", &name]);
+        for p in daemons {
+            assert!(!alive(p), "{d}: fuse-overlayfs {p} survived");
+        }
+        assert_container_gone(&u, &id);
+    }
     assert!(
         u.leftover_containers().is_empty(),
         "{:?}",
@@ -425,18 +562,25 @@ fn two_concurrent_runs_with_one_name_exactly_one_wins() {
     );
 }
 
-#[test]
-fn twenty_concurrent_runs_and_rm_force_leave_nothing_behind() {
+/// `run -d` of 20 containers of a stored image at once, then `rm -f` of
+/// all of them in four concurrent batches: nothing is left behind.
+fn twenty_concurrent_runs(driver: Option<&str>) {
     let Some(u) = TestUser::t1() else { return };
-    let image = images().oci_ref("latest");
+    if !load_busybox(&u) {
+        return;
+    }
     let opts = Opts {
         timeout: Duration::from_secs(120),
         ..Opts::default()
     };
-    let mut runs: Vec<Running> = (0..20)
-        .map(|_| spawn_hutch(&u, &["run", "-d", &image, "sleep", "1000"], &opts))
-        .collect();
+    let mut args = vec!["run", "-d"];
+    if let Some(d) = driver {
+        args.extend(["--storage-driver", d]);
+    }
+    args.extend(["test/busybox", "sleep", "1000"]);
+    let mut runs: Vec<Running> = (0..20).map(|_| spawn_hutch(&u, &args, &opts)).collect();
     let sessions: Vec<u32> = runs.iter_mut().filter_map(|r| r.session()).collect();
+    assert_eq!(sessions.len(), 20);
     let ids: Vec<String> = runs
         .into_iter()
         .map(|r| {
@@ -446,6 +590,22 @@ fn twenty_concurrent_runs_and_rm_force_leave_nothing_behind() {
         })
         .collect();
     assert_eq!(hutch_ok(&u, &["ps", "-q"]).lines().count(), 20);
+    // Control: each runs on the driver asked for (overlay by default here).
+    let want = expected_fstype(driver.unwrap_or("overlay"));
+    let mut daemons = Vec::new();
+    for id in &ids {
+        let rec = record(&u, id);
+        let init = pid_of(&rec, "pid");
+        let inside = proc_read(init, "mountinfo").unwrap_or_default();
+        assert_eq!(root_fstype(&inside), want, "{id}: {inside}");
+        daemons.extend(fuse_daemons(&descendants(pid_of(
+            &rec["supervisor"],
+            "pid",
+        ))));
+    }
+    if driver == Some("fuse-overlayfs") {
+        assert_eq!(daemons.len(), 20, "{daemons:?}");
+    }
     let rms: Vec<Running> = ids
         .chunks(5)
         .map(|chunk| {
@@ -464,15 +624,28 @@ fn twenty_concurrent_runs_and_rm_force_leave_nothing_behind() {
             Vec::<u32>::new()
         );
     }
+    for p in daemons {
+        assert!(!alive(p), "fuse-overlayfs {p} survived");
+    }
     assert_eq!(hutch_ok(&u, &["ps", "-a", "-q"]), "");
     for id in &ids {
-        assert_eq!(host_mounts(id), Vec::<String>::new());
+        assert_container_gone(&u, id);
     }
     assert!(
         u.leftover_containers().is_empty(),
         "{:?}",
         u.leftover_containers()
     );
+}
+
+#[test]
+fn twenty_concurrent_runs_and_rm_force_leave_nothing_behind() {
+    twenty_concurrent_runs(None);
+}
+
+#[test]
+fn twenty_concurrent_runs_on_fuse_overlayfs_leave_nothing_behind() {
+    twenty_concurrent_runs(Some("fuse-overlayfs"));
 }
 
 #[test]
