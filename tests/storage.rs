@@ -670,3 +670,63 @@ fn fuse_overlayfs_daemon_ends_when_hutch_is_killed() {
     let alive = comm(daemon) == "fuse-overlayfs" && !stat.contains(") Z ");
     assert!(!alive, "the daemon survived: {stat}");
 }
+
+#[test]
+fn oci_images_share_the_stores_layers_and_obey_the_driver() {
+    let Some(u) = TestUser::t1() else { return };
+    let oci = images().oci_ref("latest");
+    let archive = images().archive_ref("latest");
+    let script = "cat /etc/layer2; test -e /etc/removed-by-whiteout && echo LOST || echo HIDDEN; \
+                  echo x > /w; cat /w; mount | head -1";
+    for d in DRIVERS {
+        for (i, image) in [&oci, &archive].into_iter().enumerate() {
+            let name = format!("o-{d}-{i}");
+            let r = hutch_run(
+                &u,
+                &[
+                    "run",
+                    "--name",
+                    &name,
+                    "--storage-driver",
+                    d,
+                    image,
+                    "sh",
+                    "-c",
+                    script,
+                ],
+            );
+            assert_eq!(r.code(), Some(0), "{d} {image}: {r}");
+            let mut lines = r.stdout.lines();
+            assert_eq!(lines.next(), Some("layer2"), "{d}: {r}");
+            assert_eq!(lines.next(), Some("HIDDEN"), "{d}: {r}");
+            assert_eq!(lines.next(), Some("x"), "{d}: {r}");
+            let root_mount = lines.next().unwrap_or_default();
+            assert_eq!(
+                (
+                    root_mount.contains("fuse-overlayfs"),
+                    root_mount.starts_with("overlay ")
+                ),
+                (d == "fuse-overlayfs", d == "overlay"),
+                "{d}: {root_mount}"
+            );
+            assert_session_ended(&r);
+            let (dir, state) = container_dir(&u, &name);
+            assert_eq!(state["storage"]["driver"], d, "{d}: {state}");
+            let private = if d == "vfs" { "rootfs" } else { "upper" };
+            let w = dir.join(private).join("w");
+            assert_eq!(fs::read_to_string(&w).unwrap_or_default(), "x\n", "{d}");
+            hutch_ok(&u, &["rm", &name]);
+        }
+    }
+    // The overlay rungs unpacked each layer once, into the store, where
+    // `image prune` finds them once no container uses them.
+    let layers = layer_dirs(&u);
+    assert_eq!(layers.len(), 2, "{layers:?}");
+    assert!(
+        u.leftover_containers().is_empty(),
+        "{:?}",
+        u.leftover_containers()
+    );
+    let out = hutch_ok(&u, &["image", "prune", "-f"]);
+    assert!(out.contains("Removed 2 unpacked layers"), "{out}");
+}

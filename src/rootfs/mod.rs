@@ -55,7 +55,7 @@ pub fn network_warning(dirs: &Dirs) -> Option<String> {
 /// How the container init gets its rootfs mounted.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum RootfsMount {
-    /// A plain directory (vfs, `--rootfs`, `oci:`): nothing to mount.
+    /// A plain directory (vfs, `--rootfs`): nothing to mount.
     Plain,
     /// Kernel overlay, mounted by the container init with these options.
     Overlay(String),
@@ -103,7 +103,7 @@ pub fn prepare(
     }
 }
 
-/// The vfs rung (and `oci:` images): every layer unpacked in order into
+/// The vfs rung: every layer unpacked in order into
 /// the container's own `rootfs`, whiteouts applied, inside the user
 /// namespace so that file owners map into the subordinate range.
 pub fn private_copy(image: &Image, rootfs: &Path, maps: &IdMaps) -> anyhow::Result<()> {
