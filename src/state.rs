@@ -52,21 +52,27 @@ impl Dirs {
         }
         .join("hutch");
         private_data_dir(&data, uid)?;
-        let containers = match crate::preflight::fs_name(&data) {
-            Some((_, true)) => {
-                let local = PathBuf::from(format!("/var/tmp/hutch-{uid}"));
-                private_dir(&local, uid, "containers", "XDG_DATA_HOME").context(
-                    "keep containers' files on local disk (the store is on a network filesystem)",
-                )?;
-                local.join("containers")
-            }
-            _ => data.join("containers"),
-        };
+        let containers = containers_dir(&data, uid);
+        if let Some(local) = containers.parent().filter(|p| !p.starts_with(&data)) {
+            private_dir(local, uid, "containers", "XDG_DATA_HOME").context(
+                "keep containers' files on local disk (the store is on a network filesystem)",
+            )?;
+        }
         Ok(Dirs {
             runtime,
             data,
             containers,
         })
+    }
+}
+
+/// Where containers' data dirs (upper, work, vfs copies) go for the store
+/// `data`: beside it, or on local disk in `/var/tmp/hutch-UID` when `data`
+/// is on a network filesystem. A statfs; creates nothing (`doctor` asks).
+pub fn containers_dir(data: &Path, uid: u32) -> PathBuf {
+    match crate::preflight::fs_name(data) {
+        Some((_, true)) => PathBuf::from(format!("/var/tmp/hutch-{uid}/containers")),
+        _ => data.join("containers"),
     }
 }
 

@@ -275,6 +275,16 @@ fn each_driver_runs_isolates_writes_and_keeps_layers_intact() {
     );
 }
 
+/// `hutch doctor`'s storage driver line (its exit status depends on the
+/// host's network helpers, not on storage).
+fn doctor_storage_line(u: &TestUser, env: &[(&str, &str)]) -> String {
+    let r = with_env(u, &["doctor"], env);
+    assert!(matches!(r.code(), Some(0 | 1)), "{r}");
+    let line = r.stdout.lines().find(|l| l.contains(" storage driver "));
+    line.unwrap_or_else(|| panic!("no storage driver line: {r}"))
+        .to_string()
+}
+
 fn with_env(u: &TestUser, args: &[&str], env: &[(&str, &str)]) -> Run {
     let opts = Opts {
         env: env
@@ -316,6 +326,12 @@ fn automatic_choice_explicit_choice_and_a_hidden_fuse_overlayfs() {
         .as_str()
         .unwrap()
         .contains("works"));
+    // doctor reports the driver run uses, probed on the same directory.
+    let line = doctor_storage_line(&u, &env);
+    assert!(
+        line.trim_start().starts_with("ok") && line.contains("overlay: kernel overlayfs works"),
+        "{line}"
+    );
     let r = with_env(
         &u,
         &["run", "--rm", "--name", "auto", "test/busybox", "true"],
@@ -498,6 +514,11 @@ fn a_store_kernel_overlay_refuses_falls_back_to_fuse_overlayfs_then_vfs() {
         );
         assert!(info.stdout.contains(reason), "{info}");
         assert!(info.stdout.contains("filesystem: overlayfs"), "{info}");
+        let line = doctor_storage_line(&u, env);
+        assert!(
+            line.contains(&format!(" {want}: ")) && line.contains(reason),
+            "{want}: {line}"
+        );
         let r = with_env(
             &u,
             &["run", "--rm", "test/busybox", "sh", "-c", script],
