@@ -545,7 +545,8 @@ impl Container {
     /// temp + rename: a reader sees the old or the new record, never a
     /// mix. No fsync: it costs ~2 ms a write, four writes a `run --rm`,
     /// and a clean reboot flushes the page cache anyway; after a crash a
-    /// torn record is skipped by `list` with a warning, never trusted.
+    /// torn record is never trusted: `list` warns and shows the container
+    /// by its id as exited, so `rm` can remove it.
     fn write(&self, state: &State) -> anyhow::Result<()> {
         let path = self.state_path();
         let tmp = self
@@ -589,12 +590,46 @@ pub fn list(dirs: &Dirs) -> anyhow::Result<Vec<State>> {
                 Ok(s) => out.push(s),
                 // Removed between the listing and the read.
                 Err(_) if !path.exists() => {}
-                // Torn by a crash: one bad record must not hide the rest.
-                Err(e) => crate::errors::warn(&e),
+                // Torn by a crash: one bad record must not hide the rest,
+                // nor itself; listed by its directory's name, `rm` can go.
+                Err(e) => match entry.file_name().to_str().filter(|n| is_id(n)) {
+                    Some(id) => {
+                        crate::errors::warn(&crate::errors::hint(
+                            e,
+                            format!("`hutch rm {}` removes the container", short_id(id)),
+                        ));
+                        out.push(unreadable_record(id, &path));
+                    }
+                    None => crate::errors::warn(&e),
+                },
             }
         }
     }
     Ok(out)
+}
+
+/// A container id as [`new_id`] makes them: 64 lower-case hex digits.
+fn is_id(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// What stands for a record that cannot be parsed (torn by a crash: it
+/// is replaced without fsync): the container by its id, exited with
+/// Docker's 255 for an end nobody saw, no name, no process to signal.
+fn unreadable_record(id: &str, path: &Path) -> State {
+    let created = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    State {
+        image: "(unreadable record)".into(),
+        status: Status::Exited,
+        exit_code: Some(255),
+        owner: None,
+        created,
+        ..State::new(id, None)
+    }
 }
 
 /// Finds one container by exact id, exact name or unique id prefix.
@@ -646,6 +681,36 @@ mod tests {
 
     fn me() -> ProcId {
         ProcId::of(std::process::id() as i32).unwrap()
+    }
+
+    #[test]
+    fn a_torn_record_is_listed_as_exited_by_its_directory_name() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dirs = Dirs {
+            runtime: tmp.path().join("run"),
+            data: tmp.path().join("data"),
+            containers: tmp.path().join("data/containers"),
+        };
+        std::fs::create_dir_all(&dirs.data).unwrap();
+        let good = Container::create(&dirs, &State::new(&new_id().unwrap(), Some("good"))).unwrap();
+        let torn_id = new_id().unwrap();
+        let torn = Container::create(&dirs, &State::new(&torn_id, Some("torn"))).unwrap();
+        let text = std::fs::read_to_string(torn.state_path()).unwrap();
+        std::fs::write(torn.state_path(), &text[..text.len() / 2]).unwrap();
+        // Not an id: skipped with a warning, as before.
+        let stray = dirs.containers.join("not-an-id");
+        std::fs::create_dir_all(&stray).unwrap();
+        std::fs::write(stray.join("state.json"), "{").unwrap();
+        let all = list(&dirs).unwrap();
+        assert_eq!(all.len(), 2, "{all:?}");
+        let t = pick(&all, &torn_id[..8]).unwrap();
+        assert_eq!(t.id, torn_id);
+        assert_eq!(t.effective(), (Status::Exited, Some(255)));
+        assert!(t.name.is_none() && t.init().is_none() && !is_alive(t));
+        assert!(t.created > 0);
+        assert_eq!(pick(&all, "good").unwrap().id, good.id);
+        // Control: the good record is read as written.
+        assert_eq!(pick(&all, &good.id).unwrap().status, Status::Created);
     }
 
     #[test]
@@ -753,13 +818,15 @@ mod tests {
         c.forget(&dirs).unwrap();
         assert!(!c.save(&dirs, &a).unwrap(), "no resurrection after rm");
         assert!(list(&dirs).unwrap().is_empty());
-        // A record torn by a crash is skipped, not fatal to the rest.
+        // A record torn by a crash is not fatal to the rest (and is
+        // listed as exited: see below).
         let torn = dirs.data.join("containers").join("c".repeat(64));
         std::fs::create_dir_all(&torn).unwrap();
         std::fs::write(torn.join("state.json"), "{\"id\": \"c").unwrap();
         Container::create(&dirs, &b).unwrap();
-        let ids: Vec<String> = list(&dirs).unwrap().into_iter().map(|s| s.id).collect();
-        assert_eq!(ids, vec![b.id]);
+        let mut ids: Vec<String> = list(&dirs).unwrap().into_iter().map(|s| s.id).collect();
+        ids.sort();
+        assert_eq!(ids, vec![b.id, "c".repeat(64)]);
     }
 
     #[test]

@@ -849,3 +849,37 @@ fn wait_reports_the_exit_code_of_a_detached_rm_container() {
     );
     assert_eq!(hutch_ok(&u, &["ps", "-a", "-q"]), "");
 }
+
+#[test]
+fn a_torn_record_is_listed_and_removed() {
+    let Some(u) = TestUser::t1() else { return };
+    if !load_busybox(&u) {
+        return;
+    }
+    let id = hutch_ok(&u, &["run", "-d", "--name", "torn", "test/busybox", "true"])
+        .trim()
+        .to_string();
+    assert_eq!(hutch_ok(&u, &["wait", "torn"]).trim(), "0");
+    // Control: its overlay upper dir exists.
+    let data = u.data_dir.join(format!("hutch/containers/{id}"));
+    assert!(data.join("upper").is_dir());
+    // A crash tore the record.
+    let path = data.join("state.json");
+    let text = fs::read_to_string(&path).unwrap();
+    fs::write(&path, &text[..text.len() / 3]).unwrap();
+    let r = hutch_run(&u, &["ps", "-a"]);
+    assert_eq!(r.code(), Some(0), "{r}");
+    let row = r.stdout.lines().find(|l| l.starts_with(&id[..12]));
+    assert!(row.is_some_and(|l| l.contains("Exited (255)")), "{r}");
+    assert!(
+        r.stderr.contains("warning:") && r.stderr.contains("hutch rm"),
+        "{r}"
+    );
+    hutch_ok(&u, &["rm", &id[..12]]);
+    assert_container_gone(&u, &id);
+    assert!(
+        u.leftover_containers().is_empty(),
+        "{:?}",
+        u.leftover_containers()
+    );
+}
