@@ -128,6 +128,11 @@ fn fuse_daemons(pids: &[u32]) -> Vec<u32> {
 /// directory of it is left (rootfs, upper, work, runtime files), and the
 /// user's store has no stray upper or work dir anywhere.
 fn assert_container_gone(u: &TestUser, id: &str) {
+    assert_container_gone_beside(u, id, &[]);
+}
+
+/// [`assert_container_gone`] while the containers `others` still exist.
+fn assert_container_gone_beside(u: &TestUser, id: &str, others: &[&str]) {
     assert_eq!(processes_with_mounts_naming(id), Vec::<u32>::new(), "{id}");
     for root in [&u.data_dir, &u.runtime_dir] {
         let mut stack = vec![root.to_path_buf()];
@@ -140,7 +145,7 @@ fn assert_container_gone(u: &TestUser, id: &str) {
                 assert!(!name.contains(id), "left behind: {}", e.path().display());
                 let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
                 // Layers are shared and stay; nothing else holds an upper.
-                if is_dir && !e.path().ends_with("storage/layers") {
+                if is_dir && !e.path().ends_with("storage/layers") && !others.contains(&&*name) {
                     assert!(
                         name != "upper" && name != "work",
                         "left behind: {}",
@@ -882,4 +887,84 @@ fn a_torn_record_is_listed_and_removed() {
         "{:?}",
         u.leftover_containers()
     );
+}
+
+#[test]
+fn container_prune_removes_stopped_containers_and_keeps_running_ones() {
+    let Some(u) = TestUser::t1() else { return };
+    if !load_busybox(&u) {
+        return;
+    }
+    let up = hutch_ok(
+        &u,
+        &["run", "-d", "--name", "up", "test/busybox", "sleep", "1000"],
+    )
+    .trim()
+    .to_string();
+    let ended = hutch_ok(
+        &u,
+        &["run", "-d", "--name", "ended", "test/busybox", "true"],
+    )
+    .trim()
+    .to_string();
+    assert_eq!(hutch_ok(&u, &["wait", "ended"]).trim(), "0");
+    let made = hutch_ok(&u, &["create", "--name", "made", "test/busybox", "true"])
+        .trim()
+        .to_string();
+    // Control: all three are listed, each with its own upper dir.
+    let ps = hutch_ok(&u, &["ps", "-a", "-q", "--no-trunc"]);
+    for id in [&up, &ended, &made] {
+        assert!(ps.contains(id.as_str()), "{ps}");
+        let upper = u.data_dir.join(format!("hutch/containers/{id}/upper"));
+        assert!(upper.is_dir(), "{}", upper.display());
+    }
+    let out = hutch_ok(&u, &["container", "prune", "-f"]);
+    let mut deleted: Vec<&str> = out.lines().skip(1).collect();
+    deleted.sort_unstable();
+    let mut want = vec![ended.as_str(), made.as_str()];
+    want.sort_unstable();
+    assert!(out.starts_with("Deleted Containers:\n"), "{out}");
+    assert_eq!(deleted, want, "{out}");
+    assert_container_gone_beside(&u, &ended, &[&up]);
+    assert_container_gone_beside(&u, &made, &[&up]);
+    assert_eq!(status(&u, "up"), "running");
+    assert_eq!(hutch_ok(&u, &["ps", "-a", "-q", "--no-trunc"]).trim(), up);
+    assert!(u
+        .data_dir
+        .join(format!("hutch/containers/{up}/upper"))
+        .is_dir());
+    hutch_ok(&u, &["rm", "-f", "up"]);
+    assert_container_gone(&u, &up);
+}
+
+#[test]
+fn kill_delivers_the_signal_asked_for() {
+    let Some(u) = TestUser::t1() else { return };
+    let script = "trap 'echo got-TERM' TERM; trap 'echo got-USR1' USR1; echo ready; \
+                  while :; do sleep 0.1; done";
+    run_d(&u, &["--name", "sig"], &["sh", "-c", script]);
+    assert!(wait_until(10, || hutch_ok(&u, &["logs", "sig"]).contains("ready")));
+    for (sig, want) in [
+        ("USR1", "got-USR1"),
+        ("TERM", "got-TERM"),
+        ("SIGUSR1", "got-USR1"),
+    ] {
+        let before = hutch_ok(&u, &["logs", "sig"]).matches(want).count();
+        assert_eq!(hutch_ok(&u, &["kill", "-s", sig, "sig"]).trim(), "sig");
+        assert!(
+            wait_until(10, || hutch_ok(&u, &["logs", "sig"]).matches(want).count()
+                == before + 1),
+            "{sig}: {}",
+            hutch_ok(&u, &["logs", "sig"])
+        );
+        // The trap handles it: the container keeps running.
+        assert_eq!(status(&u, "sig"), "running", "{sig}");
+    }
+    let r = hutch_run(&u, &["kill", "-s", "NOPE", "sig"]);
+    assert_eq!(r.code(), Some(125), "{r}");
+    assert!(r.stderr.contains("unknown signal"), "{r}");
+    // Without -s: SIGKILL, as in Docker.
+    hutch_ok(&u, &["kill", "sig"]);
+    assert_eq!(hutch_ok(&u, &["wait", "sig"]).trim(), "137");
+    hutch_ok(&u, &["rm", "sig"]);
 }

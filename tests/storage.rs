@@ -751,3 +751,63 @@ fn oci_images_share_the_stores_layers_and_obey_the_driver() {
     let out = hutch_ok(&u, &["image", "prune", "-f"]);
     assert!(out.contains("Removed 2 unpacked layers"), "{out}");
 }
+
+#[test]
+fn an_opaque_directory_hides_the_lower_ones_files_under_every_driver() {
+    use common::layout::{self, Entry, Layout};
+    let Some(u) = TestUser::t1() else { return };
+    // The test image plus a layer with /opq/{lower,sub/deep} and one above
+    // it that makes /opq opaque and adds /opq/upper.
+    let l = Layout::new(&u.root_scratch("opaque-layout"));
+    let mut image = l.base(&images().oci, "latest");
+    let lower = layout::tar(&[
+        Entry::Dir("opq/"),
+        Entry::File("opq/lower", b"lower\n"),
+        Entry::Dir("opq/sub/"),
+        Entry::File("opq/sub/deep", b"deep\n"),
+        Entry::File("kept", b"kept\n"),
+    ]);
+    let upper = layout::tar(&[
+        Entry::Dir("opq/"),
+        Entry::File("opq/.wh..wh..opq", b""),
+        Entry::File("opq/upper", b"upper\n"),
+    ]);
+    l.add_layer(&mut image, &lower);
+    l.add_layer(&mut image, &upper);
+    let m = l.manifest(&image);
+    l.tag_latest(&m);
+    let (ok, out) = host("chmod", &["-R", "a+rX", &l.dir.display().to_string()]);
+    assert!(ok, "{out}");
+    let script = "ls -A /opq; cat /kept; test -e /opq/sub/deep && echo LOST || echo HIDDEN";
+    for d in DRIVERS {
+        let name = format!("opq-{d}");
+        let r = hutch_run(
+            &u,
+            &[
+                "run",
+                "--name",
+                &name,
+                "--storage-driver",
+                d,
+                &l.oci_ref(),
+                "sh",
+                "-c",
+                script,
+            ],
+        );
+        assert_eq!(
+            (r.code(), r.stdout.as_str()),
+            (Some(0), "upper\nkept\nHIDDEN\n"),
+            "{d}: {r}"
+        );
+        let (_, state) = container_dir(&u, &name);
+        assert_eq!(state["storage"]["driver"], d, "{d}: {state}");
+        hutch_ok(&u, &["rm", &name]);
+    }
+    // Control: the lower layer really holds what the opaque dir hides.
+    let held = layer_dirs(&u)
+        .iter()
+        .filter(|dir| dir.join("opq/sub/deep").is_file())
+        .count();
+    assert_eq!(held, 1, "{:?}", layer_dirs(&u));
+}
