@@ -438,8 +438,14 @@ pub fn valid_name(name: &str) -> bool {
 impl Container {
     /// Creates the directories and writes `record`, all under the user
     /// lock: of two concurrent creates with one name, exactly one wins.
-    pub fn create(dirs: &Dirs, record: &State) -> anyhow::Result<Container> {
+    /// Without a name, it gets a generated one (Docker's `adjective_surname`),
+    /// free among this user's containers, written into `record`.
+    pub fn create(dirs: &Dirs, record: &mut State) -> anyhow::Result<Container> {
         let _lock = lock(dirs)?;
+        if record.name.is_none() {
+            let taken: Vec<String> = list(dirs)?.into_iter().filter_map(|s| s.name).collect();
+            record.name = generated_name(&taken);
+        }
         if let Some(name) = record.name.as_deref() {
             if !valid_name(name) {
                 return Err(anyhow::anyhow!(
@@ -608,6 +614,133 @@ pub fn list(dirs: &Dirs) -> anyhow::Result<Vec<State>> {
     Ok(out)
 }
 
+// Docker's name generator (moby's pkg/namesgenerator), a part of its lists.
+const ADJECTIVES: [&str; 48] = [
+    "admiring",
+    "adoring",
+    "affectionate",
+    "agitated",
+    "amazing",
+    "angry",
+    "awesome",
+    "blissful",
+    "bold",
+    "brave",
+    "charming",
+    "clever",
+    "compassionate",
+    "competent",
+    "confident",
+    "cool",
+    "dazzling",
+    "determined",
+    "eager",
+    "ecstatic",
+    "elastic",
+    "elated",
+    "elegant",
+    "epic",
+    "festive",
+    "focused",
+    "friendly",
+    "gallant",
+    "gifted",
+    "goofy",
+    "happy",
+    "hopeful",
+    "inspiring",
+    "jolly",
+    "keen",
+    "kind",
+    "laughing",
+    "loving",
+    "modest",
+    "nifty",
+    "nostalgic",
+    "peaceful",
+    "quirky",
+    "relaxed",
+    "serene",
+    "stoic",
+    "vibrant",
+    "zealous",
+];
+const SURNAMES: [&str; 48] = [
+    "agnesi",
+    "albattani",
+    "allen",
+    "archimedes",
+    "babbage",
+    "bardeen",
+    "bell",
+    "bohr",
+    "boole",
+    "brattain",
+    "cannon",
+    "carson",
+    "curie",
+    "darwin",
+    "dijkstra",
+    "einstein",
+    "euclid",
+    "euler",
+    "fermat",
+    "feynman",
+    "franklin",
+    "galileo",
+    "gauss",
+    "goldberg",
+    "hamilton",
+    "hawking",
+    "heisenberg",
+    "hopper",
+    "hypatia",
+    "johnson",
+    "kepler",
+    "knuth",
+    "lamarr",
+    "lovelace",
+    "meitner",
+    "mendel",
+    "newton",
+    "noether",
+    "pascal",
+    "ritchie",
+    "shannon",
+    "sinoussi",
+    "tesla",
+    "thompson",
+    "torvalds",
+    "turing",
+    "wozniak",
+    "yalow",
+];
+
+/// A random `adjective_surname` not in `taken`; after a few collisions a
+/// digit is appended, as Docker does. None if randomness is unavailable or
+/// every try collides (the container then has no name, as before).
+fn generated_name(taken: &[String]) -> Option<String> {
+    let mut bytes = [0u8; 64];
+    File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .ok()?;
+    for (i, r) in bytes.chunks_exact(4).enumerate() {
+        let (a, b, d) = (usize::from(r[0]), usize::from(r[1]), r[2] % 10);
+        let mut name = format!(
+            "{}_{}",
+            ADJECTIVES[a % ADJECTIVES.len()],
+            SURNAMES[b % SURNAMES.len()]
+        );
+        if i >= 3 {
+            name.push(char::from(b'0' + d));
+        }
+        if !taken.contains(&name) {
+            return Some(name);
+        }
+    }
+    None
+}
+
 /// A container id as [`new_id`] makes them: 64 lower-case hex digits.
 fn is_id(name: &str) -> bool {
     name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
@@ -684,6 +817,41 @@ mod tests {
     }
 
     #[test]
+    fn generated_names_are_valid_free_and_take_a_digit_when_crowded() {
+        let name = generated_name(&[]).unwrap();
+        let (adj, sur) = name.split_once('_').unwrap();
+        assert!(
+            ADJECTIVES.contains(&adj) && SURNAMES.contains(&sur),
+            "{name}"
+        );
+        assert!(valid_name(&name));
+        // Every plain name taken: the later tries append a digit.
+        let all: Vec<String> = ADJECTIVES
+            .iter()
+            .flat_map(|a| SURNAMES.iter().map(move |s| format!("{a}_{s}")))
+            .collect();
+        let crowded = generated_name(&all).unwrap();
+        assert!(!all.contains(&crowded), "{crowded}");
+        assert!(crowded.ends_with(|c: char| c.is_ascii_digit()), "{crowded}");
+        assert!(valid_name(&crowded));
+    }
+
+    #[test]
+    fn create_names_an_unnamed_container() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dirs = Dirs {
+            runtime: tmp.path().join("run"),
+            data: tmp.path().join("data"),
+            containers: tmp.path().join("data/containers"),
+        };
+        std::fs::create_dir_all(&dirs.data).unwrap();
+        let mut a = State::new(&new_id().unwrap(), None);
+        Container::create(&dirs, &mut a).unwrap();
+        let name = a.name.clone().expect("a generated name");
+        assert_eq!(find(&dirs, &name).unwrap().id, a.id, "recorded and usable");
+    }
+
+    #[test]
     fn a_torn_record_is_listed_as_exited_by_its_directory_name() {
         let tmp = tempfile::tempdir().unwrap();
         let dirs = Dirs {
@@ -692,9 +860,10 @@ mod tests {
             containers: tmp.path().join("data/containers"),
         };
         std::fs::create_dir_all(&dirs.data).unwrap();
-        let good = Container::create(&dirs, &State::new(&new_id().unwrap(), Some("good"))).unwrap();
+        let good =
+            Container::create(&dirs, &mut State::new(&new_id().unwrap(), Some("good"))).unwrap();
         let torn_id = new_id().unwrap();
-        let torn = Container::create(&dirs, &State::new(&torn_id, Some("torn"))).unwrap();
+        let torn = Container::create(&dirs, &mut State::new(&torn_id, Some("torn"))).unwrap();
         let text = std::fs::read_to_string(torn.state_path()).unwrap();
         std::fs::write(torn.state_path(), &text[..text.len() / 2]).unwrap();
         // Not an id: skipped with a warning, as before.
@@ -809,10 +978,10 @@ mod tests {
             containers: tmp.path().join("data/containers"),
         };
         std::fs::create_dir_all(&dirs.data).unwrap();
-        let a = State::new(&"a".repeat(64), Some("x"));
-        let c = Container::create(&dirs, &a).unwrap();
-        let b = State::new(&"b".repeat(64), Some("x"));
-        assert!(Container::create(&dirs, &b).is_err());
+        let mut a = State::new(&"a".repeat(64), Some("x"));
+        let c = Container::create(&dirs, &mut a).unwrap();
+        let mut b = State::new(&"b".repeat(64), Some("x"));
+        assert!(Container::create(&dirs, &mut b).is_err());
         assert_eq!(find(&dirs, "x").unwrap().id, a.id);
         assert!(c.save(&dirs, &a).unwrap());
         c.forget(&dirs).unwrap();
@@ -823,7 +992,7 @@ mod tests {
         let torn = dirs.data.join("containers").join("c".repeat(64));
         std::fs::create_dir_all(&torn).unwrap();
         std::fs::write(torn.join("state.json"), "{\"id\": \"c").unwrap();
-        Container::create(&dirs, &b).unwrap();
+        Container::create(&dirs, &mut b).unwrap();
         let mut ids: Vec<String> = list(&dirs).unwrap().into_iter().map(|s| s.id).collect();
         ids.sort();
         assert_eq!(ids, vec![b.id, "c".repeat(64)]);

@@ -968,3 +968,48 @@ fn kill_delivers_the_signal_asked_for() {
     assert_eq!(hutch_ok(&u, &["wait", "sig"]).trim(), "137");
     hutch_ok(&u, &["rm", "sig"]);
 }
+
+#[test]
+fn an_unnamed_container_gets_a_generated_name_it_answers_to() {
+    let Some(u) = TestUser::t1() else { return };
+    let a = run_d(&u, &[], &["sh", "-c", "echo hello; sleep 1000"]);
+    let b = run_d(&u, &[], &["sleep", "1000"]);
+    let name_of = |id: &str| {
+        let v = inspect(&u, id);
+        v["Name"]
+            .as_str()
+            .unwrap_or_default()
+            .trim_start_matches('/')
+            .to_string()
+    };
+    let (na, nb) = (name_of(&a), name_of(&b));
+    for n in [&na, &nb] {
+        let (adj, sur) = n.split_once('_').unwrap_or_else(|| panic!("{n:?}"));
+        assert!(
+            !adj.is_empty() && adj.bytes().all(|c| c.is_ascii_lowercase()),
+            "{n}"
+        );
+        assert!(
+            !sur.is_empty()
+                && sur
+                    .bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()),
+            "{n}"
+        );
+    }
+    assert_ne!(na, nb);
+    // Shown in ps's NAMES column, and usable wherever a name is.
+    let ps = hutch_ok(&u, &["ps"]);
+    for (id, n) in [(&a, &na), (&b, &nb)] {
+        let row = ps.lines().find(|l| l.starts_with(&id[..12]));
+        assert!(row.is_some_and(|l| l.ends_with(n.as_str())), "{ps}");
+    }
+    assert!(wait_until(10, || hutch_ok(&u, &["logs", &na]) == "hello\n"));
+    assert_eq!(record(&u, &a)["name"], na.as_str());
+    hutch_ok(&u, &["rm", "-f", &na, &nb]);
+    assert!(
+        u.leftover_containers().is_empty(),
+        "{:?}",
+        u.leftover_containers()
+    );
+}

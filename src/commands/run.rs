@@ -26,7 +26,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     // Checked first: a bad flag or config file fails before any work.
     let explicit_driver = crate::rootfs::driver::explicit(args.storage_driver.as_deref())?;
     let id = state::new_id()?;
-    let container = Container::create(&dirs, &State::new(&id, args.name.as_deref()))?;
+    let mut first = State::new(&id, args.name.as_deref());
+    let container = Container::create(&dirs, &mut first)?;
     // From here on, the container's directories go away on every error.
     let mut cleanup = Cleanup {
         container: &container,
@@ -44,6 +45,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     let mut plan = make_plan(&args, config, &command, &id, &container.run_dir, &dirs.data)?;
     settle_network(&args, &mut plan)?;
     let mut record = new_record(&plan, &source, image.as_ref(), &container);
+    // The name given, or the one `create` generated.
+    record.name = first.name.clone();
     record.volumes = plan.named_volumes.clone();
     // A concurrent `image prune` keeps the layers a container lists.
     record.layers = diff_ids.clone().unwrap_or_default();
