@@ -52,21 +52,27 @@ impl Dirs {
         }
         .join("hutch");
         private_data_dir(&data, uid)?;
-        let containers = match crate::preflight::fs_name(&data) {
-            Some((_, true)) => {
-                let local = PathBuf::from(format!("/var/tmp/hutch-{uid}"));
-                private_dir(&local, uid, "containers", "XDG_DATA_HOME").context(
-                    "keep containers' files on local disk (the store is on a network filesystem)",
-                )?;
-                local.join("containers")
-            }
-            _ => data.join("containers"),
-        };
+        let containers = containers_dir(&data, uid);
+        if let Some(local) = containers.parent().filter(|p| !p.starts_with(&data)) {
+            private_dir(local, uid, "containers", "XDG_DATA_HOME").context(
+                "keep containers' files on local disk (the store is on a network filesystem)",
+            )?;
+        }
         Ok(Dirs {
             runtime,
             data,
             containers,
         })
+    }
+}
+
+/// Where containers' data dirs (upper, work, vfs copies) go for the store
+/// `data`: beside it, or on local disk in `/var/tmp/hutch-UID` when `data`
+/// is on a network filesystem. A statfs; creates nothing (`doctor` asks).
+pub fn containers_dir(data: &Path, uid: u32) -> PathBuf {
+    match crate::preflight::fs_name(data) {
+        Some((_, true)) => PathBuf::from(format!("/var/tmp/hutch-{uid}/containers")),
+        _ => data.join("containers"),
     }
 }
 
@@ -432,8 +438,14 @@ pub fn valid_name(name: &str) -> bool {
 impl Container {
     /// Creates the directories and writes `record`, all under the user
     /// lock: of two concurrent creates with one name, exactly one wins.
-    pub fn create(dirs: &Dirs, record: &State) -> anyhow::Result<Container> {
+    /// Without a name, it gets a generated one (Docker's `adjective_surname`),
+    /// free among this user's containers, written into `record`.
+    pub fn create(dirs: &Dirs, record: &mut State) -> anyhow::Result<Container> {
         let _lock = lock(dirs)?;
+        if record.name.is_none() {
+            let taken: Vec<String> = list(dirs)?.into_iter().filter_map(|s| s.name).collect();
+            record.name = generated_name(&taken);
+        }
         if let Some(name) = record.name.as_deref() {
             if !valid_name(name) {
                 return Err(anyhow::anyhow!(
@@ -539,7 +551,8 @@ impl Container {
     /// temp + rename: a reader sees the old or the new record, never a
     /// mix. No fsync: it costs ~2 ms a write, four writes a `run --rm`,
     /// and a clean reboot flushes the page cache anyway; after a crash a
-    /// torn record is skipped by `list` with a warning, never trusted.
+    /// torn record is never trusted: `list` warns and shows the container
+    /// by its id as exited, so `rm` can remove it.
     fn write(&self, state: &State) -> anyhow::Result<()> {
         let path = self.state_path();
         let tmp = self
@@ -583,12 +596,173 @@ pub fn list(dirs: &Dirs) -> anyhow::Result<Vec<State>> {
                 Ok(s) => out.push(s),
                 // Removed between the listing and the read.
                 Err(_) if !path.exists() => {}
-                // Torn by a crash: one bad record must not hide the rest.
-                Err(e) => crate::errors::warn(&e),
+                // Torn by a crash: one bad record must not hide the rest,
+                // nor itself; listed by its directory's name, `rm` can go.
+                Err(e) => match entry.file_name().to_str().filter(|n| is_id(n)) {
+                    Some(id) => {
+                        crate::errors::warn(&crate::errors::hint(
+                            e,
+                            format!("`hutch rm {}` removes the container", short_id(id)),
+                        ));
+                        out.push(unreadable_record(id, &path));
+                    }
+                    None => crate::errors::warn(&e),
+                },
             }
         }
     }
     Ok(out)
+}
+
+// Docker's name generator (moby's pkg/namesgenerator), a part of its lists.
+const ADJECTIVES: [&str; 48] = [
+    "admiring",
+    "adoring",
+    "affectionate",
+    "agitated",
+    "amazing",
+    "angry",
+    "awesome",
+    "blissful",
+    "bold",
+    "brave",
+    "charming",
+    "clever",
+    "compassionate",
+    "competent",
+    "confident",
+    "cool",
+    "dazzling",
+    "determined",
+    "eager",
+    "ecstatic",
+    "elastic",
+    "elated",
+    "elegant",
+    "epic",
+    "festive",
+    "focused",
+    "friendly",
+    "gallant",
+    "gifted",
+    "goofy",
+    "happy",
+    "hopeful",
+    "inspiring",
+    "jolly",
+    "keen",
+    "kind",
+    "laughing",
+    "loving",
+    "modest",
+    "nifty",
+    "nostalgic",
+    "peaceful",
+    "quirky",
+    "relaxed",
+    "serene",
+    "stoic",
+    "vibrant",
+    "zealous",
+];
+const SURNAMES: [&str; 48] = [
+    "agnesi",
+    "albattani",
+    "allen",
+    "archimedes",
+    "babbage",
+    "bardeen",
+    "bell",
+    "bohr",
+    "boole",
+    "brattain",
+    "cannon",
+    "carson",
+    "curie",
+    "darwin",
+    "dijkstra",
+    "einstein",
+    "euclid",
+    "euler",
+    "fermat",
+    "feynman",
+    "franklin",
+    "galileo",
+    "gauss",
+    "goldberg",
+    "hamilton",
+    "hawking",
+    "heisenberg",
+    "hopper",
+    "hypatia",
+    "johnson",
+    "kepler",
+    "knuth",
+    "lamarr",
+    "lovelace",
+    "meitner",
+    "mendel",
+    "newton",
+    "noether",
+    "pascal",
+    "ritchie",
+    "shannon",
+    "sinoussi",
+    "tesla",
+    "thompson",
+    "torvalds",
+    "turing",
+    "wozniak",
+    "yalow",
+];
+
+/// A random `adjective_surname` not in `taken`; after a few collisions a
+/// digit is appended, as Docker does. None if randomness is unavailable or
+/// every try collides (the container then has no name, as before).
+fn generated_name(taken: &[String]) -> Option<String> {
+    let mut bytes = [0u8; 64];
+    File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .ok()?;
+    for (i, r) in bytes.chunks_exact(4).enumerate() {
+        let (a, b, d) = (usize::from(r[0]), usize::from(r[1]), r[2] % 10);
+        let mut name = format!(
+            "{}_{}",
+            ADJECTIVES[a % ADJECTIVES.len()],
+            SURNAMES[b % SURNAMES.len()]
+        );
+        if i >= 3 {
+            name.push(char::from(b'0' + d));
+        }
+        if !taken.contains(&name) {
+            return Some(name);
+        }
+    }
+    None
+}
+
+/// A container id as [`new_id`] makes them: 64 lower-case hex digits.
+fn is_id(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// What stands for a record that cannot be parsed (torn by a crash: it
+/// is replaced without fsync): the container by its id, exited with
+/// Docker's 255 for an end nobody saw, no name, no process to signal.
+fn unreadable_record(id: &str, path: &Path) -> State {
+    let created = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    State {
+        image: "(unreadable record)".into(),
+        status: Status::Exited,
+        exit_code: Some(255),
+        owner: None,
+        created,
+        ..State::new(id, None)
+    }
 }
 
 /// Finds one container by exact id, exact name or unique id prefix.
@@ -640,6 +814,72 @@ mod tests {
 
     fn me() -> ProcId {
         ProcId::of(std::process::id() as i32).unwrap()
+    }
+
+    #[test]
+    fn generated_names_are_valid_free_and_take_a_digit_when_crowded() {
+        let name = generated_name(&[]).unwrap();
+        let (adj, sur) = name.split_once('_').unwrap();
+        assert!(
+            ADJECTIVES.contains(&adj) && SURNAMES.contains(&sur),
+            "{name}"
+        );
+        assert!(valid_name(&name));
+        // Every plain name taken: the later tries append a digit.
+        let all: Vec<String> = ADJECTIVES
+            .iter()
+            .flat_map(|a| SURNAMES.iter().map(move |s| format!("{a}_{s}")))
+            .collect();
+        let crowded = generated_name(&all).unwrap();
+        assert!(!all.contains(&crowded), "{crowded}");
+        assert!(crowded.ends_with(|c: char| c.is_ascii_digit()), "{crowded}");
+        assert!(valid_name(&crowded));
+    }
+
+    #[test]
+    fn create_names_an_unnamed_container() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dirs = Dirs {
+            runtime: tmp.path().join("run"),
+            data: tmp.path().join("data"),
+            containers: tmp.path().join("data/containers"),
+        };
+        std::fs::create_dir_all(&dirs.data).unwrap();
+        let mut a = State::new(&new_id().unwrap(), None);
+        Container::create(&dirs, &mut a).unwrap();
+        let name = a.name.clone().expect("a generated name");
+        assert_eq!(find(&dirs, &name).unwrap().id, a.id, "recorded and usable");
+    }
+
+    #[test]
+    fn a_torn_record_is_listed_as_exited_by_its_directory_name() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dirs = Dirs {
+            runtime: tmp.path().join("run"),
+            data: tmp.path().join("data"),
+            containers: tmp.path().join("data/containers"),
+        };
+        std::fs::create_dir_all(&dirs.data).unwrap();
+        let good =
+            Container::create(&dirs, &mut State::new(&new_id().unwrap(), Some("good"))).unwrap();
+        let torn_id = new_id().unwrap();
+        let torn = Container::create(&dirs, &mut State::new(&torn_id, Some("torn"))).unwrap();
+        let text = std::fs::read_to_string(torn.state_path()).unwrap();
+        std::fs::write(torn.state_path(), &text[..text.len() / 2]).unwrap();
+        // Not an id: skipped with a warning, as before.
+        let stray = dirs.containers.join("not-an-id");
+        std::fs::create_dir_all(&stray).unwrap();
+        std::fs::write(stray.join("state.json"), "{").unwrap();
+        let all = list(&dirs).unwrap();
+        assert_eq!(all.len(), 2, "{all:?}");
+        let t = pick(&all, &torn_id[..8]).unwrap();
+        assert_eq!(t.id, torn_id);
+        assert_eq!(t.effective(), (Status::Exited, Some(255)));
+        assert!(t.name.is_none() && t.init().is_none() && !is_alive(t));
+        assert!(t.created > 0);
+        assert_eq!(pick(&all, "good").unwrap().id, good.id);
+        // Control: the good record is read as written.
+        assert_eq!(pick(&all, &good.id).unwrap().status, Status::Created);
     }
 
     #[test]
@@ -738,22 +978,24 @@ mod tests {
             containers: tmp.path().join("data/containers"),
         };
         std::fs::create_dir_all(&dirs.data).unwrap();
-        let a = State::new(&"a".repeat(64), Some("x"));
-        let c = Container::create(&dirs, &a).unwrap();
-        let b = State::new(&"b".repeat(64), Some("x"));
-        assert!(Container::create(&dirs, &b).is_err());
+        let mut a = State::new(&"a".repeat(64), Some("x"));
+        let c = Container::create(&dirs, &mut a).unwrap();
+        let mut b = State::new(&"b".repeat(64), Some("x"));
+        assert!(Container::create(&dirs, &mut b).is_err());
         assert_eq!(find(&dirs, "x").unwrap().id, a.id);
         assert!(c.save(&dirs, &a).unwrap());
         c.forget(&dirs).unwrap();
         assert!(!c.save(&dirs, &a).unwrap(), "no resurrection after rm");
         assert!(list(&dirs).unwrap().is_empty());
-        // A record torn by a crash is skipped, not fatal to the rest.
+        // A record torn by a crash is not fatal to the rest (and is
+        // listed as exited: see below).
         let torn = dirs.data.join("containers").join("c".repeat(64));
         std::fs::create_dir_all(&torn).unwrap();
         std::fs::write(torn.join("state.json"), "{\"id\": \"c").unwrap();
-        Container::create(&dirs, &b).unwrap();
-        let ids: Vec<String> = list(&dirs).unwrap().into_iter().map(|s| s.id).collect();
-        assert_eq!(ids, vec![b.id]);
+        Container::create(&dirs, &mut b).unwrap();
+        let mut ids: Vec<String> = list(&dirs).unwrap().into_iter().map(|s| s.id).collect();
+        ids.sort();
+        assert_eq!(ids, vec![b.id, "c".repeat(64)]);
     }
 
     #[test]

@@ -68,14 +68,94 @@ fn status(u: &TestUser, key: &str) -> String {
         .to_string()
 }
 
-/// Host mount table lines that mention `needle`.
-fn host_mounts(needle: &str) -> Vec<String> {
-    fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
+/// Every process on the host whose mount table mentions `needle`: a
+/// container's mounts live in its own mount namespace, so the host's
+/// table alone could never show one left behind.
+fn processes_with_mounts_naming(needle: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for e in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if proc_read(pid, "mountinfo").is_some_and(|m| m.contains(needle)) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+const DRIVERS: [&str; 3] = ["overlay", "fuse-overlayfs", "vfs"];
+
+/// Loads the test image into the user's store as `test/busybox`, so that
+/// containers stand on the storage ladder (`oci:` and `--rootfs` never did).
+fn load_busybox(u: &TestUser) -> bool {
+    let Some(archive) = docker_archive(u, "test/busybox:latest") else {
+        return false;
+    };
+    hutch_ok(u, &["load", "-i", &archive.display().to_string()]);
+    true
+}
+
+/// The fs type of the container's root mount, from the init's mountinfo.
+fn root_fstype(mountinfo: &str) -> String {
+    mountinfo
         .lines()
-        .filter(|l| l.contains(needle))
-        .map(str::to_string)
+        .find(|l| l.split_whitespace().nth(4) == Some("/"))
+        .and_then(|l| l.split(" - ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// What a driver's root mount looks like from inside the container.
+fn expected_fstype(driver: &str) -> &'static str {
+    match driver {
+        "overlay" => "overlay",
+        "fuse-overlayfs" => "fuse.fuse-overlayfs",
+        _ => "", // vfs: a bind mount of a plain directory, any fs
+    }
+}
+
+/// fuse-overlayfs daemons among `pids`.
+fn fuse_daemons(pids: &[u32]) -> Vec<u32> {
+    pids.iter()
+        .copied()
+        .filter(|p| proc_read(*p, "comm").as_deref() == Some("fuse-overlayfs"))
         .collect()
+}
+
+/// After a container `id` is removed: no process holds a mount of it, no
+/// directory of it is left (rootfs, upper, work, runtime files), and the
+/// user's store has no stray upper or work dir anywhere.
+fn assert_container_gone(u: &TestUser, id: &str) {
+    assert_container_gone_beside(u, id, &[]);
+}
+
+/// [`assert_container_gone`] while the containers `others` still exist.
+fn assert_container_gone_beside(u: &TestUser, id: &str, others: &[&str]) {
+    assert_eq!(processes_with_mounts_naming(id), Vec::<u32>::new(), "{id}");
+    for root in [&u.data_dir, &u.runtime_dir] {
+        let mut stack = vec![root.to_path_buf()];
+        let mut seen = 0;
+        while let Some(d) = stack.pop() {
+            seen += 1;
+            assert!(seen < 100_000, "walking {}", root.display());
+            for e in fs::read_dir(&d).into_iter().flatten().flatten() {
+                let name = e.file_name().to_string_lossy().to_string();
+                assert!(!name.contains(id), "left behind: {}", e.path().display());
+                let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+                // Layers are shared and stay; nothing else holds an upper.
+                if is_dir && !e.path().ends_with("storage/layers") && !others.contains(&&*name) {
+                    assert!(
+                        name != "upper" && name != "work",
+                        "left behind: {}",
+                        e.path().display()
+                    );
+                    stack.push(e.path());
+                }
+            }
+        }
+    }
 }
 
 #[test]
@@ -293,66 +373,128 @@ fn stop_sends_sigterm_then_sigkill_after_the_timeout() {
 #[test]
 fn rm_force_leaves_no_process_mount_or_directory() {
     let Some(u) = TestUser::t1() else { return };
-    let mut run = spawn_hutch(
-        &u,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "doomed",
-            &images().oci_ref("latest"),
-            "sleep",
-            "1000",
-        ],
-        &Opts::default(),
-    );
-    let session = run.session().unwrap();
-    let r = run.wait();
-    assert_eq!(r.code(), Some(0), "{r}");
-    let id = r.stdout.trim().to_string();
-    let init = pid_of(&record(&u, &id), "pid");
-    // Control: the container's own mount table names its directory.
-    let inside = proc_read(init, "mountinfo").unwrap_or_default();
-    assert!(inside.contains(&id), "control: {inside}");
-    let r = hutch_run(&u, &["rm", "doomed"]);
-    assert_eq!(r.code(), Some(125), "{r}");
-    assert!(
-        r.stderr.contains("is running") && r.stderr.contains("rm -f"),
-        "{r}"
-    );
-    assert!(alive(init));
-    hutch_ok(&u, &["rm", "-f", "doomed"]);
-    assert_eq!(
-        wait_session_empty(session, Duration::from_secs(10)),
-        Vec::<u32>::new()
-    );
-    assert!(!alive(init));
-    assert_eq!(host_mounts(&id), Vec::<String>::new());
+    if !load_busybox(&u) {
+        return;
+    }
+    for d in DRIVERS {
+        let name = format!("doomed-{d}");
+        let mut run = spawn_hutch(
+            &u,
+            &[
+                "run",
+                "-d",
+                "--name",
+                &name,
+                "--storage-driver",
+                d,
+                "test/busybox",
+                "sleep",
+                "1000",
+            ],
+            &Opts::default(),
+        );
+        let session = run.session().unwrap();
+        let r = run.wait();
+        assert_eq!(r.code(), Some(0), "{d}: {r}");
+        let id = r.stdout.trim().to_string();
+        let rec = record(&u, &id);
+        assert_eq!(rec["storage"]["driver"], d, "{rec}");
+        let (sup, init) = (pid_of(&rec["supervisor"], "pid"), pid_of(&rec, "pid"));
+        // Control: the container's own mount table has its root on this
+        // driver and names its directory; the host's does not.
+        let inside = proc_read(init, "mountinfo").unwrap_or_default();
+        assert!(inside.contains(&id), "{d}: control: {inside}");
+        if !expected_fstype(d).is_empty() {
+            assert_eq!(root_fstype(&inside), expected_fstype(d), "{d}: {inside}");
+        }
+        assert!(processes_with_mounts_naming(&id).contains(&init));
+        let daemons = fuse_daemons(&descendants(sup));
+        assert_eq!(daemons.len(), usize::from(d == "fuse-overlayfs"), "{d}");
+        let data = u.data_dir.join(format!("hutch/containers/{id}"));
+        if d != "vfs" {
+            assert!(data.join("upper").is_dir() && data.join("work").is_dir());
+        }
+        let r = hutch_run(&u, &["rm", &name]);
+        assert_eq!(r.code(), Some(125), "{r}");
+        assert!(
+            r.stderr.contains("is running") && r.stderr.contains("rm -f"),
+            "{r}"
+        );
+        assert!(alive(init));
+        hutch_ok(&u, &["rm", "-f", &name]);
+        assert_eq!(
+            wait_session_empty(session, Duration::from_secs(10)),
+            Vec::<u32>::new(),
+            "{d}"
+        );
+        assert!(!alive(init) && !alive(sup));
+        for p in daemons {
+            assert!(!alive(p), "{d}: fuse-overlayfs {p} survived");
+        }
+        assert_container_gone(&u, &id);
+        assert!(!hutch_ok(&u, &["ps", "-a"]).contains(&id[..12]));
+    }
     assert!(
         u.leftover_containers().is_empty(),
         "{:?}",
         u.leftover_containers()
     );
-    assert!(!hutch_ok(&u, &["ps", "-a"]).contains(&id[..12]));
 }
 
 #[test]
 fn a_supervisor_killed_with_sigkill_is_recovered_from() {
     let Some(u) = TestUser::t1() else { return };
-    let id = run_d(&u, &["--name", "orphan"], &["sleep", "1000"]);
-    let rec = record(&u, &id);
-    let (sup, init) = (pid_of(&rec["supervisor"], "pid"), pid_of(&rec, "pid"));
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(sup as i32), Signal::SIGKILL).unwrap();
-    // PDEATHSIG takes the container with its supervisor.
-    assert!(
-        wait_until(10, || !alive(init)),
-        "the container outlived its supervisor"
-    );
-    let ps = hutch_ok(&u, &["ps", "-a"]);
-    assert!(ps.contains("Exited (255)"), "{ps}");
-    assert!(!hutch_ok(&u, &["ps"]).contains(&id[..12]));
-    assert_eq!(hutch_ok(&u, &["wait", "orphan"]).trim(), "255");
-    hutch_ok(&u, &["rm", "orphan"]);
+    if !load_busybox(&u) {
+        return;
+    }
+    for d in DRIVERS {
+        let name = format!("orphan-{d}");
+        let args = [
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--storage-driver",
+            d,
+            "test/busybox",
+            "sleep",
+            "1000",
+        ];
+        let mut run = spawn_hutch(&u, &args, &Opts::default());
+        let session = run.session().unwrap();
+        let r = run.wait();
+        assert_eq!(r.code(), Some(0), "{d}: {r}");
+        let id = r.stdout.trim().to_string();
+        let rec = record(&u, &id);
+        let (sup, init) = (pid_of(&rec["supervisor"], "pid"), pid_of(&rec, "pid"));
+        // Control: it runs on this driver.
+        let inside = proc_read(init, "mountinfo").unwrap_or_default();
+        if !expected_fstype(d).is_empty() {
+            assert_eq!(root_fstype(&inside), expected_fstype(d), "{d}: {inside}");
+        }
+        let daemons = fuse_daemons(&descendants(sup));
+        assert_eq!(daemons.len(), usize::from(d == "fuse-overlayfs"), "{d}");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(sup as i32), Signal::SIGKILL).unwrap();
+        // PDEATHSIG takes the container (and fuse-overlayfs) with its supervisor.
+        assert!(
+            wait_until(10, || !alive(init)),
+            "{d}: the container outlived its supervisor"
+        );
+        assert_eq!(
+            wait_session_empty(session, Duration::from_secs(10)),
+            Vec::<u32>::new(),
+            "{d}"
+        );
+        let ps = hutch_ok(&u, &["ps", "-a"]);
+        assert!(ps.contains("Exited (255)"), "{d}: {ps}");
+        assert!(!hutch_ok(&u, &["ps"]).contains(&id[..12]));
+        assert_eq!(hutch_ok(&u, &["wait", &name]).trim(), "255");
+        hutch_ok(&u, &["rm", &name]);
+        for p in daemons {
+            assert!(!alive(p), "{d}: fuse-overlayfs {p} survived");
+        }
+        assert_container_gone(&u, &id);
+    }
     assert!(
         u.leftover_containers().is_empty(),
         "{:?}",
@@ -425,18 +567,25 @@ fn two_concurrent_runs_with_one_name_exactly_one_wins() {
     );
 }
 
-#[test]
-fn twenty_concurrent_runs_and_rm_force_leave_nothing_behind() {
+/// `run -d` of 20 containers of a stored image at once, then `rm -f` of
+/// all of them in four concurrent batches: nothing is left behind.
+fn twenty_concurrent_runs(driver: Option<&str>) {
     let Some(u) = TestUser::t1() else { return };
-    let image = images().oci_ref("latest");
+    if !load_busybox(&u) {
+        return;
+    }
     let opts = Opts {
         timeout: Duration::from_secs(120),
         ..Opts::default()
     };
-    let mut runs: Vec<Running> = (0..20)
-        .map(|_| spawn_hutch(&u, &["run", "-d", &image, "sleep", "1000"], &opts))
-        .collect();
+    let mut args = vec!["run", "-d"];
+    if let Some(d) = driver {
+        args.extend(["--storage-driver", d]);
+    }
+    args.extend(["test/busybox", "sleep", "1000"]);
+    let mut runs: Vec<Running> = (0..20).map(|_| spawn_hutch(&u, &args, &opts)).collect();
     let sessions: Vec<u32> = runs.iter_mut().filter_map(|r| r.session()).collect();
+    assert_eq!(sessions.len(), 20);
     let ids: Vec<String> = runs
         .into_iter()
         .map(|r| {
@@ -446,6 +595,22 @@ fn twenty_concurrent_runs_and_rm_force_leave_nothing_behind() {
         })
         .collect();
     assert_eq!(hutch_ok(&u, &["ps", "-q"]).lines().count(), 20);
+    // Control: each runs on the driver asked for (overlay by default here).
+    let want = expected_fstype(driver.unwrap_or("overlay"));
+    let mut daemons = Vec::new();
+    for id in &ids {
+        let rec = record(&u, id);
+        let init = pid_of(&rec, "pid");
+        let inside = proc_read(init, "mountinfo").unwrap_or_default();
+        assert_eq!(root_fstype(&inside), want, "{id}: {inside}");
+        daemons.extend(fuse_daemons(&descendants(pid_of(
+            &rec["supervisor"],
+            "pid",
+        ))));
+    }
+    if driver == Some("fuse-overlayfs") {
+        assert_eq!(daemons.len(), 20, "{daemons:?}");
+    }
     let rms: Vec<Running> = ids
         .chunks(5)
         .map(|chunk| {
@@ -464,15 +629,28 @@ fn twenty_concurrent_runs_and_rm_force_leave_nothing_behind() {
             Vec::<u32>::new()
         );
     }
+    for p in daemons {
+        assert!(!alive(p), "fuse-overlayfs {p} survived");
+    }
     assert_eq!(hutch_ok(&u, &["ps", "-a", "-q"]), "");
     for id in &ids {
-        assert_eq!(host_mounts(id), Vec::<String>::new());
+        assert_container_gone(&u, id);
     }
     assert!(
         u.leftover_containers().is_empty(),
         "{:?}",
         u.leftover_containers()
     );
+}
+
+#[test]
+fn twenty_concurrent_runs_and_rm_force_leave_nothing_behind() {
+    twenty_concurrent_runs(None);
+}
+
+#[test]
+fn twenty_concurrent_runs_on_fuse_overlayfs_leave_nothing_behind() {
+    twenty_concurrent_runs(Some("fuse-overlayfs"));
 }
 
 #[test]
@@ -675,4 +853,163 @@ fn wait_reports_the_exit_code_of_a_detached_rm_container() {
         u.leftover_containers()
     );
     assert_eq!(hutch_ok(&u, &["ps", "-a", "-q"]), "");
+}
+
+#[test]
+fn a_torn_record_is_listed_and_removed() {
+    let Some(u) = TestUser::t1() else { return };
+    if !load_busybox(&u) {
+        return;
+    }
+    let id = hutch_ok(&u, &["run", "-d", "--name", "torn", "test/busybox", "true"])
+        .trim()
+        .to_string();
+    assert_eq!(hutch_ok(&u, &["wait", "torn"]).trim(), "0");
+    // Control: its overlay upper dir exists.
+    let data = u.data_dir.join(format!("hutch/containers/{id}"));
+    assert!(data.join("upper").is_dir());
+    // A crash tore the record.
+    let path = data.join("state.json");
+    let text = fs::read_to_string(&path).unwrap();
+    fs::write(&path, &text[..text.len() / 3]).unwrap();
+    let r = hutch_run(&u, &["ps", "-a"]);
+    assert_eq!(r.code(), Some(0), "{r}");
+    let row = r.stdout.lines().find(|l| l.starts_with(&id[..12]));
+    assert!(row.is_some_and(|l| l.contains("Exited (255)")), "{r}");
+    assert!(
+        r.stderr.contains("warning:") && r.stderr.contains("hutch rm"),
+        "{r}"
+    );
+    hutch_ok(&u, &["rm", &id[..12]]);
+    assert_container_gone(&u, &id);
+    assert!(
+        u.leftover_containers().is_empty(),
+        "{:?}",
+        u.leftover_containers()
+    );
+}
+
+#[test]
+fn container_prune_removes_stopped_containers_and_keeps_running_ones() {
+    let Some(u) = TestUser::t1() else { return };
+    if !load_busybox(&u) {
+        return;
+    }
+    let up = hutch_ok(
+        &u,
+        &["run", "-d", "--name", "up", "test/busybox", "sleep", "1000"],
+    )
+    .trim()
+    .to_string();
+    let ended = hutch_ok(
+        &u,
+        &["run", "-d", "--name", "ended", "test/busybox", "true"],
+    )
+    .trim()
+    .to_string();
+    assert_eq!(hutch_ok(&u, &["wait", "ended"]).trim(), "0");
+    let made = hutch_ok(&u, &["create", "--name", "made", "test/busybox", "true"])
+        .trim()
+        .to_string();
+    // Control: all three are listed, each with its own upper dir.
+    let ps = hutch_ok(&u, &["ps", "-a", "-q", "--no-trunc"]);
+    for id in [&up, &ended, &made] {
+        assert!(ps.contains(id.as_str()), "{ps}");
+        let upper = u.data_dir.join(format!("hutch/containers/{id}/upper"));
+        assert!(upper.is_dir(), "{}", upper.display());
+    }
+    let out = hutch_ok(&u, &["container", "prune", "-f"]);
+    let mut deleted: Vec<&str> = out.lines().skip(1).collect();
+    deleted.sort_unstable();
+    let mut want = vec![ended.as_str(), made.as_str()];
+    want.sort_unstable();
+    assert!(out.starts_with("Deleted Containers:\n"), "{out}");
+    assert_eq!(deleted, want, "{out}");
+    assert_container_gone_beside(&u, &ended, &[&up]);
+    assert_container_gone_beside(&u, &made, &[&up]);
+    assert_eq!(status(&u, "up"), "running");
+    assert_eq!(hutch_ok(&u, &["ps", "-a", "-q", "--no-trunc"]).trim(), up);
+    assert!(u
+        .data_dir
+        .join(format!("hutch/containers/{up}/upper"))
+        .is_dir());
+    hutch_ok(&u, &["rm", "-f", "up"]);
+    assert_container_gone(&u, &up);
+}
+
+#[test]
+fn kill_delivers_the_signal_asked_for() {
+    let Some(u) = TestUser::t1() else { return };
+    let script = "trap 'echo got-TERM' TERM; trap 'echo got-USR1' USR1; echo ready; \
+                  while :; do sleep 0.1; done";
+    run_d(&u, &["--name", "sig"], &["sh", "-c", script]);
+    assert!(wait_until(10, || hutch_ok(&u, &["logs", "sig"]).contains("ready")));
+    for (sig, want) in [
+        ("USR1", "got-USR1"),
+        ("TERM", "got-TERM"),
+        ("SIGUSR1", "got-USR1"),
+    ] {
+        let before = hutch_ok(&u, &["logs", "sig"]).matches(want).count();
+        assert_eq!(hutch_ok(&u, &["kill", "-s", sig, "sig"]).trim(), "sig");
+        assert!(
+            wait_until(10, || hutch_ok(&u, &["logs", "sig"]).matches(want).count()
+                == before + 1),
+            "{sig}: {}",
+            hutch_ok(&u, &["logs", "sig"])
+        );
+        // The trap handles it: the container keeps running.
+        assert_eq!(status(&u, "sig"), "running", "{sig}");
+    }
+    let r = hutch_run(&u, &["kill", "-s", "NOPE", "sig"]);
+    assert_eq!(r.code(), Some(125), "{r}");
+    assert!(r.stderr.contains("unknown signal"), "{r}");
+    // Without -s: SIGKILL, as in Docker.
+    hutch_ok(&u, &["kill", "sig"]);
+    assert_eq!(hutch_ok(&u, &["wait", "sig"]).trim(), "137");
+    hutch_ok(&u, &["rm", "sig"]);
+}
+
+#[test]
+fn an_unnamed_container_gets_a_generated_name_it_answers_to() {
+    let Some(u) = TestUser::t1() else { return };
+    let a = run_d(&u, &[], &["sh", "-c", "echo hello; sleep 1000"]);
+    let b = run_d(&u, &[], &["sleep", "1000"]);
+    let name_of = |id: &str| {
+        let v = inspect(&u, id);
+        v["Name"]
+            .as_str()
+            .unwrap_or_default()
+            .trim_start_matches('/')
+            .to_string()
+    };
+    let (na, nb) = (name_of(&a), name_of(&b));
+    for n in [&na, &nb] {
+        let (adj, sur) = n.split_once('_').unwrap_or_else(|| panic!("{n:?}"));
+        assert!(
+            !adj.is_empty() && adj.bytes().all(|c| c.is_ascii_lowercase()),
+            "{n}"
+        );
+        assert!(
+            !sur.is_empty()
+                && sur
+                    .bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()),
+            "{n}"
+        );
+    }
+    assert_ne!(na, nb);
+    // Shown in ps's NAMES column, and usable wherever a name is.
+    let ps = hutch_ok(&u, &["ps"]);
+    for (id, n) in [(&a, &na), (&b, &nb)] {
+        let row = ps.lines().find(|l| l.starts_with(&id[..12]));
+        assert!(row.is_some_and(|l| l.ends_with(n.as_str())), "{ps}");
+    }
+    assert!(wait_until(10, || hutch_ok(&u, &["logs", &na]) == "hello\n"));
+    assert_eq!(record(&u, &a)["name"], na.as_str());
+    hutch_ok(&u, &["rm", "-f", &na, &nb]);
+    assert!(
+        u.leftover_containers().is_empty(),
+        "{:?}",
+        u.leftover_containers()
+    );
 }

@@ -275,6 +275,16 @@ fn each_driver_runs_isolates_writes_and_keeps_layers_intact() {
     );
 }
 
+/// `hutch doctor`'s storage driver line (its exit status depends on the
+/// host's network helpers, not on storage).
+fn doctor_storage_line(u: &TestUser, env: &[(&str, &str)]) -> String {
+    let r = with_env(u, &["doctor"], env);
+    assert!(matches!(r.code(), Some(0 | 1)), "{r}");
+    let line = r.stdout.lines().find(|l| l.contains(" storage driver "));
+    line.unwrap_or_else(|| panic!("no storage driver line: {r}"))
+        .to_string()
+}
+
 fn with_env(u: &TestUser, args: &[&str], env: &[(&str, &str)]) -> Run {
     let opts = Opts {
         env: env
@@ -316,6 +326,12 @@ fn automatic_choice_explicit_choice_and_a_hidden_fuse_overlayfs() {
         .as_str()
         .unwrap()
         .contains("works"));
+    // doctor reports the driver run uses, probed on the same directory.
+    let line = doctor_storage_line(&u, &env);
+    assert!(
+        line.trim_start().starts_with("ok") && line.contains("overlay: kernel overlayfs works"),
+        "{line}"
+    );
     let r = with_env(
         &u,
         &["run", "--rm", "--name", "auto", "test/busybox", "true"],
@@ -498,6 +514,11 @@ fn a_store_kernel_overlay_refuses_falls_back_to_fuse_overlayfs_then_vfs() {
         );
         assert!(info.stdout.contains(reason), "{info}");
         assert!(info.stdout.contains("filesystem: overlayfs"), "{info}");
+        let line = doctor_storage_line(&u, env);
+        assert!(
+            line.contains(&format!(" {want}: ")) && line.contains(reason),
+            "{want}: {line}"
+        );
         let r = with_env(
             &u,
             &["run", "--rm", "test/busybox", "sh", "-c", script],
@@ -669,4 +690,124 @@ fn fuse_overlayfs_daemon_ends_when_hutch_is_killed() {
     let stat = proc_read(daemon, "stat").unwrap_or_default();
     let alive = comm(daemon) == "fuse-overlayfs" && !stat.contains(") Z ");
     assert!(!alive, "the daemon survived: {stat}");
+}
+
+#[test]
+fn oci_images_share_the_stores_layers_and_obey_the_driver() {
+    let Some(u) = TestUser::t1() else { return };
+    let oci = images().oci_ref("latest");
+    let archive = images().archive_ref("latest");
+    let script = "cat /etc/layer2; test -e /etc/removed-by-whiteout && echo LOST || echo HIDDEN; \
+                  echo x > /w; cat /w; mount | head -1";
+    for d in DRIVERS {
+        for (i, image) in [&oci, &archive].into_iter().enumerate() {
+            let name = format!("o-{d}-{i}");
+            let r = hutch_run(
+                &u,
+                &[
+                    "run",
+                    "--name",
+                    &name,
+                    "--storage-driver",
+                    d,
+                    image,
+                    "sh",
+                    "-c",
+                    script,
+                ],
+            );
+            assert_eq!(r.code(), Some(0), "{d} {image}: {r}");
+            let mut lines = r.stdout.lines();
+            assert_eq!(lines.next(), Some("layer2"), "{d}: {r}");
+            assert_eq!(lines.next(), Some("HIDDEN"), "{d}: {r}");
+            assert_eq!(lines.next(), Some("x"), "{d}: {r}");
+            let root_mount = lines.next().unwrap_or_default();
+            assert_eq!(
+                (
+                    root_mount.contains("fuse-overlayfs"),
+                    root_mount.starts_with("overlay ")
+                ),
+                (d == "fuse-overlayfs", d == "overlay"),
+                "{d}: {root_mount}"
+            );
+            assert_session_ended(&r);
+            let (dir, state) = container_dir(&u, &name);
+            assert_eq!(state["storage"]["driver"], d, "{d}: {state}");
+            let private = if d == "vfs" { "rootfs" } else { "upper" };
+            let w = dir.join(private).join("w");
+            assert_eq!(fs::read_to_string(&w).unwrap_or_default(), "x\n", "{d}");
+            hutch_ok(&u, &["rm", &name]);
+        }
+    }
+    // The overlay rungs unpacked each layer once, into the store, where
+    // `image prune` finds them once no container uses them.
+    let layers = layer_dirs(&u);
+    assert_eq!(layers.len(), 2, "{layers:?}");
+    assert!(
+        u.leftover_containers().is_empty(),
+        "{:?}",
+        u.leftover_containers()
+    );
+    let out = hutch_ok(&u, &["image", "prune", "-f"]);
+    assert!(out.contains("Removed 2 unpacked layers"), "{out}");
+}
+
+#[test]
+fn an_opaque_directory_hides_the_lower_ones_files_under_every_driver() {
+    use common::layout::{self, Entry, Layout};
+    let Some(u) = TestUser::t1() else { return };
+    // The test image plus a layer with /opq/{lower,sub/deep} and one above
+    // it that makes /opq opaque and adds /opq/upper.
+    let l = Layout::new(&u.root_scratch("opaque-layout"));
+    let mut image = l.base(&images().oci, "latest");
+    let lower = layout::tar(&[
+        Entry::Dir("opq/"),
+        Entry::File("opq/lower", b"lower\n"),
+        Entry::Dir("opq/sub/"),
+        Entry::File("opq/sub/deep", b"deep\n"),
+        Entry::File("kept", b"kept\n"),
+    ]);
+    let upper = layout::tar(&[
+        Entry::Dir("opq/"),
+        Entry::File("opq/.wh..wh..opq", b""),
+        Entry::File("opq/upper", b"upper\n"),
+    ]);
+    l.add_layer(&mut image, &lower);
+    l.add_layer(&mut image, &upper);
+    let m = l.manifest(&image);
+    l.tag_latest(&m);
+    let (ok, out) = host("chmod", &["-R", "a+rX", &l.dir.display().to_string()]);
+    assert!(ok, "{out}");
+    let script = "ls -A /opq; cat /kept; test -e /opq/sub/deep && echo LOST || echo HIDDEN";
+    for d in DRIVERS {
+        let name = format!("opq-{d}");
+        let r = hutch_run(
+            &u,
+            &[
+                "run",
+                "--name",
+                &name,
+                "--storage-driver",
+                d,
+                &l.oci_ref(),
+                "sh",
+                "-c",
+                script,
+            ],
+        );
+        assert_eq!(
+            (r.code(), r.stdout.as_str()),
+            (Some(0), "upper\nkept\nHIDDEN\n"),
+            "{d}: {r}"
+        );
+        let (_, state) = container_dir(&u, &name);
+        assert_eq!(state["storage"]["driver"], d, "{d}: {state}");
+        hutch_ok(&u, &["rm", &name]);
+    }
+    // Control: the lower layer really holds what the opaque dir hides.
+    let held = layer_dirs(&u)
+        .iter()
+        .filter(|dir| dir.join("opq/sub/deep").is_file())
+        .count();
+    assert_eq!(held, 1, "{:?}", layer_dirs(&u));
 }

@@ -26,7 +26,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     // Checked first: a bad flag or config file fails before any work.
     let explicit_driver = crate::rootfs::driver::explicit(args.storage_driver.as_deref())?;
     let id = state::new_id()?;
-    let container = Container::create(&dirs, &State::new(&id, args.name.as_deref()))?;
+    let mut first = State::new(&id, args.name.as_deref());
+    let container = Container::create(&dirs, &mut first)?;
     // From here on, the container's directories go away on every error.
     let mut cleanup = Cleanup {
         container: &container,
@@ -34,7 +35,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         keep: false,
     };
     // Opened once: each open takes the store lock and tidies its temp files.
-    let store = matches!(source, Source::Stored(_))
+    // `oci:` images too: their layers are unpacked into the store's shared
+    // layers, keyed by diff_id, and go through the storage ladder.
+    let store = matches!(source, Source::Stored(_) | Source::Image(_))
         .then(|| Store::open(&dirs))
         .transpose()?;
     let (image, diff_ids) = open_image(&source, &container, store.as_ref(), &args)?.unzip();
@@ -42,10 +45,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     let mut plan = make_plan(&args, config, &command, &id, &container.run_dir, &dirs.data)?;
     settle_network(&args, &mut plan)?;
     let mut record = new_record(&plan, &source, image.as_ref(), &container);
+    // The name given, or the one `create` generated.
+    record.name = first.name.clone();
     record.volumes = plan.named_volumes.clone();
-    // Only stored images have diff ids; a concurrent prune keeps these.
+    // A concurrent `image prune` keeps the layers a container lists.
     record.layers = diff_ids.clone().unwrap_or_default();
-    // Stored images stand on shared layers: choose how (DESIGN.md, storage).
+    // Images stand on shared layers: choose how (DESIGN.md, storage).
     let storage = store
         .is_some()
         .then(|| crate::rootfs::driver::decide(explicit_driver, &dirs, false))
@@ -63,11 +68,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         (Some(store), Some(img), Some(diff_ids), Some(choice)) => {
             crate::rootfs::prepare(store, img, &diff_ids, &container, &maps, choice)?
         }
-        _ => (
-            prepare_rootfs(&source, image, &container, &maps)?,
-            RootfsMount::Plain,
-        ),
+        _ => (plain_rootfs(&source)?, RootfsMount::Plain),
     };
+    // An `oci-archive:`'s extracted layout is not needed past the unpack.
+    drop(image);
     let shared = shared_network(&dirs, &plan, &maps)?;
     write_etc_files(&container, &plan, shared.as_ref())?;
     let config_json = container.run_dir.join("config.json");
@@ -352,7 +356,10 @@ fn open_image(
 ) -> anyhow::Result<Option<(image::Image, Vec<String>)>> {
     match source {
         Source::Dir(_) => Ok(None),
-        Source::Image(r) => image::open(r, &c.data_dir).map(|i| Some((i, Vec::new()))),
+        Source::Image(r) => image::open(r, &c.data_dir).map(|i| {
+            let diff_ids = i.diff_ids.clone();
+            Some((i, diff_ids))
+        }),
         Source::Stored(name) => {
             let store = store.context("open image: the store is not open")?;
             let rec = find_or_pull(store, name, args)?;
@@ -410,24 +417,12 @@ fn make_plan(
     })
 }
 
-/// A plain directory is used in place; an image is unpacked into the
-/// container's data directory, inside the user namespace so that file
-/// owners map into the subordinate range.
-fn prepare_rootfs(
-    source: &Source,
-    image: Option<image::Image>,
-    c: &Container,
-    maps: &IdMaps,
-) -> anyhow::Result<PathBuf> {
-    let image = match (source, image) {
-        (Source::Dir(d), _) => return Ok(d.clone()),
-        (_, Some(image)) => image,
-        (_, None) => anyhow::bail!("prepare rootfs: image not opened"),
-    };
-    let rootfs = rootfs_path(source, c);
-    std::fs::create_dir(&rootfs).with_context(|| format!("create `{}`", rootfs.display()))?;
-    crate::rootfs::private_copy(&image, &rootfs, maps)?;
-    Ok(rootfs)
+/// `--rootfs DIR` is used in place; images go through `rootfs::prepare`.
+fn plain_rootfs(source: &Source) -> anyhow::Result<PathBuf> {
+    match source {
+        Source::Dir(d) => Ok(d.clone()),
+        _ => anyhow::bail!("prepare rootfs: the image was not opened"),
+    }
 }
 
 /// The plain directory, or where an image is unpacked.

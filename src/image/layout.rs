@@ -33,6 +33,9 @@ pub struct Image {
     pub config: ImageConfig,
     /// Bottom layer first.
     pub layers: Vec<Layer>,
+    /// The config's `rootfs.diff_ids`, one per layer, bottom first: the
+    /// keys of the store's shared unpacked layers.
+    pub diff_ids: Vec<String>,
     /// For `oci-archive:`, the extracted layout; removed on drop.
     pub extracted: Option<ScratchDir>,
 }
@@ -217,6 +220,35 @@ fn resolve_index(layout: &Path, chosen: &Descriptor) -> anyhow::Result<Descripto
     )
 }
 
+#[derive(Debug, Default, Deserialize)]
+struct ConfigRootfs {
+    #[serde(default)]
+    rootfs: RootfsSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RootfsSection {
+    #[serde(default)]
+    diff_ids: Vec<String>,
+}
+
+/// The config's diff_ids, checked: one well-formed digest per layer (each
+/// layer's content is verified against its own when it is unpacked).
+fn diff_ids(config: &[u8], layers: usize) -> anyhow::Result<Vec<String>> {
+    let parsed: ConfigRootfs = decode(config, "config")?;
+    let ids = parsed.rootfs.diff_ids;
+    if ids.len() != layers {
+        anyhow::bail!(
+            "check `rootfs.diff_ids`: the config lists {} for {layers} layers",
+            ids.len()
+        );
+    }
+    for d in &ids {
+        Digest::parse(d)?;
+    }
+    Ok(ids)
+}
+
 /// Reads the manifest, the config and the layer list.
 fn read_image(layout: &Path, desc: &Descriptor) -> anyhow::Result<Image> {
     let digest = Digest::parse(&desc.digest)?;
@@ -251,10 +283,13 @@ fn read_image(layout: &Path, desc: &Descriptor) -> anyhow::Result<Image> {
         .iter()
         .map(|l| layer(layout, l))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let diff_ids = diff_ids(&config_bytes, layers.len())
+        .with_context(|| format!("read config `{config_digest}`"))?;
     Ok(Image {
         id: config_digest.hex().to_owned(),
         config,
         layers,
+        diff_ids,
         extracted: None,
     })
 }

@@ -41,8 +41,13 @@ impl Layout {
 
     /// An image with one config (Cmd = `cmd`) and the given layers.
     fn image(&self, cmd: &str, layers: &[Vec<u8>]) -> Value {
+        let diff_ids: Vec<String> = layers
+            .iter()
+            .map(|l| format!("sha256:{}", hex(&Sha256::digest(l))))
+            .collect();
         let config = json!({"architecture": host_arch(), "os": "linux",
-            "config": {"Cmd": [cmd], "Env": ["A=1"], "WorkingDir": "/w", "User": "u"}});
+            "config": {"Cmd": [cmd], "Env": ["A=1"], "WorkingDir": "/w", "User": "u"},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids}});
         let config = self.json_blob("application/vnd.oci.image.config.v1+json", &config);
         let layers: Vec<Value> = layers
             .iter()
@@ -222,12 +227,12 @@ fn picks_the_host_platform_from_a_nested_index() {
 fn reads_docker_schema2_manifests() {
     let tmp = tempfile::tempdir().unwrap();
     let l = Layout::new(&tmp.path().join("img"));
-    let config = json!({"config": {"Entrypoint": ["/init"], "Cmd": null, "Env": null}});
+    let bytes = layer("d", b"d");
+    let diff_id = format!("sha256:{}", hex(&Sha256::digest(&bytes)));
+    let config = json!({"config": {"Entrypoint": ["/init"], "Cmd": null, "Env": null},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]}});
     let config = l.json_blob("application/vnd.docker.container.image.v1+json", &config);
-    let layer = l.blob(
-        "application/vnd.docker.image.rootfs.diff.tar.gzip",
-        &layer("d", b"d"),
-    );
+    let layer = l.blob("application/vnd.docker.image.rootfs.diff.tar.gzip", &bytes);
     let mt = "application/vnd.docker.distribution.manifest.v2+json";
     let manifest =
         json!({"schemaVersion": 2, "mediaType": mt, "config": config, "layers": [layer]});
@@ -307,4 +312,29 @@ fn archives_may_hold_only_files_and_directories() {
     );
     let left = fs::read_dir(tmp.path().join("scratch")).unwrap().count();
     assert_eq!(left, 0, "the scratch dir is removed on failure");
+}
+
+#[test]
+fn diff_ids_are_read_and_must_match_the_layers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let l = Layout::new(&tmp.path().join("img"));
+    let bytes = layer("a", b"x");
+    l.index(&[l.image("sh", std::slice::from_ref(&bytes))]);
+    let image = open(&l.oci(None), tmp.path()).unwrap();
+    assert_eq!(
+        image.diff_ids,
+        [format!("sha256:{}", hex(&Sha256::digest(&bytes)))]
+    );
+    // A config without them (or with too few) cannot key shared layers.
+    let config = json!({"architecture": host_arch(), "os": "linux", "config": {}});
+    let config = l.json_blob("application/vnd.oci.image.config.v1+json", &config);
+    let layer = l.blob("application/vnd.oci.image.layer.v1.tar", &bytes);
+    let manifest = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": config, "layers": [layer]});
+    l.index(&[l.json_blob(OCI_MANIFEST, &manifest)]);
+    let err = open_err(&l.oci(None), tmp.path());
+    assert!(
+        err.contains("check `rootfs.diff_ids`: the config lists 0 for 1 layers"),
+        "{err}"
+    );
 }

@@ -16,10 +16,12 @@ use crate::sys::probe::{self, OverlayPaths, ProbeOutcome, SelfMaps};
 // ---- overlay ---------------------------------------------------------------
 
 pub(super) fn check_overlay(who: &Who, data_dir: Option<&Path>, facts: &mut Facts) -> Check {
-    // Test on the filesystem that will hold the layers, if it exists yet.
+    // Test where `run` tests (`rootfs::probe_dir`): the filesystem of the
+    // upper dirs, which is local disk when the store is on NFS; its
+    // nearest existing directory if it is not created yet.
     let base = data_dir
-        .filter(|d| d.is_dir())
-        .map_or_else(std::env::temp_dir, Path::to_path_buf);
+        .map(|d| overlay_probe_dir(d, who.uid))
+        .unwrap_or_else(std::env::temp_dir);
     let scratch = base.join(format!(".hutch-doctor-{}", std::process::id()));
     let outcome = match make_overlay_dirs(&scratch) {
         Ok(paths) => probe::overlay(&SelfMaps::single(who.uid, who.gid), &paths, PROBE_TIMEOUT),
@@ -32,6 +34,15 @@ pub(super) fn check_overlay(who: &Who, data_dir: Option<&Path>, facts: &mut Fact
     let check = judge_overlay(&outcome, &base);
     facts.kernel_overlay = check.status == Status::Ok;
     check
+}
+
+/// The directory `run` would probe kernel overlay on for a store at
+/// `data`, or its nearest existing ancestor.
+fn overlay_probe_dir(data: &Path, uid: u32) -> PathBuf {
+    let dir = crate::rootfs::probe_dir_of(data, &crate::state::containers_dir(data, uid));
+    dir.ancestors()
+        .find(|p| p.is_dir())
+        .map_or_else(std::env::temp_dir, Path::to_path_buf)
 }
 
 /// Whether kernel overlay with `userxattr` mounts in a user namespace
@@ -348,6 +359,23 @@ fn judge_data_dir(dir: &Path, not_yet: bool, magic: Option<u32>) -> Check {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn doctor_probes_overlay_where_run_does() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("share/hutch");
+        // Not created yet: its nearest existing directory, same filesystem.
+        assert_eq!(overlay_probe_dir(&data, 1000), tmp.path());
+        std::fs::create_dir_all(&data).unwrap();
+        // A local store keeps containers beside it: `run` probes the store.
+        let containers = crate::state::containers_dir(&data, 1000);
+        assert_eq!(containers, data.join("containers"));
+        assert_eq!(
+            overlay_probe_dir(&data, 1000),
+            crate::rootfs::probe_dir_of(&data, &containers)
+        );
+        assert_eq!(overlay_probe_dir(&data, 1000), data);
+    }
 
     #[test]
     fn judge_overlay_table() {

@@ -32,9 +32,15 @@ use crate::userns::{idmap, IdMaps};
 /// Where to probe kernel overlay: the filesystem of the upper dirs
 /// (`Dirs::containers`), where the store is (layers) or local disk.
 pub fn probe_dir(dirs: &Dirs) -> PathBuf {
-    match dirs.containers.parent() {
-        Some(p) if p != dirs.data => p.to_path_buf(),
-        _ => dirs.data.clone(),
+    probe_dir_of(&dirs.data, &dirs.containers)
+}
+
+/// [`probe_dir`] for a store at `data` whose containers go to `containers`
+/// (`hutch doctor` has no `Dirs`: it creates nothing).
+pub fn probe_dir_of(data: &Path, containers: &Path) -> PathBuf {
+    match containers.parent() {
+        Some(p) if p != data => p.to_path_buf(),
+        _ => data.to_path_buf(),
     }
 }
 
@@ -46,7 +52,8 @@ pub fn network_warning(dirs: &Dirs) -> Option<String> {
     }
     let fs = crate::preflight::fs_name(&dirs.data).map_or("a network filesystem", |f| f.0);
     Some(format!(
-        "warning: the store `{}` is on {fs}, which cannot hold containers' writable files:          they are kept on local disk in `{}`",
+        "warning: the store `{}` is on {fs}, which cannot hold containers' writable files \
+         (upper and work dirs, vfs copies): they are kept on local disk in `{}`",
         dirs.data.display(),
         dirs.containers.display()
     ))
@@ -55,7 +62,7 @@ pub fn network_warning(dirs: &Dirs) -> Option<String> {
 /// How the container init gets its rootfs mounted.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum RootfsMount {
-    /// A plain directory (vfs, `--rootfs`, `oci:`): nothing to mount.
+    /// A plain directory (vfs, `--rootfs`): nothing to mount.
     Plain,
     /// Kernel overlay, mounted by the container init with these options.
     Overlay(String),
@@ -103,7 +110,7 @@ pub fn prepare(
     }
 }
 
-/// The vfs rung (and `oci:` images): every layer unpacked in order into
+/// The vfs rung: every layer unpacked in order into
 /// the container's own `rootfs`, whiteouts applied, inside the user
 /// namespace so that file owners map into the subordinate range.
 pub fn private_copy(image: &Image, rootfs: &Path, maps: &IdMaps) -> anyhow::Result<()> {
@@ -317,5 +324,7 @@ mod tests {
             w.ends_with("kept on local disk in `/var/tmp/hutch-1/containers`"),
             "{w}"
         );
+        assert!(!w.contains("  ") && !w.contains('\n'), "{w}");
+        assert!(w.contains("writable files (upper and work dirs"), "{w}");
     }
 }

@@ -180,6 +180,7 @@ impl Store {
             id: id.hex().to_owned(),
             config,
             layers,
+            diff_ids: rec.diff_ids.clone(),
             extracted: None,
         })
     }
