@@ -46,6 +46,7 @@ use crate::state::Dirs;
 pub use digest::Digest;
 pub use lock::Lock;
 use lock::{Holders, Lease};
+pub use names::split as split_name;
 pub use pull::Pulled;
 pub use record::ImageRecord;
 pub use save::Format;
@@ -297,6 +298,15 @@ impl Store {
     fn record_path(&self, id: &Digest) -> PathBuf {
         self.images_dir().join(format!("{}.json", id.hex()))
     }
+}
+
+/// An image's names that are tags (`REPO:TAG`), not digests.
+pub fn tags_of(rec: &ImageRecord) -> Vec<String> {
+    rec.names
+        .iter()
+        .filter(|n| !n.contains('@'))
+        .cloned()
+        .collect()
 }
 
 /// The size of an existing regular blob file.

@@ -335,6 +335,29 @@ fn to_image_points_layers_at_blobs() {
     assert!(image.layers[0].path.starts_with(&store.root));
 }
 
+const D: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+#[test]
+fn a_digest_finds_the_image_with_that_manifest_in_that_repository() {
+    let (_d, store) = store();
+    let rec = make_image(&store, "by-digest", &[b"l"], &["h:5000/x:1"]);
+    store.add_image(rec.clone()).unwrap();
+    let wanted = format!("h:5000/x@{}", rec.manifest_digest);
+    assert_eq!(store.find(&wanted).unwrap().id, rec.id);
+    // Another repository with the same manifest digest is not it.
+    let other = format!("h:5000/y@{}", rec.manifest_digest);
+    assert!(store.find(&other).is_err());
+    // A digest name is stored as such, shows no tag, and untags by itself.
+    store.tag(&rec.id, "h:5000/x:2").unwrap();
+    let err = store.tag(&rec.id, &wanted).unwrap_err();
+    assert!(format!("{err:#}").contains("cannot be a digest"), "{err:#}");
+    let removed = store.untag_or_remove("h:5000/x:2", false).unwrap();
+    assert_eq!(removed.untagged, ["h:5000/x:2"]);
+    assert_eq!(names::split(&wanted), ("h:5000/x", None));
+    assert_eq!(names::split("[::1]:5/x:t"), ("[::1]:5/x", Some("t")));
+    assert_eq!(names::split("[::1]:5/x"), ("[::1]:5/x", None));
+}
+
 #[test]
 fn normalize_follows_docker() {
     for (input, want) in [
@@ -348,6 +371,10 @@ fn normalize_follows_docker() {
         ("host:5000/x:y", "host:5000/x:y"),
         ("quay.io/a/b/c:t_1.2-x", "quay.io/a/b/c:t_1.2-x"),
         ("my-app__x.y", "docker.io/library/my-app__x.y:latest"),
+        ("[::1]:5000/x", "[::1]:5000/x:latest"),
+        ("docker://alpine", "docker.io/library/alpine:latest"),
+        (&format!("x@{D}"), &format!("docker.io/library/x@{D}")),
+        (&format!("h:1/x:t@{D}"), &format!("h:1/x@{D}")),
     ] {
         assert_eq!(names::normalize(input).unwrap(), want, "{input}");
     }
