@@ -7,6 +7,7 @@
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use anyhow::{bail, Context};
 
@@ -88,7 +89,37 @@ fn pull_one(
 ) -> anyhow::Result<ImageRecord> {
     opts.say(&format!("Trying to pull {r}..."));
     let resolved = client.resolve(r)?;
-    fetch_layers(client, store, &resolved, opts)?;
+    // Blobs this pull wrote: a failed pull removes them, storing nothing.
+    let written = Mutex::new(Vec::new());
+    let result = fetch_layers(client, store, &resolved, opts, &written)
+        .and_then(|()| record(store, r, &resolved, opts, &written));
+    if result.is_err() {
+        let written = written.into_inner().unwrap_or_default();
+        if let Err(e) = store.discard_blobs(&written) {
+            crate::errors::warn(&crate::errors::hint(
+                e.context("remove the blobs of the failed pull"),
+                "`hutch image prune` removes them",
+            ));
+        }
+    }
+    result
+}
+
+/// Stores the manifest and config and records the image under `r`.
+fn record(
+    store: &Store,
+    r: &Reference,
+    resolved: &Resolved,
+    opts: &PullOptions,
+    written: &Mutex<Vec<String>>,
+) -> anyhow::Result<ImageRecord> {
+    for d in [&resolved.config_digest, &resolved.manifest_digest] {
+        if !store.has_blob(d) {
+            if let Ok(mut w) = written.lock() {
+                w.push(d.clone());
+            }
+        }
+    }
     opts.say(&format!(
         "Copying config {} done",
         short(&resolved.config_digest)
@@ -121,6 +152,7 @@ fn fetch_layers(
     store: &Store,
     resolved: &Resolved,
     opts: &PullOptions,
+    written: &Mutex<Vec<String>>,
 ) -> anyhow::Result<()> {
     let layers = &resolved.manifest.layers;
     let board = Board::new(
@@ -132,21 +164,32 @@ fn fetch_layers(
     );
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
+    // After one layer fails, the other workers start no new one.
+    let failed = AtomicBool::new(false);
     std::thread::scope(|s| {
         s.spawn(|| board.run(&stop));
         let workers: Vec<_> = (0..layers.len().min(PARALLEL_LAYERS))
             .map(|_| {
                 s.spawn(|| loop {
+                    if failed.load(Ordering::Relaxed) {
+                        return Ok(());
+                    }
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(layer) = layers.get(i) else {
                         return Ok(());
                     };
                     match fetch_layer(client, store, &resolved.source, layer, &board, i) {
-                        Ok(()) => board.finish(i, Finished::Done),
+                        Ok(()) => {
+                            if let Ok(mut w) = written.lock() {
+                                w.push(layer.digest.clone());
+                            }
+                            board.finish(i, Finished::Done)
+                        }
                         Err(e) if e.downcast_ref::<Skipped>().is_some() => {
                             board.finish(i, Finished::Skipped)
                         }
                         Err(e) => {
+                            failed.store(true, Ordering::Relaxed);
                             board.finish(i, Finished::Failed);
                             return Err(e);
                         }
@@ -186,6 +229,7 @@ fn fetch_layer(
     board: &Board,
     row: usize,
 ) -> anyhow::Result<()> {
+    store.ensure_lease()?;
     let _once = store.download_lock(&layer.digest)?;
     if store.has_blob(&layer.digest) {
         return Err(Skipped.into());
@@ -258,3 +302,4 @@ fn short(digest: &str) -> &str {
     let hex = digest.trim_start_matches("sha256:");
     hex.get(..12).unwrap_or(hex)
 }
+

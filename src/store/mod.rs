@@ -253,7 +253,9 @@ impl Store {
 
     /// Marks this store as a writer, so a concurrent prune keeps the
     /// blobs it has written but not yet referenced from a record.
-    fn ensure_lease(&self) -> anyhow::Result<()> {
+    /// A pull takes it before it finds a layer already stored, so that a
+    /// failing pull beside it leaves that layer alone.
+    pub fn ensure_lease(&self) -> anyhow::Result<()> {
         let mut lease = self
             .lease
             .lock()

@@ -153,6 +153,39 @@ impl Store {
         Ok(removed)
     }
 
+    /// Removes `blobs` that a failed pull wrote, so that it stores nothing:
+    /// each one no image refers to goes, unless another writer holds a
+    /// lease (it may be about to record an image using them; `prune`
+    /// removes them later then). Returns how many were removed.
+    pub fn discard_blobs(&self, blobs: &[String]) -> anyhow::Result<usize> {
+        if blobs.is_empty() {
+            return Ok(0);
+        }
+        let _lock = self.lock()?;
+        let own = self.own_lease();
+        if lock::live_leases(&self.leases_dir(), own.as_deref())? > 0 {
+            return Ok(0);
+        }
+        let records = self.read_records()?;
+        let used: BTreeSet<&str> = records.iter().flat_map(ImageRecord::blobs).collect();
+        let mut count = 0usize;
+        for blob in blobs {
+            if used.contains(blob.as_str()) {
+                continue;
+            }
+            let path = self.blob_path(blob)?;
+            match std::fs::remove_file(&path) {
+                Ok(()) => count += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).with_context(|| format!("remove blob `{blob}`")),
+            }
+        }
+        if count > 0 {
+            fsutil::sync_dir(&self.blob_dir())?;
+        }
+        Ok(count)
+    }
+
     /// Removes dangling images (no names) and blobs no image refers to.
     pub fn prune(&self) -> anyhow::Result<PruneReport> {
         let _lock = self.lock()?;
