@@ -253,13 +253,34 @@ fn fetch_layer(
             .unwrap_or_else(|_| Err(anyhow::anyhow!("the download thread panicked")));
         (fetched, stored)
     });
-    // The store holds only verified content: once it has the blob, the
-    // layer is done, whatever the fetch said after the last byte.
-    if let Err(stored) = stored {
-        fetched.with_context(|| format!("fetch layer `{}`", layer.digest))?;
-        return Err(stored.context(format!("store layer `{}`", layer.digest)));
+    layer_outcome(&layer.digest, fetched, stored)
+}
+
+/// What one layer's download comes to. The store holds only verified
+/// content: once it has the blob, the layer is done, whatever the fetch
+/// said after the last byte. Else the fetch's error explains (a network
+/// failure shows in the store only as a short read), unless the fetch
+/// failed only because the store stopped reading: then the store's error
+/// (a full disk, with its hint) is the cause, not the broken pipe.
+fn layer_outcome(
+    digest: &str,
+    fetched: anyhow::Result<()>,
+    stored: anyhow::Result<std::path::PathBuf>,
+) -> anyhow::Result<()> {
+    let Err(stored) = stored else {
+        return Ok(());
+    };
+    match fetched {
+        Err(f) if !is_broken_pipe(&f) => Err(f.context(format!("fetch layer `{digest}`"))),
+        _ => Err(stored.context(format!("store layer `{digest}`"))),
     }
-    Ok(())
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// `docker-archive:PATH` and `oci-archive:PATH` pull from a file, as in
@@ -303,3 +324,49 @@ fn short(digest: &str) -> &str {
     hex.get(..12).unwrap_or(hex)
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    fn full_disk() -> anyhow::Error {
+        let io = std::io::Error::from_raw_os_error(libc::ENOSPC);
+        let err = anyhow::Error::new(io).context("write blob");
+        crate::errors::hint_if_full(err, std::path::Path::new("/store"))
+    }
+
+    fn broken_pipe() -> anyhow::Error {
+        let io = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+        anyhow::Error::new(io).context("write the blob")
+    }
+
+    #[test]
+    fn a_full_store_is_reported_not_the_broken_pipe_it_causes() {
+        let err = layer_outcome(D, Err(broken_pipe()), Err(full_disk())).unwrap_err();
+        let (chain, hints, _) = crate::errors::split(&err);
+        let text = chain.join(": ");
+        assert!(text.starts_with(&format!("store layer `{D}`")), "{text}");
+        assert!(!text.to_lowercase().contains("broken pipe"), "{text}");
+        assert!(text.contains("No space left on device"), "{text}");
+        assert_eq!(hints.len(), 1, "{hints:?}");
+        // The store failing while the fetch ended well is the store's error too.
+        let err = layer_outcome(D, Ok(()), Err(full_disk())).unwrap_err();
+        assert!(format!("{err:#}").contains("No space left"), "{err:#}");
+    }
+
+    #[test]
+    fn a_network_failure_is_reported_over_the_short_read_it_causes() {
+        let fetched = Err(anyhow::anyhow!("connection reset"));
+        let stored = Err(anyhow::anyhow!("verify blob: it has 3 bytes, expected 9"));
+        let err = layer_outcome(D, fetched, stored).unwrap_err();
+        let text = format!("{err:#}");
+        assert!(
+            text.starts_with("fetch layer") && text.contains("reset"),
+            "{text}"
+        );
+        // Once the blob is stored, a late fetch error does not matter.
+        let ok = layer_outcome(D, Err(broken_pipe()), Ok("/b".into()));
+        assert!(ok.is_ok());
+    }
+}
