@@ -578,3 +578,50 @@ fn oci_archive_blobs_are_verified() {
         manifest_d.to_string()
     );
 }
+
+#[test]
+fn only_unpacks_nobody_runs_are_stale() {
+    let (_d, store) = store();
+    let hex = |c: &str| c.repeat(64);
+    let diff = |c: &str| format!("sha256:{}", hex(c));
+    let key = "00ff";
+    let mk = |name: &str| {
+        let p = store.root.join("layers").join(key).join(name);
+        std::fs::create_dir_all(p.join("etc")).unwrap();
+        p
+    };
+    // A dead unpack of layer a: its lock is free.
+    let dead = mk(&format!(".tmp-{}-123", hex("a")));
+    // A live one of layer b: this test holds b's lock, as an unpack does.
+    let live = mk(&format!(".tmp-{}-456", hex("b")));
+    let _b = store.layer_lock(key, &diff("b")).unwrap();
+    // Older names: one of this (live) process, one of a process now gone.
+    let own = mk(&format!(".tmp-{}", std::process::id()));
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    child.wait().unwrap();
+    let gone = mk(&format!(".tmp-{}", child.id()));
+    let _layer = mk(&hex("c"));
+    let mut stale: Vec<_> = store
+        .stale_unpacks()
+        .unwrap()
+        .into_iter()
+        .map(|s| s.path)
+        .collect();
+    stale.sort();
+    let mut want = vec![dead.clone(), gone];
+    want.sort();
+    assert_eq!(stale, want);
+    assert!(live.exists() && own.exists());
+    // While a stale unpack is held for removal, its layer stays locked.
+    let held = store.stale_unpacks().unwrap();
+    assert!(held.iter().any(|s| s.path == dead));
+    assert!(store
+        .stale_unpacks()
+        .unwrap()
+        .iter()
+        .all(|s| s.path != dead));
+    // The name an unpack of this process would use.
+    let mine = store.unpack_dir(key, &diff("d")).unwrap();
+    let name = mine.file_name().unwrap().to_string_lossy().into_owned();
+    assert_eq!(name, format!(".tmp-{}-{}", hex("d"), std::process::id()));
+}
