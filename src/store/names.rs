@@ -56,6 +56,11 @@ pub fn candidates(key: &str) -> anyhow::Result<Vec<String>> {
     let Ok(parts) = Parts::parse(key) else {
         return Ok(Vec::new());
     };
+    // A full id is never a name worth reading registries.conf for.
+    let hex = key.strip_prefix("sha256:").unwrap_or(key);
+    if hex.len() == 64 && super::digest::is_lower_hex(hex) {
+        return Ok(Vec::new());
+    }
     if let Some(registry) = &parts.registry {
         return Ok(parts
             .on(registry)
