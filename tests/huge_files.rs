@@ -329,3 +329,46 @@ fn a_layer_bigger_than_the_disk_fails_cleanly_and_the_store_keeps_working() {
     );
     assert!(u.leftover_containers().is_empty());
 }
+
+#[test]
+fn a_pull_onto_a_full_disk_reports_the_store_error_and_keeps_nothing() {
+    let Some(u) = TestUser::t1() else { return };
+    let work = u.root_scratch("full");
+    // 40 MiB that gzip cannot shrink: a layer blob larger than the disk.
+    let out = sh(
+        &work,
+        "mkdir l
+         head -c 40M /dev/urandom > l/noise
+         tar --format=gnu --owner=0 --group=0 -C l -cf layer.tar noise
+         gzip -1 -k layer.tar
+         rm l/noise
+         sha256sum layer.tar",
+    );
+    let blob = work.join("layer.tar.gz");
+    let l = layout_with(&u, "full", &[(OCI_LAYER_GZIP, blob, digest_of(&out))]);
+    let Some(reg) = Registry::start(&u, "needed to pull onto a full disk") else {
+        return;
+    };
+    reg.copy(&l.oci_ref(), "test/full:1", &[]);
+    let _disk = SmallDisk::mount(&u, "24m");
+    let r = hutch_run(
+        &u,
+        &["pull", "--tls-verify=false", &reg.name("test/full:1")],
+    );
+    assert_eq!(r.code(), Some(125), "{r}");
+    // The store's own error and hint, not the download's broken pipe.
+    assert!(r.stderr.contains("No space left on device"), "{r}");
+    assert!(r.stderr.contains("hint: free space"), "{r}");
+    assert!(!r.stderr.to_lowercase().contains("broken pipe"), "{r}");
+    // Nothing stored: no image, no blob (not even the small layers
+    // fetched beside the big one), no temp file.
+    assert!(hutch_ok(&u, &["images", "-q"]).trim().is_empty());
+    let store = u.data_dir.join("hutch/storage");
+    let blobs: Vec<_> = fs::read_dir(store.join("blobs/sha256"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(blobs.is_empty(), "{blobs:?}\n{r}");
+    assert!(temps(&store).is_empty(), "left: {:?}", temps(&store));
+}

@@ -133,17 +133,14 @@ fn a_corrupted_blob_fails_the_pull_and_stores_nothing() {
     assert!(r.stderr.contains("digest"), "{r}");
     let listed = hutch_ok(&u, &["images", "-q"]);
     assert!(listed.trim().is_empty(), "no image recorded: {listed}");
-    // Only the small, intact blobs (config, the tiny layer) may be stored.
-    let stored = fs::read_dir(u.data_dir.join("hutch/storage/blobs/sha256")).map(|d| {
-        d.flatten()
-            .map(|e| e.metadata().map_or(0, |m| m.len()))
-            .max()
-            .unwrap_or(0)
-    });
-    assert!(
-        stored.unwrap_or(0) < bytes.len() as u64,
-        "the corrupt layer was not stored"
-    );
+    // Nothing at all: not the corrupt layer, and not the intact one that
+    // this pull fetched beside it (no image refers to it), nor a temp file.
+    let left: Vec<_> = fs::read_dir(u.data_dir.join("hutch/storage/blobs/sha256"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "the failed pull left blobs: {left:?}\n{r}");
 }
 
 #[test]
@@ -714,4 +711,153 @@ fn a_pull_killed_midway_leaves_the_store_usable() {
         hutch_ok(&u, &["rmi", &name]);
         hutch_ok(&u, &["image", "prune", "-f"]);
     }
+}
+
+/// The manifest digest the registry serves for `name`, as skopeo sees it.
+fn registry_digest(name: &str) -> String {
+    let src = format!("docker://{name}");
+    let (ok, out) = host(
+        "skopeo",
+        &[
+            "inspect",
+            "--tls-verify=false",
+            "--format",
+            "{{.Digest}}",
+            &src,
+        ],
+    );
+    assert!(ok, "skopeo inspect {name}: {out}");
+    let digest = out.lines().last().unwrap_or_default().trim().to_string();
+    assert!(digest.starts_with("sha256:"), "{out}");
+    digest
+}
+
+/// `images` rows as (REPOSITORY, TAG, IMAGE ID).
+fn image_rows(u: &TestUser) -> Vec<(String, String, String)> {
+    hutch_ok(u, &["images"])
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f[0].to_string(), f[1].to_string(), f[2].to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn pull_run_inspect_and_rmi_by_digest() {
+    let Some(u) = TestUser::t1() else { return };
+    let Some(reg) = start_registry(&u) else {
+        return;
+    };
+    let digest = registry_digest(&reg.name("test/busybox:latest"));
+    let by_digest = format!("{}@{digest}", reg.name("test/busybox"));
+    let r = hutch_run(&u, &["pull", "--tls-verify=false", &by_digest]);
+    assert_eq!(r.code(), Some(0), "{r}");
+    let id = r.stdout.trim().to_string();
+    assert_eq!(id.len(), 64, "{r}");
+    // Podman's listing of a digest-only pull: the repository, no tag.
+    assert_eq!(
+        image_rows(&u),
+        [(reg.name("test/busybox"), "<none>".into(), id[..12].into())]
+    );
+    let out = hutch_ok(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "--pull=never",
+            &by_digest,
+            "cat",
+            "/etc/layer2",
+        ],
+    );
+    assert_eq!(out, "layer2\n");
+    for key in [by_digest.clone(), format!("docker://{by_digest}")] {
+        let got = inspect(&u, &key);
+        assert_eq!(got["Id"], json!(id), "{key}: {got}");
+        assert_eq!(got["Digest"], json!(digest), "{key}: {got}");
+        assert_eq!(got["RepoTags"], json!([]), "{key}: {got}");
+        assert_eq!(got["RepoDigests"], json!([by_digest]), "{key}: {got}");
+    }
+    let r = hutch_run(&u, &["rmi", &by_digest]);
+    assert_eq!(r.code(), Some(0), "{r}");
+    assert_eq!(
+        r.stdout,
+        format!("Untagged: {by_digest}\nDeleted: sha256:{id}\n"),
+        "{r}"
+    );
+    assert!(image_rows(&u).is_empty());
+    assert_eq!(store_blobs(&u), 0, "rmi removed every blob");
+}
+
+#[test]
+fn short_names_from_search_registries_are_found_locally_too() {
+    let Some(u) = TestUser::t1() else { return };
+    let Some(reg) = start_registry(&u) else {
+        return;
+    };
+    // The loopback registry is the only search registry, plain HTTP.
+    let conf = u.root_scratch("containers").join("registries.conf");
+    fs::write(
+        &conf,
+        format!(
+            "unqualified-search-registries = [\"{0}\"]\n\n[[registry]]\nlocation = \"{0}\"\ninsecure = true\n",
+            reg.addr
+        ),
+    )
+    .unwrap();
+    let opts = Opts {
+        env: vec![(
+            "CONTAINERS_REGISTRIES_CONF".into(),
+            conf.display().to_string(),
+        )],
+        ..Opts::default()
+    };
+    let hutch = |args: &[&str]| {
+        let r = run_hutch(&u, args, &opts);
+        assert!(!r.timed_out, "{args:?} timed out: {r}");
+        r
+    };
+    let r = hutch(&["pull", "-q", "test/busybox"]);
+    assert_eq!(r.code(), Some(0), "{r}");
+    let id = r.stdout.trim().to_string();
+    let stored = reg.name("test/busybox:latest");
+    let r = hutch(&["images", "--format", "json"]);
+    assert!(
+        r.stdout.contains(&stored),
+        "stored under the search registry: {r}"
+    );
+    // Every local lookup of the short name finds it, with no registry hit.
+    let r = hutch(&[
+        "run",
+        "--rm",
+        "--pull=never",
+        "test/busybox",
+        "cat",
+        "/etc/layer2",
+    ]);
+    assert_eq!((r.code(), r.stdout.as_str()), (Some(0), "layer2\n"), "{r}");
+    let r = hutch(&["run", "--rm", "-q", "test/busybox", "true"]);
+    assert_eq!(r.code(), Some(0), "{r}");
+    assert!(
+        !r.stderr.contains("Trying to pull"),
+        "found, not pulled: {r}"
+    );
+    let r = hutch(&["image", "inspect", "test/busybox:latest"]);
+    assert_eq!(r.code(), Some(0), "{r}");
+    assert!(r.stdout.contains(&id) && r.stdout.contains(&stored), "{r}");
+    let r = hutch(&["tag", "test/busybox", "localhost/mine:1"]);
+    assert_eq!(r.code(), Some(0), "{r}");
+    // Without the search registry, the short name means Docker Hub's.
+    let r = hutch_run(&u, &["image", "inspect", "test/busybox"]);
+    assert_eq!(r.code(), Some(125), "{r}");
+    let r = hutch(&["rmi", "test/busybox"]);
+    assert_eq!(
+        (r.code(), r.stdout.as_str()),
+        (Some(0), format!("Untagged: {stored}\n").as_str()),
+        "{r}"
+    );
+    hutch_ok(&u, &["rmi", "localhost/mine:1"]);
+    assert!(image_rows(&u).is_empty());
 }

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use crate::cli::{ImageArgs, ImageCommand, InspectArgs, PruneArgs};
 use crate::state::Dirs;
-use crate::store::{Digest, ImageRecord, Store};
+use crate::store::{split_name, tags_of, Digest, ImageRecord, Store};
 
 pub fn image(args: ImageArgs) -> anyhow::Result<i32> {
     match args.command {
@@ -35,16 +35,20 @@ fn inspect_one(store: &Store, rec: &ImageRecord) -> anyhow::Result<Value> {
         .with_context(|| format!("decode config of image `{}`", id.short()))?;
     let run = config.get("config").cloned().unwrap_or(Value::Null);
     let pick = |k: &str| run.get(k).cloned().unwrap_or(Value::Null);
+    // Each repository with the manifest digest, and each digest name as
+    // pulled (an index's digest when pulled by it).
     let mut repo_digests: Vec<String> = rec
         .names
         .iter()
-        .map(|n| format!("{}@{}", repo_of(n), rec.manifest_digest))
+        .map(|n| format!("{}@{}", split_name(n).0, rec.manifest_digest))
+        .chain(rec.names.iter().filter(|n| n.contains('@')).cloned())
         .collect();
+    repo_digests.sort();
     repo_digests.dedup();
     Ok(json!({
         "Id": id.hex(),
         "Digest": rec.manifest_digest,
-        "RepoTags": rec.names,
+        "RepoTags": tags_of(rec),
         "RepoDigests": repo_digests,
         "Created": config.get("created").cloned().unwrap_or(Value::Null),
         "Architecture": config.get("architecture").cloned().unwrap_or(Value::Null),
@@ -61,13 +65,6 @@ fn inspect_one(store: &Store, rec: &ImageRecord) -> anyhow::Result<Value> {
         "ManifestType": rec.manifest_media_type,
         "Source": rec.source,
     }))
-}
-
-fn repo_of(name: &str) -> &str {
-    match name.rsplit_once(':') {
-        Some((repo, tag)) if !tag.contains('/') => repo,
-        _ => name,
-    }
 }
 
 /// Removes dangling images and unreferenced blobs, after asking as

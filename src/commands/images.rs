@@ -37,7 +37,7 @@ pub fn images(args: ImagesArgs) -> anyhow::Result<i32> {
 fn json_row(rec: &ImageRecord) -> serde_json::Value {
     json!({
         "Id": rec.id.strip_prefix("sha256:").unwrap_or(&rec.id),
-        "RepoTags": rec.names,
+        "RepoTags": crate::store::tags_of(rec),
         "Digest": rec.manifest_digest,
         "Created": rec.created.as_deref().and_then(parse_rfc3339),
         "CreatedAt": rec.created,
@@ -76,11 +76,10 @@ fn rows(all: &[ImageRecord], no_trunc: bool, now: u64) -> Vec<Vec<String>> {
     out
 }
 
+/// A digest name (`REPO@sha256:...`) shows as TAG `<none>`, as in Podman.
 fn split_name(name: &str) -> (&str, &str) {
-    match name.rsplit_once(':') {
-        Some((repo, tag)) if !tag.contains('/') => (repo, tag),
-        _ => (name, "<none>"),
-    }
+    let (repo, tag) = crate::store::split_name(name);
+    (repo, tag.unwrap_or("<none>"))
 }
 
 /// Columns padded as Docker's tabwriter does (min width 10, padding 3).

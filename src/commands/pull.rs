@@ -7,6 +7,7 @@
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use anyhow::{bail, Context};
 
@@ -88,7 +89,37 @@ fn pull_one(
 ) -> anyhow::Result<ImageRecord> {
     opts.say(&format!("Trying to pull {r}..."));
     let resolved = client.resolve(r)?;
-    fetch_layers(client, store, &resolved, opts)?;
+    // Blobs this pull wrote: a failed pull removes them, storing nothing.
+    let written = Mutex::new(Vec::new());
+    let result = fetch_layers(client, store, &resolved, opts, &written)
+        .and_then(|()| record(store, r, &resolved, opts, &written));
+    if result.is_err() {
+        let written = written.into_inner().unwrap_or_default();
+        if let Err(e) = store.discard_blobs(&written) {
+            crate::errors::warn(&crate::errors::hint(
+                e.context("remove the blobs of the failed pull"),
+                "`hutch image prune` removes them",
+            ));
+        }
+    }
+    result
+}
+
+/// Stores the manifest and config and records the image under `r`.
+fn record(
+    store: &Store,
+    r: &Reference,
+    resolved: &Resolved,
+    opts: &PullOptions,
+    written: &Mutex<Vec<String>>,
+) -> anyhow::Result<ImageRecord> {
+    for d in [&resolved.config_digest, &resolved.manifest_digest] {
+        if !store.has_blob(d) {
+            if let Ok(mut w) = written.lock() {
+                w.push(d.clone());
+            }
+        }
+    }
     opts.say(&format!(
         "Copying config {} done",
         short(&resolved.config_digest)
@@ -121,6 +152,7 @@ fn fetch_layers(
     store: &Store,
     resolved: &Resolved,
     opts: &PullOptions,
+    written: &Mutex<Vec<String>>,
 ) -> anyhow::Result<()> {
     let layers = &resolved.manifest.layers;
     let board = Board::new(
@@ -132,21 +164,32 @@ fn fetch_layers(
     );
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
+    // After one layer fails, the other workers start no new one.
+    let failed = AtomicBool::new(false);
     std::thread::scope(|s| {
         s.spawn(|| board.run(&stop));
         let workers: Vec<_> = (0..layers.len().min(PARALLEL_LAYERS))
             .map(|_| {
                 s.spawn(|| loop {
+                    if failed.load(Ordering::Relaxed) {
+                        return Ok(());
+                    }
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(layer) = layers.get(i) else {
                         return Ok(());
                     };
                     match fetch_layer(client, store, &resolved.source, layer, &board, i) {
-                        Ok(()) => board.finish(i, Finished::Done),
+                        Ok(()) => {
+                            if let Ok(mut w) = written.lock() {
+                                w.push(layer.digest.clone());
+                            }
+                            board.finish(i, Finished::Done)
+                        }
                         Err(e) if e.downcast_ref::<Skipped>().is_some() => {
                             board.finish(i, Finished::Skipped)
                         }
                         Err(e) => {
+                            failed.store(true, Ordering::Relaxed);
                             board.finish(i, Finished::Failed);
                             return Err(e);
                         }
@@ -186,6 +229,7 @@ fn fetch_layer(
     board: &Board,
     row: usize,
 ) -> anyhow::Result<()> {
+    store.ensure_lease()?;
     let _once = store.download_lock(&layer.digest)?;
     if store.has_blob(&layer.digest) {
         return Err(Skipped.into());
@@ -209,13 +253,34 @@ fn fetch_layer(
             .unwrap_or_else(|_| Err(anyhow::anyhow!("the download thread panicked")));
         (fetched, stored)
     });
-    // The store holds only verified content: once it has the blob, the
-    // layer is done, whatever the fetch said after the last byte.
-    if let Err(stored) = stored {
-        fetched.with_context(|| format!("fetch layer `{}`", layer.digest))?;
-        return Err(stored.context(format!("store layer `{}`", layer.digest)));
+    layer_outcome(&layer.digest, fetched, stored)
+}
+
+/// What one layer's download comes to. The store holds only verified
+/// content: once it has the blob, the layer is done, whatever the fetch
+/// said after the last byte. Else the fetch's error explains (a network
+/// failure shows in the store only as a short read), unless the fetch
+/// failed only because the store stopped reading: then the store's error
+/// (a full disk, with its hint) is the cause, not the broken pipe.
+fn layer_outcome(
+    digest: &str,
+    fetched: anyhow::Result<()>,
+    stored: anyhow::Result<std::path::PathBuf>,
+) -> anyhow::Result<()> {
+    let Err(stored) = stored else {
+        return Ok(());
+    };
+    match fetched {
+        Err(f) if !is_broken_pipe(&f) => Err(f.context(format!("fetch layer `{digest}`"))),
+        _ => Err(stored.context(format!("store layer `{digest}`"))),
     }
-    Ok(())
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// `docker-archive:PATH` and `oci-archive:PATH` pull from a file, as in
@@ -257,4 +322,51 @@ fn from_archive(store: &Store, name: &str) -> anyhow::Result<Option<ImageRecord>
 fn short(digest: &str) -> &str {
     let hex = digest.trim_start_matches("sha256:");
     hex.get(..12).unwrap_or(hex)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    fn full_disk() -> anyhow::Error {
+        let io = std::io::Error::from_raw_os_error(libc::ENOSPC);
+        let err = anyhow::Error::new(io).context("write blob");
+        crate::errors::hint_if_full(err, std::path::Path::new("/store"))
+    }
+
+    fn broken_pipe() -> anyhow::Error {
+        let io = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+        anyhow::Error::new(io).context("write the blob")
+    }
+
+    #[test]
+    fn a_full_store_is_reported_not_the_broken_pipe_it_causes() {
+        let err = layer_outcome(D, Err(broken_pipe()), Err(full_disk())).unwrap_err();
+        let (chain, hints, _) = crate::errors::split(&err);
+        let text = chain.join(": ");
+        assert!(text.starts_with(&format!("store layer `{D}`")), "{text}");
+        assert!(!text.to_lowercase().contains("broken pipe"), "{text}");
+        assert!(text.contains("No space left on device"), "{text}");
+        assert_eq!(hints.len(), 1, "{hints:?}");
+        // The store failing while the fetch ended well is the store's error too.
+        let err = layer_outcome(D, Ok(()), Err(full_disk())).unwrap_err();
+        assert!(format!("{err:#}").contains("No space left"), "{err:#}");
+    }
+
+    #[test]
+    fn a_network_failure_is_reported_over_the_short_read_it_causes() {
+        let fetched = Err(anyhow::anyhow!("connection reset"));
+        let stored = Err(anyhow::anyhow!("verify blob: it has 3 bytes, expected 9"));
+        let err = layer_outcome(D, fetched, stored).unwrap_err();
+        let text = format!("{err:#}");
+        assert!(
+            text.starts_with("fetch layer") && text.contains("reset"),
+            "{text}"
+        );
+        // Once the blob is stored, a late fetch error does not matter.
+        let ok = layer_outcome(D, Err(broken_pipe()), Ok("/b".into()));
+        assert!(ok.is_ok());
+    }
 }

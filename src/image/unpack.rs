@@ -26,12 +26,20 @@ pub struct UnpackOptions {
 }
 
 /// What unpacking had to change, to report once to the user.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UnpackReport {
     /// Entries whose owner could not be applied (not mapped): left as root.
     pub flattened_owners: u64,
     /// Device nodes that could not be created (mknod is not allowed).
     pub skipped_devices: u64,
+}
+
+impl UnpackReport {
+    /// Adds another unpack's changes to these.
+    pub fn add(&mut self, other: &UnpackReport) {
+        self.flattened_owners = self.flattened_owners.saturating_add(other.flattened_owners);
+        self.skipped_devices = self.skipped_devices.saturating_add(other.skipped_devices);
+    }
 }
 
 /// Unpacks every layer of `image` into `dest`, bottom first.

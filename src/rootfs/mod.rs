@@ -115,6 +115,7 @@ pub fn prepare(
 /// namespace so that file owners map into the subordinate range.
 pub fn private_copy(image: &Image, rootfs: &Path, maps: &IdMaps) -> anyhow::Result<()> {
     let full_map = maps.helpers.is_some();
+    let user = user_name(); // in the namespace, everyone is root
     let opts = UnpackOptions {
         preserve_ownership: true,
         overlay_whiteouts: false,
@@ -122,22 +123,39 @@ pub fn private_copy(image: &Image, rootfs: &Path, maps: &IdMaps) -> anyhow::Resu
     nsexec::run_in_userns(maps, "unpack the image", || {
         let report = image::unpack(image, rootfs, &opts)
             .map_err(|e| crate::errors::hint_if_full(e, rootfs))?;
-        warn_unpack(full_map, &report);
+        warn_unpack(full_map, &user, &report);
         Ok(())
     })
     .context("unpack the image")
 }
 
-fn warn_unpack(full_map: bool, report: &image::unpack::UnpackReport) {
-    if full_map && report.flattened_owners > 0 {
+/// One warning line per kind of change an unpack made, however many
+/// layers it spanned: how many entries, why, and how an admin fixes it.
+fn warn_unpack(full_map: bool, user: &str, report: &image::unpack::UnpackReport) {
+    let n = report.flattened_owners;
+    if n > 0 && full_map {
         eprintln!(
-            "warning: {} files kept root as owner: their ids are outside your subordinate range",
-            report.flattened_owners
+            "warning: {n} files of the image kept root as owner: their ids are outside your \
+             subordinate range; an administrator can widen it in /etc/subuid and /etc/subgid"
+        );
+    } else if n > 0 {
+        eprintln!(
+            "warning: {n} files of the image lost their owner (all are yours in the container): \
+             you have no subordinate ids; an administrator can grant some with \
+             `usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {user}`"
         );
     }
     if report.skipped_devices > 0 {
         eprintln!("warning: {} device nodes of the image were skipped: a user namespace cannot create them", report.skipped_devices);
     }
+}
+
+/// The caller's login name, for the commands a warning suggests.
+fn user_name() -> String {
+    nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map_or_else(|| "USER".to_owned(), |u| u.name)
 }
 
 /// Makes sure every layer of `image` is unpacked; returns the rootfs
@@ -159,9 +177,14 @@ fn overlay_rootfs(
     }
     let key = map_key(maps);
     let mut lower = Vec::with_capacity(diff_ids.len());
+    // What unpacking the missing layers changed, reported once for all.
+    let mut changed = image::unpack::UnpackReport::default();
     for (layer, diff_id) in image.layers.iter().zip(diff_ids) {
-        lower.push(ensure_layer(store, layer, diff_id, &key, maps)?);
+        let (dir, report) = ensure_layer(store, layer, diff_id, &key, maps)?;
+        changed.add(&report);
+        lower.push(dir);
     }
+    warn_unpack(maps.helpers.is_some(), &user_name(), &changed);
     lower.reverse(); // overlayfs wants the top layer first
     let overlay = Overlay {
         lower,
@@ -175,32 +198,42 @@ fn overlay_rootfs(
     Ok((rootfs, overlay))
 }
 
-/// The unpacked directory of one layer, unpacking it first if needed.
+/// The unpacked directory of one layer, unpacking it first if needed,
+/// and what this unpack changed (nothing when it was unpacked already).
 /// A per-layer lock makes concurrent runs unpack it once; the unpack goes
 /// to a temporary directory renamed into place, so a half-unpacked layer
-/// is never used.
+/// is never used. The changes are recorded beside the layer
+/// ([`Store::unpack_report_path`]), which is also how they cross back
+/// from the unpacking process.
 fn ensure_layer(
     store: &Store,
     layer: &image::Layer,
     diff_id: &str,
     key: &str,
     maps: &IdMaps,
-) -> anyhow::Result<PathBuf> {
+) -> anyhow::Result<(PathBuf, image::unpack::UnpackReport)> {
     let dir = store.layer_dir(key, diff_id)?;
+    let unchanged = image::unpack::UnpackReport::default();
     if dir.is_dir() {
-        return Ok(dir);
+        return Ok((dir, unchanged));
     }
     let _once = store.layer_lock(key, diff_id)?;
     if dir.is_dir() {
-        return Ok(dir);
+        return Ok((dir, unchanged));
     }
-    let tmp = dir.with_file_name(format!(".tmp-{}", std::process::id()));
+    let report_path = store.unpack_report_path(key, diff_id)?;
+    let tmp = store.unpack_dir(key, diff_id)?;
     if let Some(parent) = tmp.parent() {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("create `{}`", parent.display()))?;
     }
+    if tmp.exists() {
+        // A dead process of the same pid left it; the layer lock is ours.
+        nsexec::run_in_userns(maps, "remove a half-unpacked layer", || {
+            std::fs::remove_dir_all(&tmp).map_err(Into::into)
+        })?;
+    }
     std::fs::create_dir(&tmp).with_context(|| format!("create `{}`", tmp.display()))?;
-    let full_map = maps.helpers.is_some();
     let want = crate::image::blob::Digest::parse(diff_id)?;
     let opts = UnpackOptions {
         preserve_ownership: true,
@@ -208,10 +241,10 @@ fn ensure_layer(
     };
     let unpacked = nsexec::run_in_userns(maps, "unpack a layer", || {
         // Hinted here: only the chain's text crosses back to the parent.
-        let report = image::unpack::unpack_one(layer, &want, &tmp, &opts)
-            .map_err(|e| crate::errors::hint_if_full(e, tmp.parent().unwrap_or(&tmp)))?;
-        warn_unpack(full_map, &report);
-        Ok(())
+        let full = |e| crate::errors::hint_if_full(e, tmp.parent().unwrap_or(&tmp));
+        let report = image::unpack::unpack_one(layer, &want, &tmp, &opts).map_err(full)?;
+        let json = serde_json::to_vec(&report).context("encode the unpack report")?;
+        crate::store::write_file_atomic(&report_path, &json).map_err(full)
     });
     if let Err(e) = unpacked.and_then(|()| {
         std::fs::rename(&tmp, &dir).with_context(|| format!("rename `{}`", tmp.display()))
@@ -221,7 +254,11 @@ fn ensure_layer(
         });
         return Err(e); // unpack_one names the layer
     }
-    Ok(dir)
+    let report = std::fs::read(&report_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    Ok((dir, report))
 }
 
 /// A short fingerprint of the id maps layers are unpacked under.
@@ -254,7 +291,10 @@ pub fn remove_unused_layers(store: &Store, dirs: &Dirs, maps: &IdMaps) -> anyhow
         .into_iter()
         .filter(|(_, diff_id)| !keep.contains(diff_id))
         .collect();
-    if unused.is_empty() {
+    // Half-unpacked layers a killed unpack left behind go too (not counted:
+    // they were never layers); each stays locked until removed.
+    let stale = store.stale_unpacks()?;
+    if unused.is_empty() && stale.is_empty() {
         return Ok(0);
     }
     let mut locks = Vec::with_capacity(unused.len());
@@ -264,12 +304,22 @@ pub fn remove_unused_layers(store: &Store, dirs: &Dirs, maps: &IdMaps) -> anyhow
         paths.push(store.layer_dir(key, diff_id)?);
     }
     nsexec::run_in_userns(maps, "remove unused layers", || {
-        for p in &paths {
+        for p in paths.iter().chain(stale.iter().map(|s| &s.path)) {
             std::fs::remove_dir_all(p).with_context(|| format!("remove `{}`", p.display()))?;
+        }
+        for (key, diff_id) in &unused {
+            let report = store.unpack_report_path(key, diff_id)?;
+            match std::fs::remove_file(&report) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(e).with_context(|| format!("remove `{}`", report.display()))
+                }
+                _ => {}
+            }
         }
         Ok(())
     })?;
     drop(locks);
+    drop(stale);
     Ok(paths.len())
 }
 

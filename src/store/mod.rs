@@ -44,8 +44,10 @@ use anyhow::Context;
 
 use crate::state::Dirs;
 pub use digest::Digest;
+pub use fsutil::write_atomic as write_file_atomic;
 pub use lock::Lock;
 use lock::{Holders, Lease};
+pub use names::split as split_name;
 pub use pull::Pulled;
 pub use record::ImageRecord;
 pub use save::Format;
@@ -235,6 +237,81 @@ impl Store {
         Ok(out)
     }
 
+    /// Where this process unpacks layer `diff_id` before renaming it to
+    /// [`Store::layer_dir`]: `layers/KEY/.tmp-HEX-PID`, used only under
+    /// the layer's lock, so that [`Store::stale_unpacks`] can tell a dead
+    /// unpack's leftovers from a live one.
+    pub fn unpack_dir(&self, map_key: &str, diff_id: &str) -> anyhow::Result<PathBuf> {
+        let dir = self.layer_dir(map_key, diff_id)?;
+        let d = Digest::parse(diff_id)?;
+        Ok(dir.with_file_name(format!(".tmp-{}-{}", d.hex(), std::process::id())))
+    }
+
+    /// What unpacking layer `diff_id` had to change (owners flattened,
+    /// devices skipped), recorded beside it: `layers/KEY/.unpack-HEX.json`.
+    pub fn unpack_report_path(&self, map_key: &str, diff_id: &str) -> anyhow::Result<PathBuf> {
+        let dir = self.layer_dir(map_key, diff_id)?;
+        let d = Digest::parse(diff_id)?;
+        Ok(dir.with_file_name(format!(".unpack-{}.json", d.hex())))
+    }
+
+    /// Half-unpacked layer directories that a killed unpack left: a
+    /// `.tmp-HEX-PID` whose layer lock is free (taken and returned with
+    /// it, so no unpack starts while it is removed), or an older-style
+    /// `.tmp-PID` whose process is gone.
+    pub fn stale_unpacks(&self) -> anyhow::Result<Vec<StaleUnpack>> {
+        let root = self.root.join("layers");
+        let mut out = Vec::new();
+        let keys = match std::fs::read_dir(&root) {
+            Ok(k) => k,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(e).with_context(|| format!("list `{}`", root.display())),
+        };
+        for key in keys.flatten() {
+            let key_name = key.file_name().to_string_lossy().into_owned();
+            if !digest::is_lower_hex(&key_name) {
+                continue;
+            }
+            let entries = std::fs::read_dir(key.path())
+                .with_context(|| format!("list `{}`", key.path().display()))?;
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let Some(rest) = name.strip_prefix(".tmp-") else {
+                    continue;
+                };
+                if !e.file_type().is_ok_and(|t| t.is_dir()) {
+                    continue;
+                }
+                let stale = match rest.split_once('-') {
+                    Some((hex, pid)) if pid.parse::<u32>().is_ok() => {
+                        let Some(d) = Digest::from_hex(hex) else {
+                            continue;
+                        };
+                        // Taken here: the unpack is over. A lock file that
+                        // cannot be opened tells nothing: left alone.
+                        let lock_path = key.path().join(".locks").join(d.hex());
+                        lock::flock_file(&lock_path, true, false)
+                            .ok()
+                            .flatten()
+                            .map(Some)
+                    }
+                    None => match rest.parse::<i32>() {
+                        Ok(pid) if pid > 0 && !process_alive(pid) => Some(None),
+                        _ => None,
+                    },
+                    Some(_) => None,
+                };
+                if let Some(lock) = stale {
+                    out.push(StaleUnpack {
+                        path: e.path(),
+                        _lock: lock,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Serialises unpacking one layer across processes.
     pub fn layer_lock(
         &self,
@@ -252,7 +329,9 @@ impl Store {
 
     /// Marks this store as a writer, so a concurrent prune keeps the
     /// blobs it has written but not yet referenced from a record.
-    fn ensure_lease(&self) -> anyhow::Result<()> {
+    /// A pull takes it before it finds a layer already stored, so that a
+    /// failing pull beside it leaves that layer alone.
+    pub fn ensure_lease(&self) -> anyhow::Result<()> {
         let mut lease = self
             .lease
             .lock()
@@ -297,6 +376,31 @@ impl Store {
     fn record_path(&self, id: &Digest) -> PathBuf {
         self.images_dir().join(format!("{}.json", id.hex()))
     }
+}
+
+/// An image's names that are tags (`REPO:TAG`), not digests.
+pub fn tags_of(rec: &ImageRecord) -> Vec<String> {
+    rec.names
+        .iter()
+        .filter(|n| !n.contains('@'))
+        .cloned()
+        .collect()
+}
+
+/// A half-unpacked layer directory to remove; its layer stays locked
+/// while this lives.
+pub struct StaleUnpack {
+    pub path: PathBuf,
+    _lock: Option<nix::fcntl::Flock<std::fs::File>>,
+}
+
+/// Whether process `pid` exists (EPERM: it does, as another user's).
+fn process_alive(pid: i32) -> bool {
+    let pid = nix::unistd::Pid::from_raw(pid);
+    !matches!(
+        nix::sys::signal::kill(pid, None),
+        Err(nix::errno::Errno::ESRCH)
+    )
 }
 
 /// The size of an existing regular blob file.

@@ -76,21 +76,38 @@ impl Store {
         Ok(all)
     }
 
-    /// Finds an image by full or short name, id, or unique id prefix.
+    /// Finds an image by full or short name, name by digest, id, or
+    /// unique id prefix (see [`names::resolve`]).
     pub fn find(&self, name_or_id: &str) -> anyhow::Result<ImageRecord> {
+        self.find_named(name_or_id).map(|(rec, _)| rec)
+    }
+
+    /// [`Store::find`], also giving the stored name it was found by.
+    pub(super) fn find_named(
+        &self,
+        name_or_id: &str,
+    ) -> anyhow::Result<(ImageRecord, Option<String>)> {
+        let candidates = names::candidates(name_or_id)?;
         let _lock = self.lock_shared()?;
         let all = self.images()?;
         let table = record::read_names(&self.names_path())?;
-        let ids: Vec<String> = all.iter().map(|r| r.id.clone()).collect();
-        let id = names::resolve(name_or_id, &table, &ids)?;
-        all.into_iter()
-            .find(|r| r.id == id)
-            .with_context(|| format!("find image `{name_or_id}`: its record vanished"))
+        let found = names::resolve(name_or_id, &candidates, &table, &all)?;
+        let rec = all
+            .into_iter()
+            .find(|r| r.id == found.id)
+            .with_context(|| format!("find image `{name_or_id}`: its record vanished"))?;
+        Ok((rec, found.name))
     }
 
     /// Gives the image `id` (any form `find` accepts) the name `name`.
     pub fn tag(&self, id: &str, name: &str) -> anyhow::Result<()> {
         let name = names::normalize(name)?;
+        if name.contains('@') {
+            return Err(hint(
+                anyhow::anyhow!("tag image as `{name}`: a tag cannot be a digest"),
+                "give a name with a tag, e.g. `NAME:TAG`",
+            ));
+        }
         let _lock = self.lock()?;
         let rec = self.find(id)?;
         let mut table = record::read_names(&self.names_path())?;
@@ -104,10 +121,7 @@ impl Store {
     pub fn untag_or_remove(&self, name_or_id: &str, force: bool) -> anyhow::Result<Removed> {
         let _lock = self.lock()?;
         let mut table = record::read_names(&self.names_path())?;
-        let rec = self.find(name_or_id)?;
-        let by_name = names::normalize(name_or_id)
-            .ok()
-            .filter(|n| table.get(n) == Some(&rec.id));
+        let (rec, by_name) = self.find_named(name_or_id)?;
         let mut removed = Removed::default();
         if let Some(name) = by_name {
             table.remove(&name);
@@ -137,6 +151,39 @@ impl Store {
             removed.deleted = Some(rec.id);
         }
         Ok(removed)
+    }
+
+    /// Removes `blobs` that a failed pull wrote, so that it stores nothing:
+    /// each one no image refers to goes, unless another writer holds a
+    /// lease (it may be about to record an image using them; `prune`
+    /// removes them later then). Returns how many were removed.
+    pub fn discard_blobs(&self, blobs: &[String]) -> anyhow::Result<usize> {
+        if blobs.is_empty() {
+            return Ok(0);
+        }
+        let _lock = self.lock()?;
+        let own = self.own_lease();
+        if lock::live_leases(&self.leases_dir(), own.as_deref())? > 0 {
+            return Ok(0);
+        }
+        let records = self.read_records()?;
+        let used: BTreeSet<&str> = records.iter().flat_map(ImageRecord::blobs).collect();
+        let mut count = 0usize;
+        for blob in blobs {
+            if used.contains(blob.as_str()) {
+                continue;
+            }
+            let path = self.blob_path(blob)?;
+            match std::fs::remove_file(&path) {
+                Ok(()) => count += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).with_context(|| format!("remove blob `{blob}`")),
+            }
+        }
+        if count > 0 {
+            fsutil::sync_dir(&self.blob_dir())?;
+        }
+        Ok(count)
     }
 
     /// Removes dangling images (no names) and blobs no image refers to.

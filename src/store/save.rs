@@ -17,7 +17,7 @@ use serde_json::json;
 use super::digest::{self, Digest};
 use super::load::{open_regular, OCI_INDEX};
 use super::record::ImageRecord;
-use super::{fsutil, names, Store, MAX_BLOB};
+use super::{fsutil, Store, MAX_BLOB};
 use crate::image::layout::REF_NAME;
 
 /// The archive formats `save` writes.
@@ -41,8 +41,9 @@ impl Store {
         let _lock = self.lock_shared()?;
         let mut items = Vec::new();
         for key in keys {
-            let rec = self.find(key)?;
-            let name = names::normalize(key).ok().filter(|n| rec.names.contains(n));
+            let (rec, name) = self.find_named(key)?;
+            // An archive names images by tag; a digest name is not one.
+            let name = name.filter(|n| !n.contains('@'));
             items.push(Item { rec, name });
         }
         let dir = match out.parent() {

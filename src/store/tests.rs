@@ -335,6 +335,29 @@ fn to_image_points_layers_at_blobs() {
     assert!(image.layers[0].path.starts_with(&store.root));
 }
 
+const D: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+#[test]
+fn a_digest_finds_the_image_with_that_manifest_in_that_repository() {
+    let (_d, store) = store();
+    let rec = make_image(&store, "by-digest", &[b"l"], &["h:5000/x:1"]);
+    store.add_image(rec.clone()).unwrap();
+    let wanted = format!("h:5000/x@{}", rec.manifest_digest);
+    assert_eq!(store.find(&wanted).unwrap().id, rec.id);
+    // Another repository with the same manifest digest is not it.
+    let other = format!("h:5000/y@{}", rec.manifest_digest);
+    assert!(store.find(&other).is_err());
+    // A digest name is stored as such, shows no tag, and untags by itself.
+    store.tag(&rec.id, "h:5000/x:2").unwrap();
+    let err = store.tag(&rec.id, &wanted).unwrap_err();
+    assert!(format!("{err:#}").contains("cannot be a digest"), "{err:#}");
+    let removed = store.untag_or_remove("h:5000/x:2", false).unwrap();
+    assert_eq!(removed.untagged, ["h:5000/x:2"]);
+    assert_eq!(names::split(&wanted), ("h:5000/x", None));
+    assert_eq!(names::split("[::1]:5/x:t"), ("[::1]:5/x", Some("t")));
+    assert_eq!(names::split("[::1]:5/x"), ("[::1]:5/x", None));
+}
+
 #[test]
 fn normalize_follows_docker() {
     for (input, want) in [
@@ -348,6 +371,10 @@ fn normalize_follows_docker() {
         ("host:5000/x:y", "host:5000/x:y"),
         ("quay.io/a/b/c:t_1.2-x", "quay.io/a/b/c:t_1.2-x"),
         ("my-app__x.y", "docker.io/library/my-app__x.y:latest"),
+        ("[::1]:5000/x", "[::1]:5000/x:latest"),
+        ("docker://alpine", "docker.io/library/alpine:latest"),
+        (&format!("x@{D}"), &format!("docker.io/library/x@{D}")),
+        (&format!("h:1/x:t@{D}"), &format!("h:1/x@{D}")),
     ] {
         assert_eq!(names::normalize(input).unwrap(), want, "{input}");
     }
@@ -550,4 +577,51 @@ fn oci_archive_blobs_are_verified() {
         store.find("example.com/app:v1").unwrap().manifest_digest,
         manifest_d.to_string()
     );
+}
+
+#[test]
+fn only_unpacks_nobody_runs_are_stale() {
+    let (_d, store) = store();
+    let hex = |c: &str| c.repeat(64);
+    let diff = |c: &str| format!("sha256:{}", hex(c));
+    let key = "00ff";
+    let mk = |name: &str| {
+        let p = store.root.join("layers").join(key).join(name);
+        std::fs::create_dir_all(p.join("etc")).unwrap();
+        p
+    };
+    // A dead unpack of layer a: its lock is free.
+    let dead = mk(&format!(".tmp-{}-123", hex("a")));
+    // A live one of layer b: this test holds b's lock, as an unpack does.
+    let live = mk(&format!(".tmp-{}-456", hex("b")));
+    let _b = store.layer_lock(key, &diff("b")).unwrap();
+    // Older names: one of this (live) process, one of a process now gone.
+    let own = mk(&format!(".tmp-{}", std::process::id()));
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    child.wait().unwrap();
+    let gone = mk(&format!(".tmp-{}", child.id()));
+    let _layer = mk(&hex("c"));
+    let mut stale: Vec<_> = store
+        .stale_unpacks()
+        .unwrap()
+        .into_iter()
+        .map(|s| s.path)
+        .collect();
+    stale.sort();
+    let mut want = vec![dead.clone(), gone];
+    want.sort();
+    assert_eq!(stale, want);
+    assert!(live.exists() && own.exists());
+    // While a stale unpack is held for removal, its layer stays locked.
+    let held = store.stale_unpacks().unwrap();
+    assert!(held.iter().any(|s| s.path == dead));
+    assert!(store
+        .stale_unpacks()
+        .unwrap()
+        .iter()
+        .all(|s| s.path != dead));
+    // The name an unpack of this process would use.
+    let mine = store.unpack_dir(key, &diff("d")).unwrap();
+    let name = mine.file_name().unwrap().to_string_lossy().into_owned();
+    assert_eq!(name, format!(".tmp-{}-{}", hex("d"), std::process::id()));
 }

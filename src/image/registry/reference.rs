@@ -3,7 +3,8 @@
 //!
 //! Owns turning `alpine`, `user/app:1`, `localhost:5000/x@sha256:...` or
 //! `docker://quay.io/a/b` into a full [`Reference`]. Pure; runs in the
-//! `hutch` process before anything touches the network.
+//! `hutch` process before anything touches the network. The one grammar
+//! of image names: the store's names (`store/names.rs`) are built on it.
 //!
 //! ```text
 //! reference  := [ "docker://" ] name [ ":" tag ] [ "@" digest ]
