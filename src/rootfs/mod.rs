@@ -140,9 +140,9 @@ fn warn_unpack(full_map: bool, user: &str, report: &image::unpack::UnpackReport)
         );
     } else if n > 0 {
         eprintln!(
-            "warning: {n} files of the image lost their owner (all are yours in the container): \
-             you have no subordinate ids; an administrator can grant some with \
-             `usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {user}`"
+            "warning: {n} files of the image lost their owner: under a single-id map they \
+             all belong to {user} (container root); `hutch doctor` shows how an administrator \
+             adds subordinate ids"
         );
     }
     if report.skipped_devices > 0 {
