@@ -42,6 +42,13 @@ pub fn run_cli() -> i32 {
     {
         return sandbox::supervisor::resume();
     }
+    // The UDP relay of a container's published ports (`net::relay`).
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == net::relay::ENTRY)
+    {
+        return net::relay::main();
+    }
     seal_self();
     let cli = cli::Cli::parse_from_env();
     match commands::dispatch(cli) {

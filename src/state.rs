@@ -294,6 +294,10 @@ pub struct State {
     /// The network helper's host pid while the container runs.
     #[serde(default)]
     pub net_helper_pid: Option<u32>,
+    /// hutch's UDP relay's host pid while the container runs (`-p` of
+    /// UDP the network helper cannot deliver).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub udp_relay_pid: Option<u32>,
     /// The storage driver and why it was chosen (stored images only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage: Option<crate::rootfs::driver::Choice>,
@@ -345,6 +349,7 @@ impl State {
             config: Config::default(),
             ports: Vec::new(),
             net_helper_pid: None,
+            udp_relay_pid: None,
             storage: None,
             volumes: Vec::new(),
         }
@@ -376,6 +381,7 @@ impl State {
         self.exit_code = Some(code);
         self.supervisor = None;
         self.net_helper_pid = None;
+        self.udp_relay_pid = None;
         self.finished_at = Some(crate::clock::rfc3339(crate::clock::now()));
     }
 

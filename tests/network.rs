@@ -199,40 +199,27 @@ fn a_published_udp_port_reaches_the_container_and_a_killed_hutch_leaves_no_helpe
             .local_addr()
             .unwrap()
             .port();
-        // Debian 12's pasta drops the replies of UDP whose port it
-        // translates: hutch refuses that before anything starts, and the
-        // same number inside works. slirp4netns translates.
-        let translated = format!("127.0.0.1:{port}:5353/udp");
-        let inside = if backend == "pasta" {
-            let r = run_published(&u, backend, &translated);
-            assert_eq!(r.code(), Some(125), "{r}");
-            assert!(r.stderr.contains("same port number"), "{r}");
-            assert!(
-                r.stderr
-                    .contains("hint: publish it as `127.0.0.1:5353:5353/udp`"),
-                "{r}"
-            );
-            assert_nothing_left(&r, backend);
-            port.to_string()
+        // What each backend delivers itself (hutch relays the rest, see
+        // `a_translated_udp_port_is_relayed_by_hutch_on_both_backends`):
+        // pasta the same port number, slirp4netns with the host's loopback
+        // open (its UDP replies go through that address).
+        let (inside, net) = if backend == "pasta" {
+            (port.to_string(), backend.to_string())
         } else {
-            "5353".to_string()
+            (
+                "5353".to_string(),
+                format!("{backend}:allow_host_loopback=true"),
+            )
         };
         let publish = format!("127.0.0.1:{port}:{inside}/udp");
-        // slirp4netns sends UDP replies through its host-loopback address,
-        // so it forwards UDP only with that open (and says so otherwise).
-        let net = if backend == "pasta" {
-            backend.to_string()
-        } else {
-            let r = run_published(&u, backend, &publish);
-            assert_eq!(r.code(), Some(125), "{r}");
-            assert!(r.stderr.contains("allow_host_loopback=true"), "{r}");
-            format!("{backend}:allow_host_loopback=true")
-        };
+        let name = format!("udp-{backend}");
         let mut r = spawn_hutch(
             &u,
             &[
                 "run",
                 "--rm",
+                "--name",
+                &name,
                 "--network",
                 &net,
                 "-p",
@@ -262,10 +249,207 @@ fn a_published_udp_port_reaches_the_container_and_a_killed_hutch_leaves_no_helpe
             }
         }
         assert_eq!(answer, "echo:ping", "{backend}");
+        // The backend delivered it: no relay of hutch's.
+        let rec = record_named(&u, &name);
+        assert!(rec.get("udp_relay_pid").is_none(), "{backend}: {rec}");
         // hutch dies at once: the container and the helper must go too.
         r.signal(Signal::SIGKILL);
         let run = r.wait();
         assert_nothing_left(&run, backend);
+    }
+}
+
+/// The record of the container named `name`, read from the host as root.
+fn record_named(u: &TestUser, name: &str) -> serde_json::Value {
+    let dir = u.data_dir.join("hutch/containers");
+    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    for e in entries.flatten() {
+        let Ok(text) = std::fs::read_to_string(e.path().join("state.json")) else {
+            continue;
+        };
+        match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(v) if v["name"] == name => return v,
+            _ => {}
+        }
+    }
+    panic!("no container named {name} in {}", dir.display());
+}
+
+/// Whether `pid` is hutch's UDP relay (`hutch __udp-relay PID PORT...`).
+fn is_relay(pid: u64) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|c| c.split(|b| *b == 0).nth(1) == Some(b"__udp-relay".as_slice()))
+}
+
+/// `n` clients on the host's loopback each send `clientI` to `port`,
+/// all before any reads, and return the answers they got (bounded).
+fn udp_clients_ask(port: u16, n: usize) -> Vec<String> {
+    let socks: Vec<UdpSocket> = (0..n)
+        .map(|_| {
+            let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+            s
+        })
+        .collect();
+    let mut answers = vec![String::new(); n];
+    for _ in 0..30 {
+        for (i, s) in socks.iter().enumerate() {
+            if answers[i].is_empty() {
+                let _ = s.send_to(format!("client{i}").as_bytes(), ("127.0.0.1", port));
+            }
+        }
+        for (i, s) in socks.iter().enumerate() {
+            let mut buf = [0u8; 64];
+            if answers[i].is_empty() {
+                if let Ok((len, _)) = s.recv_from(&mut buf) {
+                    answers[i] = String::from_utf8_lossy(&buf[..len]).to_string();
+                }
+            }
+        }
+        if answers.iter().all(|a| !a.is_empty()) {
+            break;
+        }
+    }
+    answers
+}
+
+/// A UDP port free on the host's loopback.
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("pick a free UDP port")
+}
+
+#[test]
+fn a_translated_udp_port_is_relayed_by_hutch_on_both_backends() {
+    let Some(u) = TestUser::t1() else { return };
+    if !helpers_present() {
+        return;
+    }
+    // pasta drops the replies of UDP it translates, slirp4netns those of
+    // any UDP without allow_host_loopback: hutch relays both itself. The
+    // container exits on its own once /tmp/done exists (bounded).
+    let serve = "udpecho 53 60 & i=0; \
+                 while [ ! -e /tmp/done ] && [ $i -lt 60 ]; do sleep 1; i=$((i+1)); done; \
+                 echo finished";
+    for backend in BACKENDS {
+        let port = free_udp_port();
+        let publish = format!("127.0.0.1:{port}:53/udp");
+        let name = format!("relay-{backend}");
+        let mut r = spawn_hutch(
+            &u,
+            &[
+                "run",
+                "--rm",
+                "--name",
+                &name,
+                "--network",
+                backend,
+                "-p",
+                &publish,
+                // /tmp/done must not land in the shared test rootfs.
+                "--tmpfs",
+                "/tmp",
+                "--rootfs",
+                &images().rootfs(),
+                "sh",
+                "-c",
+                serve,
+            ],
+            &Opts::default(),
+        );
+        if !r.wait_for_stdout("listening", Duration::from_secs(20)) {
+            panic!("{backend}: not listening: {}", r.wait());
+        }
+        let relay = record_named(&u, &name)["udp_relay_pid"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{backend}: no relay recorded"));
+        assert!(alive(relay) && is_relay(relay), "{backend}: {relay}");
+        // Two clients at once: each gets its own answer.
+        let answers = udp_clients_ask(port, 2);
+        assert_eq!(answers, ["echo:client0", "echo:client1"], "{backend}");
+        // `hutch port` shows the mapping as published.
+        let listed = hutch_ok(&u, &["port", &name]);
+        assert_eq!(
+            listed.trim(),
+            format!("53/udp -> 127.0.0.1:{port}"),
+            "{backend}"
+        );
+        // The container ends normally: its relay goes, the port is free.
+        hutch_ok(&u, &["exec", &name, "touch", "/tmp/done"]);
+        let run = r.wait();
+        assert_eq!(run.code(), Some(0), "{backend}: {run}");
+        assert!(run.stdout.contains("finished"), "{backend}: {run}");
+        assert!(
+            gone_within(relay, Duration::from_secs(10)),
+            "{backend}: the relay {relay} outlived its container"
+        );
+        assert_nothing_left(&run, backend);
+        assert!(
+            UdpSocket::bind(("127.0.0.1", port)).is_ok(),
+            "{backend}: port {port} still taken"
+        );
+    }
+}
+
+#[test]
+fn the_relay_ends_with_a_detached_container_and_a_taken_port_fails_first() {
+    let Some(u) = TestUser::t1() else { return };
+    if !helpers_present() {
+        return;
+    }
+    for backend in BACKENDS {
+        // A relayed host port that is taken: a clear error before start.
+        let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let busy = taken.local_addr().unwrap().port();
+        let r = run_published(&u, backend, &format!("127.0.0.1:{busy}:53/udp"));
+        assert_eq!(r.code(), Some(125), "{backend}: {r}");
+        assert!(
+            r.stderr.contains(&format!(
+                "publish port `127.0.0.1:{busy}/udp`: it is not free on the host"
+            )),
+            "{backend}: {r}"
+        );
+        assert!(r.stderr.contains("hint:"), "{backend}: {r}");
+        assert_nothing_left(&r, backend);
+        drop(taken);
+        // A detached container removed with `rm -f` takes its relay along.
+        let port = free_udp_port();
+        let id = hutch_ok(
+            &u,
+            &[
+                "run",
+                "-d",
+                "--name",
+                &format!("relay-d-{backend}"),
+                "--network",
+                backend,
+                "-p",
+                &format!("127.0.0.1:{port}:53/udp"),
+                "--rootfs",
+                &images().rootfs(),
+                "udpecho",
+                "53",
+                "60",
+            ],
+        );
+        let id = id.trim();
+        let relay = record(&u, id)["udp_relay_pid"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{backend}: no relay recorded"));
+        assert!(alive(relay) && is_relay(relay), "{backend}: {relay}");
+        assert_eq!(udp_clients_ask(port, 1), ["echo:client0"], "{backend}");
+        hutch_ok(&u, &["rm", "-f", id]);
+        assert!(
+            gone_within(relay, Duration::from_secs(10)),
+            "{backend}: the relay {relay} outlived its container"
+        );
+        assert!(
+            UdpSocket::bind(("127.0.0.1", port)).is_ok(),
+            "{backend}: port {port} still taken"
+        );
     }
 }
 
@@ -861,24 +1045,18 @@ fn gone_within(pid: u64, limit: Duration) -> bool {
 
 /// `run -d` of a container publishing `publish`, that sleeps.
 fn run_detached(u: &TestUser, name: &str, net: &str, publish: &str) -> String {
-    let id = hutch_ok(
-        u,
-        &[
-            "run",
-            "-d",
-            "--name",
-            name,
-            "--network",
-            net,
-            "-p",
-            publish,
-            "--rootfs",
-            &images().rootfs(),
-            "sleep",
-            "60",
-        ],
-    );
-    id.trim().to_string()
+    run_detached_publishing(u, name, net, &[publish])
+}
+
+/// `run -d` of a container publishing each of `publish`, that sleeps.
+fn run_detached_publishing(u: &TestUser, name: &str, net: &str, publish: &[&str]) -> String {
+    let rootfs = images().rootfs();
+    let mut args = vec!["run", "-d", "--name", name, "--network", net];
+    for p in publish {
+        args.extend(["-p", p]);
+    }
+    args.extend(["--rootfs", &rootfs, "sleep", "60"]);
+    hutch_ok(u, &args).trim().to_string()
 }
 
 /// The network the tests publish UDP through, per backend.
@@ -939,10 +1117,15 @@ fn the_helper_ends_with_a_detached_container_however_it_ends() {
             let name = format!("end-{backend}-{}", how.replace(' ', "-"));
             let port = free_port();
             let publish = format!("127.0.0.1:{port}:80");
-            let id = run_detached(&u, &name, backend, &publish);
+            // And a UDP port hutch relays itself: its relay ends too.
+            let udp = free_udp_port();
+            let relayed = format!("127.0.0.1:{udp}:53/udp");
+            let id = run_detached_publishing(&u, &name, backend, &[&publish, &relayed]);
             let rec = record(&u, &id);
             let helper = rec["net_helper_pid"].as_u64().expect("helper pid");
             assert!(alive(helper), "{backend}, {how}: helper not running");
+            let relay = rec["udp_relay_pid"].as_u64().expect("relay pid");
+            assert!(is_relay(relay), "{backend}, {how}: relay not running");
             let comm = std::fs::read_to_string(format!("/proc/{helper}/comm")).unwrap();
             let want = if backend == "pasta" {
                 "pas"
@@ -963,6 +1146,14 @@ fn the_helper_ends_with_a_detached_container_however_it_ends() {
             assert!(
                 gone_within(helper, Duration::from_secs(10)),
                 "{backend}, {how}: the helper {helper} outlived its container"
+            );
+            assert!(
+                gone_within(relay, Duration::from_secs(10)),
+                "{backend}, {how}: the relay {relay} outlived its container"
+            );
+            assert!(
+                UdpSocket::bind(("127.0.0.1", udp)).is_ok(),
+                "{backend}, {how}: UDP port {udp} still taken"
             );
             // Its port is free again.
             assert!(

@@ -199,6 +199,7 @@ pub(super) fn start_and_wait(
     let pid = running.init_pid();
     record.set_running(&ProcId::of(pid.as_raw())?);
     record.net_helper_pid = running.net_helper().map(|(_, p)| p);
+    record.udp_relay_pid = running.udp_relay_pid();
     // This process records the exit: `rm -f` and `wait` wait for it.
     record.supervisor = Some(ProcId::of(std::process::id() as i32)?);
     container.save(dirs, record)?;

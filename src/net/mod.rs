@@ -9,10 +9,13 @@
 //! process, or a detached container's supervisor) once the container's
 //! namespaces exist and before its command runs; it is killed when that
 //! process lets go of it, and by PR_SET_PDEATHSIG when that process dies.
+//! The published UDP ports a helper cannot deliver go through hutch's own
+//! relay instead (`relay.rs`), started and ended the same way.
 
 pub mod files;
 pub mod pasta;
 pub mod ports;
+pub mod relay;
 pub mod slirp;
 
 use std::path::Path;
@@ -23,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::errors::WithHint;
 use crate::preflight::find_program;
-pub use ports::{PortMapping, Proto};
+pub use ports::PortMapping;
 
 /// The MTU both backends are given: large frames cut the per-packet cost
 /// of a user-mode stack (Podman's default too).
@@ -162,13 +165,15 @@ pub fn parse_mode(mode: Option<&str>, have: Helpers) -> anyhow::Result<Network> 
     Ok(net)
 }
 
-/// What a backend cannot publish, refused before anything starts: a
-/// container whose published port would not deliver must not start.
+/// What cannot be published, refused before anything starts: a
+/// container whose published port would not deliver must not start. The
+/// UDP a backend cannot deliver goes through hutch's relay (`relay.rs`).
 pub fn check_ports(network: Network, ports: &[PortMapping]) -> anyhow::Result<()> {
+    let (backend, relayed) = relay::split(network, ports);
+    relay::check(&relayed)?;
     match network {
-        Network::Pasta(_) => pasta::check_ports(ports),
-        Network::Slirp4netns(u) => slirp::check_ports(u, ports),
-        Network::None | Network::Host | Network::Container => Ok(()),
+        Network::Slirp4netns(_) => slirp::check_ports(&backend),
+        Network::Pasta(_) | Network::None | Network::Host | Network::Container => Ok(()),
     }
 }
 
@@ -322,5 +327,22 @@ mod tests {
         };
         let e = parse_mode(Some("pasta"), only_tun).unwrap_err();
         assert!(format!("{e:#}").contains("not on PATH"), "{e:#}");
+    }
+
+    #[test]
+    fn udp_a_backend_cannot_deliver_is_relayed_not_refused() {
+        let p = |s: &str| ports::parse(s).unwrap();
+        let pasta = Network::Pasta(UserNet::default());
+        let slirp = Network::Slirp4netns(UserNet::default());
+        for spec in ["127.0.0.1:5353:53/udp", "53/udp", "[::1]:5353:53/udp"] {
+            check_ports(pasta, &[p(spec)]).unwrap();
+            check_ports(slirp, &[p(spec)]).unwrap();
+        }
+        // slirp4netns itself still publishes on IPv4 only.
+        let e = check_ports(slirp, &[p("[::1]:8080:80")]).unwrap_err();
+        assert!(format!("{e:#}").contains("IPv4 addresses only"), "{e:#}");
+        let e = check_ports(pasta, &[p("10000-10300:10000-10300/udp"), p("1:2/udp")]);
+        assert!(e.is_ok(), "pasta forwards same-number UDP itself");
+        assert!(check_ports(slirp, &[p("10000-10300:10000-10300/udp")]).is_err());
     }
 }

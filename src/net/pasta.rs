@@ -42,56 +42,6 @@ impl Helper for Pasta {
     }
 }
 
-/// What pasta cannot publish (see `super::check_ports`): UDP whose port
-/// number changes on the way in. Debian 12's pasta (passt 2023-03-09)
-/// delivers the datagram to the container but drops its reply, so such a
-/// port would never answer; `-p 53/udp` (any free host port) is one too.
-pub fn check_ports(ports: &[PortMapping]) -> anyhow::Result<()> {
-    match ports
-        .iter()
-        .find(|m| m.proto == Proto::Udp && m.host_port != m.container_port)
-    {
-        Some(m) => Err(anyhow::anyhow!(
-            "publish port `{}`: pasta forwards UDP only to the same port number",
-            spec(m)
-        ))
-        .hint(format!(
-            "publish it as `{}`, with the same number inside, or use `--network slirp4netns:allow_host_loopback=true`",
-            spec(&PortMapping {
-                host_port: m.container_port,
-                ..*m
-            })
-        )),
-        None => Ok(()),
-    }
-}
-
-/// A mapping as `-p` takes it: `[IP:]HOST:CONTAINER/udp` (first port).
-fn spec(m: &PortMapping) -> String {
-    let ip = match m.host_ip {
-        Some(std::net::IpAddr::V6(ip)) => format!("[{ip}]:"),
-        Some(ip) => format!("{ip}:"),
-        None => String::new(),
-    };
-    let range = |p: u16| {
-        if m.count == 1 {
-            p.to_string()
-        } else {
-            format!("{p}-{}", p + (m.count - 1))
-        }
-    };
-    let host = if m.host_port == 0 {
-        String::new()
-    } else {
-        range(m.host_port)
-    };
-    format!(
-        "{ip}{host}:{}/{}",
-        range(m.container_port),
-        m.proto.as_str()
-    )
-}
-
 /// pasta's `-t`/`-u` options for the mappings of one protocol: one option
 /// per mapping, since pasta takes one address per option (joined with
 /// commas, every range would bind on the first one's address).
@@ -150,7 +100,6 @@ pub fn args(a: &Attach<'_>, pid_file: &Path) -> Vec<String> {
 }
 
 pub fn start(a: &Attach<'_>) -> anyhow::Result<Pasta> {
-    check_ports(a.ports)?;
     let program = crate::preflight::find_program("pasta")
         .context("start pasta: `pasta` is not on PATH")
         .hint(
@@ -241,27 +190,5 @@ mod tests {
             v.contains("-t none -u none") && !v.contains("no-map-gw"),
             "{v}"
         );
-    }
-
-    #[test]
-    fn udp_must_keep_its_port_number() {
-        let ok = [
-            "127.0.0.1:5353:5353/udp",
-            "8080:80",
-            "9000-9001:9000-9001/udp",
-        ];
-        let ok: Vec<_> = ok.iter().map(|p| ports::parse(p).unwrap()).collect();
-        check_ports(&ok).unwrap();
-        for (bad, want) in [
-            ("127.0.0.1:5353:53/udp", "`127.0.0.1:53:53/udp`"),
-            ("[::1]:5353:53/udp", "`[::1]:53:53/udp`"),
-            ("9000-9001:90-91/udp", "`90-91:90-91/udp`"),
-            ("53/udp", "`53:53/udp`"),
-        ] {
-            let e = check_ports(&[ports::parse(bad).unwrap()]).unwrap_err();
-            let (chain, hints, _) = crate::errors::split(&e);
-            assert!(chain[0].contains("same port number"), "{bad}: {chain:?}");
-            assert!(hints[0].contains(want), "{bad}: {hints:?}");
-        }
     }
 }

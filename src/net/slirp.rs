@@ -73,8 +73,9 @@ pub fn args(a: &Attach<'_>, api: &Path) -> Vec<String> {
     v
 }
 
-/// What slirp4netns cannot publish (see `super::check_ports`).
-pub fn check_ports(net: super::UserNet, ports: &[PortMapping]) -> anyhow::Result<()> {
+/// What slirp4netns cannot publish (see `super::check_ports`); the UDP
+/// it would not deliver (`relay.rs`) is not among `ports`.
+pub fn check_ports(ports: &[PortMapping]) -> anyhow::Result<()> {
     for m in ports {
         if m.host_ip.is_some_and(|ip| ip.is_ipv6()) {
             return Err(anyhow::anyhow!(
@@ -83,21 +84,11 @@ pub fn check_ports(net: super::UserNet, ports: &[PortMapping]) -> anyhow::Result
             .hint("use `--network pasta`, or an IPv4 host address");
         }
     }
-    // With --disable-host-loopback, slirp4netns drops the container's
-    // UDP replies: they go to 10.0.2.2, the host-loopback address.
-    if !net.allow_host_loopback {
-        if let Some(m) = ports.iter().find(|m| m.proto == super::Proto::Udp) {
-            return Err(anyhow::anyhow!(
-                "publish port `{m}`: slirp4netns forwards UDP only with allow_host_loopback=true"
-            ))
-            .hint("use `--network slirp4netns:allow_host_loopback=true` (the container may then reach the host's loopback services), or `--network pasta` with the same port number on both sides");
-        }
-    }
     Ok(())
 }
 
 pub fn start(a: &Attach<'_>) -> anyhow::Result<Slirp> {
-    check_ports(a.net, a.ports)?;
+    check_ports(a.ports)?;
     let program = crate::preflight::find_program("slirp4netns")
         .context("start slirp4netns: `slirp4netns` is not on PATH")
         .hint(

@@ -67,6 +67,9 @@ pub struct Running {
     init: Pid,
     /// The network helper; ends when the container is waited for.
     net: Option<Box<dyn crate::net::Helper>>,
+    /// hutch's UDP relay (`net::relay`), for what the helper cannot
+    /// deliver; ends with the helper.
+    relay: Option<crate::net::relay::Relay>,
     signals: SignalFd,
     master: Option<OwnedFd>,
     /// fuse-overlayfs serving the rootfs; ended when this is dropped,
@@ -117,23 +120,26 @@ pub fn launch(ctx: &child::Setup<'_>, maps: &IdMaps) -> anyhow::Result<Running> 
         },
     };
     let mut guard = ChildGuard(Some(pid));
-    let (init, net) = if ctx.join.is_some() {
-        (init_of_join(&ours, &mut guard)?, None)
+    let (init, net, relay) = if ctx.join.is_some() {
+        (init_of_join(&ours, &mut guard)?, None, None)
     } else {
         crate::userns::write::write(pid, maps)?;
         // The helper joins the container's user and network namespaces
         // from outside (it needs the id maps written) and has configured
-        // the network before the command runs.
+        // the network before the command runs; so has the relay, with
+        // the UDP ports the helper could not deliver.
+        let (ports, relayed) = crate::net::relay::split(ctx.plan.network, &ctx.plan.ports);
         let net = crate::net::attach(
             ctx.plan.network,
             &crate::net::Attach {
                 pid,
                 net: ctx.plan.network.user_net().unwrap_or_default(),
-                ports: &ctx.plan.ports,
+                ports: &ports,
                 dir: ctx.net_dir,
             },
         )?;
-        (pid, net)
+        let relay = crate::net::relay::start(pid, &relayed, ctx.net_dir)?;
+        (pid, net, relay)
     };
     let mut fuse = None;
     let winsize = if ctx.plan.process.terminal {
@@ -172,6 +178,7 @@ pub fn launch(ctx: &child::Setup<'_>, maps: &IdMaps) -> anyhow::Result<Running> 
         guard,
         init,
         net,
+        relay,
         signals,
         master,
         _fuse: fuse,
@@ -239,6 +246,7 @@ impl Running {
             guard,
             init,
             net: None,
+            relay: None,
             signals,
             master,
             _fuse: None,
@@ -255,6 +263,12 @@ impl Running {
         self.net.as_ref().map(|h| (h.name(), h.pid()))
     }
 
+    /// The UDP relay's host pid, if the container has one.
+    pub fn udp_relay_pid(&self) -> Option<u32> {
+        use crate::net::Helper;
+        self.relay.as_ref().map(Helper::pid)
+    }
+
     /// Gives everything up without ending anything, for a process that
     /// takes over (the re-executed supervisor): the process to wait for,
     /// the helpers in the order to end them once it exited (as `Drop`
@@ -264,12 +278,14 @@ impl Running {
             guard,
             init: _,
             net,
+            relay,
             signals,
             master,
             _fuse,
         } = self;
         drop(signals); // the mask stays; the new owner makes its own
         let mut helpers: Vec<crate::net::Kept> = net.map(|h| h.hand_over()).into_iter().collect();
+        helpers.extend(relay.map(|r| crate::net::Helper::hand_over(Box::new(r))));
         if let Some(d) = _fuse {
             helpers.push(crate::net::Kept {
                 pid: d.hand_over(),

@@ -369,6 +369,7 @@ fn start(job: &Job<'_>, record: &mut State) -> anyhow::Result<Streams> {
     let pid = running.init_pid();
     record.set_running(&ProcId::of(pid.as_raw())?);
     record.net_helper_pid = running.net_helper().map(|(_, p)| p);
+    record.udp_relay_pid = running.udp_relay_pid();
     record.supervisor = Some(ProcId::of(std::process::id() as i32)?);
     if !job.container.save(job.dirs, record)? {
         anyhow::bail!("start container: it was removed while starting");
