@@ -395,7 +395,7 @@ fn a_translated_udp_port_is_relayed_by_hutch_on_both_backends() {
 }
 
 #[test]
-fn the_relay_ends_with_a_detached_container_and_a_taken_port_fails_first() {
+fn the_relay_ends_with_its_container_and_a_taken_port_fails_first() {
     let Some(u) = TestUser::t1() else { return };
     if !helpers_present() {
         return;
@@ -415,19 +415,20 @@ fn the_relay_ends_with_a_detached_container_and_a_taken_port_fails_first() {
         assert!(r.stderr.contains("hint:"), "{backend}: {r}");
         assert_nothing_left(&r, backend);
         drop(taken);
-        // A detached container removed with `rm -f` takes its relay along.
-        let port = free_udp_port();
+        // A detached container removed with `rm -f` takes its relay along;
+        // `-p IP::53/udp` (a free host port, which pasta would translate).
+        let name = format!("relay-d-{backend}");
         let id = hutch_ok(
             &u,
             &[
                 "run",
                 "-d",
                 "--name",
-                &format!("relay-d-{backend}"),
+                &name,
                 "--network",
                 backend,
                 "-p",
-                &format!("127.0.0.1:{port}:53/udp"),
+                "127.0.0.1::53/udp",
                 "--rootfs",
                 &images().rootfs(),
                 "udpecho",
@@ -435,6 +436,12 @@ fn the_relay_ends_with_a_detached_container_and_a_taken_port_fails_first() {
                 "60",
             ],
         );
+        let listed = hutch_ok(&u, &["port", &name]);
+        let port: u16 = listed
+            .trim()
+            .strip_prefix("53/udp -> 127.0.0.1:")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("{backend}: port lists {listed:?}"));
         let id = id.trim();
         let relay = record(&u, id)["udp_relay_pid"]
             .as_u64()
@@ -446,6 +453,38 @@ fn the_relay_ends_with_a_detached_container_and_a_taken_port_fails_first() {
             gone_within(relay, Duration::from_secs(10)),
             "{backend}: the relay {relay} outlived its container"
         );
+        assert!(
+            UdpSocket::bind(("127.0.0.1", port)).is_ok(),
+            "{backend}: port {port} still taken"
+        );
+        // hutch killed in the foreground: the relay goes with it.
+        let port = free_udp_port();
+        let publish = format!("127.0.0.1:{port}:53/udp");
+        let mut r = spawn_hutch(
+            &u,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                backend,
+                "-p",
+                &publish,
+                "--rootfs",
+                &images().rootfs(),
+                "udpecho",
+                "53",
+                "60",
+            ],
+            &Opts::default(),
+        );
+        assert!(
+            r.wait_for_stdout("listening", Duration::from_secs(20)),
+            "{backend}"
+        );
+        assert_eq!(udp_clients_ask(port, 1), ["echo:client0"], "{backend}");
+        r.signal(Signal::SIGKILL);
+        let run = r.wait();
+        assert_nothing_left(&run, backend);
         assert!(
             UdpSocket::bind(("127.0.0.1", port)).is_ok(),
             "{backend}: port {port} still taken"
