@@ -123,6 +123,15 @@ pub fn start(init: Pid, relayed: &[PortMapping], dir: &Path) -> anyhow::Result<O
             }
         }
     }
+    // Two sockets a port where the host sets net.ipv6.bindv6only.
+    if sockets.len() >= crate::sys::spawn::MAX_PASS {
+        return Err(anyhow::anyhow!(
+            "publish {} UDP sockets: hutch relays at most {} per container",
+            sockets.len(),
+            crate::sys::spawn::MAX_PASS - 1
+        ))
+        .hint("publish fewer UDP ports, or on one host address (`-p 127.0.0.1:PORT:PORT/udp`)");
+    }
     let log = dir.join("udp-relay.log");
     let log_file =
         std::fs::File::create(&log).with_context(|| format!("create `{}`", log.display()))?;
