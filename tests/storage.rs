@@ -919,7 +919,7 @@ fn layers_unpacked_in_parallel_report_the_first_failing_layer_and_leave_no_half_
     let Some(u) = TestUser::t1() else { return };
     // Layers 1 and 3 of 4 added ones lie about their diff id.
     let (image, digests) = layered_image(&u, "bad-layers", 4, &[1, 3]);
-    for d in ["overlay", "fuse-overlayfs"] {
+    for d in DRIVERS {
         let r = hutch_run(&u, &["run", "--rm", "--storage-driver", d, &image, "true"]);
         assert_eq!(r.code(), Some(125), "{d}: {r}");
         assert!(

@@ -10,10 +10,12 @@
 //!
 //! Which way the layers become a rootfs is the storage driver
 //! ([`driver`]): kernel overlay, fuse-overlayfs ([`fuse`]), or vfs, a
-//! private copy unpacked into the container's own directory.
+//! private copy of the same unpacked layers in the container's own
+//! directory ([`vfs`]).
 
 pub mod driver;
 pub mod fuse;
+pub mod vfs;
 
 use std::path::{Path, PathBuf};
 
@@ -104,29 +106,44 @@ pub fn prepare(
             let rootfs = c.data_dir.join("rootfs");
             std::fs::create_dir(&rootfs)
                 .with_context(|| format!("create `{}`", rootfs.display()))?;
-            private_copy(image, &rootfs, maps)?;
+            private_copy(store, image, diff_ids, &rootfs, maps)?;
             Ok((rootfs, RootfsMount::Plain))
         }
     }
 }
 
-/// The vfs rung: every layer unpacked in order into
-/// the container's own `rootfs`, whiteouts applied, inside the user
-/// namespace so that file owners map into the subordinate range.
-pub fn private_copy(image: &Image, rootfs: &Path, maps: &IdMaps) -> anyhow::Result<()> {
-    let full_map = maps.helpers.is_some();
-    let user = user_name(); // in the namespace, everyone is root
-    let opts = UnpackOptions {
-        preserve_ownership: true,
-        overlay_whiteouts: false,
-    };
-    nsexec::run_in_userns(maps, "unpack the image", || {
-        let report = image::unpack(image, rootfs, &opts)
-            .map_err(|e| crate::errors::hint_if_full(e, rootfs))?;
-        warn_unpack(full_map, &user, &report);
-        Ok(())
-    })
-    .context("unpack the image")
+/// The vfs rung: a private copy of the image's layers in `rootfs`,
+/// made from the shared unpacked layers (unpacked first if missing, as
+/// for overlay) by [`vfs::merge_layers`] inside the user namespace.
+pub fn private_copy(
+    store: &Store,
+    image: &Image,
+    diff_ids: &[String],
+    rootfs: &Path,
+    maps: &IdMaps,
+) -> anyhow::Result<()> {
+    let key = map_key(maps);
+    let (layers, _) = ensure_layers(store, image, diff_ids, &key, maps)?;
+    // Every copy has all its layers' changes (flattened owners, skipped
+    // devices), so each vfs container reports them, not only the first.
+    let mut changed = image::unpack::UnpackReport::default();
+    for diff_id in diff_ids {
+        changed.add(&recorded_report(&store.unpack_report_path(&key, diff_id)?));
+    }
+    nsexec::run_in_userns(maps, "copy the image's layers", || {
+        vfs::merge_layers(&layers, rootfs).map_err(|e| crate::errors::hint_if_full(e, rootfs))
+    })?;
+    warn_unpack(maps.helpers.is_some(), &user_name(), &changed);
+    Ok(())
+}
+
+/// What unpacking a layer changed, as recorded beside it (nothing when
+/// the record is missing or unreadable).
+fn recorded_report(path: &Path) -> image::unpack::UnpackReport {
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
 }
 
 /// One warning line per kind of change an unpack made, however many
@@ -294,11 +311,7 @@ fn ensure_layers(
         return Err(e); // unpack_one names the layer
     }
     for job in &jobs {
-        let report: image::unpack::UnpackReport = std::fs::read(&job.report_path)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
-        changed.add(&report);
+        changed.add(&recorded_report(&job.report_path));
     }
     drop(locks);
     Ok((dirs, changed))
