@@ -427,22 +427,27 @@ pub fn remove_unused_layers(store: &Store, dirs: &Dirs, maps: &IdMaps) -> anyhow
         .flat_map(|r| r.diff_ids)
         .collect();
     keep.extend(state::list(dirs)?.into_iter().flat_map(|c| c.layers));
-    let unused: Vec<(String, String)> = store
+    let mut unused: Vec<(String, String)> = store
         .unpacked_layers()?
         .into_iter()
         .filter(|(_, diff_id)| !keep.contains(diff_id))
         .collect();
-    // Half-unpacked layers a killed unpack left behind go too (not counted:
-    // they were never layers); each stays locked until removed.
-    let stale = store.stale_unpacks()?;
-    if unused.is_empty() && stale.is_empty() {
-        return Ok(0);
-    }
+    // Locked in the order `ensure_layers` takes layer locks, before any
+    // other lock is held: a run holds several at once, so waiting for one
+    // while holding another out of that order could deadlock with it.
+    unused.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
     let mut locks = Vec::with_capacity(unused.len());
     let mut paths = Vec::with_capacity(unused.len());
     for (key, diff_id) in &unused {
         locks.push(store.layer_lock(key, diff_id)?);
         paths.push(store.layer_dir(key, diff_id)?);
+    }
+    // Half-unpacked layers a killed unpack left behind go too (not counted:
+    // they were never layers); each stays locked until removed (a try-lock:
+    // it never waits).
+    let stale = store.stale_unpacks()?;
+    if unused.is_empty() && stale.is_empty() {
+        return Ok(0);
     }
     nsexec::run_in_userns(maps, "remove unused layers", || {
         for p in paths.iter().chain(stale.iter().map(|s| &s.path)) {
