@@ -256,11 +256,52 @@ fn copy_file(
     let create = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
     let to = openat2(dst, Path::new(name), create, 0o600, BENEATH)?;
     if st.st_size > 0 && crate::sys::fs::ficlone(to.as_fd(), from.as_fd()).is_err() {
+        let size = u64::try_from(st.st_size).context("read the size")?;
         let mut r = std::fs::File::from(from.try_clone()?);
         let mut w = std::fs::File::from(to.try_clone()?);
-        std::io::copy(&mut r, &mut w).context("copy the data")?;
+        copy_data(&mut r, &mut w, size).context("copy the data")?;
     }
     set_meta_fd(from.as_fd(), to.as_fd(), st)
+}
+
+/// Copies the `size` bytes of `from` to the empty `to`, its holes left
+/// holes: the unpacker made runs of zeros into holes, and copying them as
+/// data would fill the disk with what the layer does not occupy. Each
+/// data extent (SEEK_DATA/SEEK_HOLE) goes through `std::io::copy`, which
+/// uses copy_file_range(2); a filesystem without SEEK_DATA gets one copy.
+fn copy_data(from: &mut std::fs::File, to: &mut std::fs::File, size: u64) -> std::io::Result<()> {
+    use nix::unistd::{lseek, Whence};
+    use std::io::{Read, Seek, SeekFrom};
+    let fd = from.as_raw_fd();
+    let end = i64::try_from(size).map_err(|_| Errno::EFBIG)?;
+    let mut pos = 0i64;
+    // Each round moves `pos` forward past one extent: at most one round
+    // per extent, and the extents are fewer than the bytes.
+    while pos < end {
+        let data = match lseek(fd, pos, Whence::SeekData) {
+            Ok(d) => d,
+            Err(Errno::ENXIO) => break, // only a hole is left
+            Err(Errno::EINVAL) if pos == 0 => {
+                std::io::copy(from, to)?;
+                return Ok(());
+            }
+            Err(err) => return Err(err.into()),
+        };
+        let hole = lseek(fd, data, Whence::SeekHole)?.min(end);
+        if hole <= data {
+            break;
+        }
+        let offset = u64::try_from(data).map_err(|_| Errno::EINVAL)?;
+        let len = u64::try_from(hole - data).map_err(|_| Errno::EINVAL)?;
+        from.seek(SeekFrom::Start(offset))?;
+        to.seek(SeekFrom::Start(offset))?;
+        let copied = std::io::copy(&mut from.by_ref().take(len), to)?;
+        if copied != len {
+            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
+        }
+        pos = hole;
+    }
+    to.set_len(size)
 }
 
 fn owner(st: &FileStat) -> (Option<Uid>, Option<Gid>) {
@@ -429,6 +470,11 @@ mod tests {
         ];
         // The layers hold overlay's markers, which the copy applies.
         assert_eq!(devices(&layers[1]), vec![layers[1].join("etc/gone")]);
+        // A file that is mostly hole, as the unpacker leaves runs of zeros.
+        let sparse = fs::File::create(layers[1].join("sparse")).unwrap();
+        sparse.set_len(64 << 20).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&sparse, b"end", (64 << 20) - 3).unwrap();
+        drop(sparse);
         let root = tmp.path().join("rootfs");
         fs::create_dir(&root).unwrap();
         merge_layers(&layers, &root).unwrap();
@@ -472,6 +518,11 @@ mod tests {
         assert_eq!(su.mode() & 0o7777, 0o4755, "setuid kept");
         assert!(crate::sys::probe::has_xattr(&root.join("x"), c"user.test"));
         assert!(devices(&root).is_empty(), "{:?}", devices(&root));
+        let sparse = fs::metadata(root.join("sparse")).unwrap();
+        assert_eq!(sparse.len(), 64 << 20);
+        assert!(sparse.blocks() * 512 < 1 << 20, "holes kept: {sparse:?}");
+        let tail = fs::read(root.join("sparse")).unwrap();
+        assert!(tail.ends_with(b"end") && tail[..1 << 20].iter().all(|b| *b == 0));
         // The shared layers are untouched.
         assert_eq!(names(&layers[0].join("opq")), ["lower", "sub"]);
         assert_eq!(fs::read_to_string(layers[0].join("etc/gone")).unwrap(), "g");
