@@ -206,6 +206,10 @@ fn overlay_rootfs(
 /// (each holds a decompressor and a tar reader; more threads than disks
 /// and cores only contend).
 const MAX_PARALLEL_UNPACKS: usize = 4;
+/// The stack of an unpacking thread: a main thread's 8 MiB, not a spawned
+/// thread's 2 MiB, as the unpacker recurses once per directory level of
+/// a layer (bounded by `image::tree`'s depth limit, not by this).
+const UNPACK_STACK: usize = 8 << 20;
 
 /// One missing layer to unpack: its blob, what its content must hash to,
 /// and where it goes (a temporary directory renamed to `dir`).
@@ -352,6 +356,7 @@ fn unpack_jobs(jobs: &[LayerJob<'_>]) -> anyhow::Result<()> {
             .map_while(|n| {
                 std::thread::Builder::new()
                     .name(format!("unpack-{n}"))
+                    .stack_size(UNPACK_STACK)
                     .spawn_scoped(s, work)
                     .ok()
             })
