@@ -855,3 +855,125 @@ fn an_opaque_directory_hides_the_lower_ones_files_under_every_driver() {
         .count();
     assert_eq!(held, 1, "{:?}", layer_dirs(&u));
 }
+
+/// `.tmp-*` entries (half-unpacked layers) below `dir`.
+fn temps(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.file_name().to_string_lossy().starts_with(".tmp-") {
+                out.push(e.path());
+            } else if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+/// The test image plus `extra` layers of a few hundred files each, as an
+/// OCI layout the test users can read; `bad` layers (indexes into
+/// `extra`) get a diff id that is not their content's.
+fn layered_image(u: &TestUser, name: &str, extra: usize, bad: &[usize]) -> (String, Vec<String>) {
+    use common::layout::{self, Entry, Layout};
+    let l = Layout::new(&u.root_scratch(name));
+    let mut image = l.base(&images().oci, "latest");
+    let base = image.layers.len();
+    let mut digests = Vec::new();
+    for i in 0..extra {
+        let files: Vec<(String, Vec<u8>)> = (0..300)
+            .map(|f| {
+                (
+                    format!("l{i}/f{f}"),
+                    format!("{name} layer {i} file {f}\n")
+                        .repeat(64)
+                        .into_bytes(),
+                )
+            })
+            .collect();
+        let dir = format!("l{i}/");
+        let mut entries = vec![Entry::Dir(&dir)];
+        entries.extend(files.iter().map(|(n, d)| Entry::File(n, d)));
+        l.add_layer(&mut image, &layout::tar(&entries));
+        digests.push(
+            image.layers[base + i]["digest"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    for &i in bad {
+        image.config["rootfs"]["diff_ids"][base + i] =
+            serde_json::json!(layout::sha256(format!("{name} {i}").as_bytes()));
+    }
+    let m = l.manifest(&image);
+    l.tag_latest(&m);
+    let (ok, out) = host("chmod", &["-R", "a+rX", &l.dir.display().to_string()]);
+    assert!(ok, "{out}");
+    (l.oci_ref(), digests)
+}
+
+#[test]
+fn layers_unpacked_in_parallel_report_the_first_failing_layer_and_leave_no_half_layer() {
+    let Some(u) = TestUser::t1() else { return };
+    // Layers 1 and 3 of 4 added ones lie about their diff id.
+    let (image, digests) = layered_image(&u, "bad-layers", 4, &[1, 3]);
+    for d in DRIVERS {
+        let r = hutch_run(&u, &["run", "--rm", "--storage-driver", d, &image, "true"]);
+        assert_eq!(r.code(), Some(125), "{d}: {r}");
+        assert!(
+            r.stderr.contains(&format!("unpack layer `{}`", digests[1])),
+            "{d}: the lowest failing layer is named: {r}"
+        );
+        assert!(!r.stderr.contains(&digests[3]), "{d}: one error: {r}");
+        assert!(r.stderr.contains("diff_id"), "{d}: says why: {r}");
+        let store = u.data_dir.join("hutch");
+        assert!(temps(&store).is_empty(), "{d}: left {:?}", temps(&store));
+        assert!(u.leftover_containers().is_empty(), "{d}");
+    }
+    // What did unpack is whole and used by an image without the liars.
+    let (good, _) = layered_image(&u, "good-layers", 4, &[]);
+    for d in DRIVERS {
+        let out = hutch_ok(
+            &u,
+            &[
+                "run",
+                "--rm",
+                "--storage-driver",
+                d,
+                &good,
+                "sh",
+                "-c",
+                "cat /etc/layer2 /l0/f0 /l3/f299 | sort -u",
+            ],
+        );
+        assert_eq!(
+            out, "good-layers layer 0 file 0\ngood-layers layer 3 file 299\nlayer2\n",
+            "{d}"
+        );
+    }
+}
+
+#[test]
+fn concurrent_runs_of_a_new_multi_layer_image_unpack_each_layer_once() {
+    let Some(u) = TestUser::t1() else { return };
+    let (image, _) = layered_image(&u, "many-layers", 6, &[]);
+    let runs: Vec<Running> = (0..3)
+        .map(|_| {
+            spawn_hutch(
+                &u,
+                &["run", "--rm", &image, "sh", "-c", "ls /l0 /l5 | wc -l"],
+                &Opts::default(),
+            )
+        })
+        .collect();
+    for r in runs {
+        let r = r.wait();
+        assert_eq!((r.code(), r.stdout.trim()), (Some(0), "603"), "{r}");
+    }
+    assert_eq!(layer_dirs(&u).len(), 8, "{:?}", layer_dirs(&u));
+    let store = u.data_dir.join("hutch");
+    assert!(temps(&store).is_empty(), "left {:?}", temps(&store));
+    assert!(u.leftover_containers().is_empty());
+}

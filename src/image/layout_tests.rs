@@ -9,8 +9,9 @@ use sha2::{Digest as _, Sha256};
 
 use super::blob::hex;
 use super::layout::{host_arch, REF_NAME};
+use super::unpack::unpack;
 use super::unpack_tests::RawTar;
-use super::{open, unpack, ImageRef, UnpackOptions};
+use super::{open, ImageRef, UnpackOptions};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";

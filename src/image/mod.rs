@@ -15,15 +15,15 @@ mod holes;
 pub mod layout;
 pub mod reference;
 pub mod registry;
-mod tree;
+pub(crate) mod tree;
 pub mod unpack;
 
 #[cfg(test)]
 mod layout_tests;
 #[cfg(test)]
-mod unpack_tests;
+pub(crate) mod unpack_tests;
 
 pub use config::ImageConfig;
 pub use layout::{open, Image, Layer};
 pub use reference::ImageRef;
-pub use unpack::{unpack, UnpackOptions, UnpackReport};
+pub use unpack::{UnpackOptions, UnpackReport};

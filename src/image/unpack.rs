@@ -14,7 +14,7 @@ use anyhow::Context;
 use super::blob::{self, Digest, HashingReader};
 use super::entry::{Applier, Policy};
 use super::tree::Root;
-use super::{Image, Layer};
+use super::Layer;
 
 #[derive(Debug, Clone, Default)]
 pub struct UnpackOptions {
@@ -42,8 +42,14 @@ impl UnpackReport {
     }
 }
 
-/// Unpacks every layer of `image` into `dest`, bottom first.
-pub fn unpack(image: &Image, dest: &Path, opts: &UnpackOptions) -> anyhow::Result<UnpackReport> {
+/// Unpacks every layer of `image` into `dest`, bottom first (tests: the
+/// vfs rung copies the store's unpacked layers, `rootfs::vfs`).
+#[cfg(test)]
+pub fn unpack(
+    image: &super::Image,
+    dest: &Path,
+    opts: &UnpackOptions,
+) -> anyhow::Result<UnpackReport> {
     let root = Root::open(dest)?;
     let mut report = UnpackReport::default();
     for layer in &image.layers {

@@ -72,7 +72,7 @@ impl RawTar {
     }
 
     /// A PAX extended header carrying `key=value` for the next entry.
-    fn pax(&mut self, key: &str, value: &str) -> &mut Self {
+    pub(crate) fn pax(&mut self, key: &str, value: &str) -> &mut Self {
         let body = format!(" {key}={value}\n");
         let total = (1..10)
             .map(|digits| body.len() + digits)

@@ -10,10 +10,12 @@
 //!
 //! Which way the layers become a rootfs is the storage driver
 //! ([`driver`]): kernel overlay, fuse-overlayfs ([`fuse`]), or vfs, a
-//! private copy unpacked into the container's own directory.
+//! private copy of the same unpacked layers in the container's own
+//! directory ([`vfs`]).
 
 pub mod driver;
 pub mod fuse;
+pub mod vfs;
 
 use std::path::{Path, PathBuf};
 
@@ -104,29 +106,44 @@ pub fn prepare(
             let rootfs = c.data_dir.join("rootfs");
             std::fs::create_dir(&rootfs)
                 .with_context(|| format!("create `{}`", rootfs.display()))?;
-            private_copy(image, &rootfs, maps)?;
+            private_copy(store, image, diff_ids, &rootfs, maps)?;
             Ok((rootfs, RootfsMount::Plain))
         }
     }
 }
 
-/// The vfs rung: every layer unpacked in order into
-/// the container's own `rootfs`, whiteouts applied, inside the user
-/// namespace so that file owners map into the subordinate range.
-pub fn private_copy(image: &Image, rootfs: &Path, maps: &IdMaps) -> anyhow::Result<()> {
-    let full_map = maps.helpers.is_some();
-    let user = user_name(); // in the namespace, everyone is root
-    let opts = UnpackOptions {
-        preserve_ownership: true,
-        overlay_whiteouts: false,
-    };
-    nsexec::run_in_userns(maps, "unpack the image", || {
-        let report = image::unpack(image, rootfs, &opts)
-            .map_err(|e| crate::errors::hint_if_full(e, rootfs))?;
-        warn_unpack(full_map, &user, &report);
-        Ok(())
-    })
-    .context("unpack the image")
+/// The vfs rung: a private copy of the image's layers in `rootfs`,
+/// made from the shared unpacked layers (unpacked first if missing, as
+/// for overlay) by [`vfs::merge_layers`] inside the user namespace.
+pub fn private_copy(
+    store: &Store,
+    image: &Image,
+    diff_ids: &[String],
+    rootfs: &Path,
+    maps: &IdMaps,
+) -> anyhow::Result<()> {
+    let key = map_key(maps);
+    let (layers, _) = ensure_layers(store, image, diff_ids, &key, maps)?;
+    // Every copy has all its layers' changes (flattened owners, skipped
+    // devices), so each vfs container reports them, not only the first.
+    let mut changed = image::unpack::UnpackReport::default();
+    for diff_id in diff_ids {
+        changed.add(&recorded_report(&store.unpack_report_path(&key, diff_id)?));
+    }
+    nsexec::run_in_userns(maps, "copy the image's layers", || {
+        vfs::merge_layers(&layers, rootfs).map_err(|e| crate::errors::hint_if_full(e, rootfs))
+    })?;
+    warn_unpack(maps.helpers.is_some(), &user_name(), &changed);
+    Ok(())
+}
+
+/// What unpacking a layer changed, as recorded beside it (nothing when
+/// the record is missing or unreadable).
+fn recorded_report(path: &Path) -> image::unpack::UnpackReport {
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
 }
 
 /// One warning line per kind of change an unpack made, however many
@@ -168,22 +185,9 @@ fn overlay_rootfs(
     c: &Container,
     maps: &IdMaps,
 ) -> anyhow::Result<(PathBuf, Overlay)> {
-    if diff_ids.len() != image.layers.len() {
-        anyhow::bail!(
-            "prepare rootfs: the image has {} layers but {} diff_ids",
-            image.layers.len(),
-            diff_ids.len()
-        );
-    }
     let key = map_key(maps);
-    let mut lower = Vec::with_capacity(diff_ids.len());
+    let (mut lower, changed) = ensure_layers(store, image, diff_ids, &key, maps)?;
     // What unpacking the missing layers changed, reported once for all.
-    let mut changed = image::unpack::UnpackReport::default();
-    for (layer, diff_id) in image.layers.iter().zip(diff_ids) {
-        let (dir, report) = ensure_layer(store, layer, diff_id, &key, maps)?;
-        changed.add(&report);
-        lower.push(dir);
-    }
     warn_unpack(maps.helpers.is_some(), &user_name(), &changed);
     lower.reverse(); // overlayfs wants the top layer first
     let overlay = Overlay {
@@ -198,67 +202,209 @@ fn overlay_rootfs(
     Ok((rootfs, overlay))
 }
 
-/// The unpacked directory of one layer, unpacking it first if needed,
-/// and what this unpack changed (nothing when it was unpacked already).
-/// A per-layer lock makes concurrent runs unpack it once; the unpack goes
-/// to a temporary directory renamed into place, so a half-unpacked layer
-/// is never used. The changes are recorded beside the layer
-/// ([`Store::unpack_report_path`]), which is also how they cross back
-/// from the unpacking process.
-fn ensure_layer(
+/// How many layers are unpacked at once: one per CPU, at most this many
+/// (each holds a decompressor and a tar reader; more threads than disks
+/// and cores only contend).
+const MAX_PARALLEL_UNPACKS: usize = 4;
+/// The stack of an unpacking thread: a main thread's 8 MiB, not a spawned
+/// thread's 2 MiB, as the unpacker recurses once per directory level of
+/// a layer (bounded by `image::tree`'s depth limit, not by this).
+const UNPACK_STACK: usize = 8 << 20;
+
+/// One missing layer to unpack: its blob, what its content must hash to,
+/// and where it goes (a temporary directory renamed to `dir`).
+struct LayerJob<'a> {
+    layer: &'a image::Layer,
+    want: crate::image::blob::Digest,
+    tmp: PathBuf,
+    dir: PathBuf,
+    report_path: PathBuf,
+}
+
+/// The unpacked directories of the layers of `image`, bottom first,
+/// unpacking the missing ones first, and what this unpack changed
+/// (nothing for layers that were unpacked already).
+///
+/// A per-layer lock makes concurrent runs unpack a layer once; the locks
+/// of the missing layers are taken in one global order (by diff id) so two
+/// runs of images that share layers in another order cannot deadlock.
+/// Each unpack goes to a temporary directory renamed into place, so a
+/// half-unpacked layer is never used, and is removed when it fails. The
+/// changes are recorded beside the layer ([`Store::unpack_report_path`]),
+/// which is also how they cross back from the unpacking process.
+///
+/// The missing layers are unpacked in parallel inside ONE user-namespace
+/// child ([`unpack_jobs`]): the threads live in that fresh process and
+/// never fork. The alternative, a thread per layer each cloning its own
+/// child, would fork from a multi-threaded `hutch` (`clone_fork` relies on
+/// a single-threaded caller: a lock another thread holds at the fork stays
+/// held in the child forever) and pay one clone and map write per layer.
+fn ensure_layers(
     store: &Store,
-    layer: &image::Layer,
-    diff_id: &str,
+    image: &Image,
+    diff_ids: &[String],
     key: &str,
     maps: &IdMaps,
-) -> anyhow::Result<(PathBuf, image::unpack::UnpackReport)> {
-    let dir = store.layer_dir(key, diff_id)?;
-    let unchanged = image::unpack::UnpackReport::default();
-    if dir.is_dir() {
-        return Ok((dir, unchanged));
+) -> anyhow::Result<(Vec<PathBuf>, image::unpack::UnpackReport)> {
+    if diff_ids.len() != image.layers.len() {
+        anyhow::bail!(
+            "prepare rootfs: the image has {} layers but {} diff_ids",
+            image.layers.len(),
+            diff_ids.len()
+        );
     }
-    let _once = store.layer_lock(key, diff_id)?;
-    if dir.is_dir() {
-        return Ok((dir, unchanged));
+    let mut changed = image::unpack::UnpackReport::default();
+    let dirs = diff_ids
+        .iter()
+        .map(|d| store.layer_dir(key, d))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    // Each missing diff id once (an image may repeat a layer), with the
+    // first layer that has it, in the order the locks are taken.
+    let mut missing: Vec<(&String, &image::Layer)> = Vec::new();
+    for ((layer, diff_id), dir) in image.layers.iter().zip(diff_ids).zip(&dirs) {
+        if !dir.is_dir() && !missing.iter().any(|(d, _)| *d == diff_id) {
+            missing.push((diff_id, layer));
+        }
     }
-    let report_path = store.unpack_report_path(key, diff_id)?;
-    let tmp = store.unpack_dir(key, diff_id)?;
-    if let Some(parent) = tmp.parent() {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("create `{}`", parent.display()))?;
+    if missing.is_empty() {
+        return Ok((dirs, changed));
     }
-    if tmp.exists() {
+    missing.sort_by(|a, b| a.0.cmp(b.0));
+    let mut locks = Vec::with_capacity(missing.len());
+    let mut jobs = Vec::with_capacity(missing.len());
+    for (diff_id, layer) in missing {
+        let lock = store.layer_lock(key, diff_id)?;
+        let dir = store.layer_dir(key, diff_id)?;
+        if dir.is_dir() {
+            continue; // another run unpacked it while we waited
+        }
+        let tmp = store.unpack_dir(key, diff_id)?;
+        if let Some(parent) = tmp.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("create `{}`", parent.display()))?;
+        }
+        locks.push(lock);
+        jobs.push(LayerJob {
+            layer,
+            want: crate::image::blob::Digest::parse(diff_id)?,
+            tmp,
+            dir,
+            report_path: store.unpack_report_path(key, diff_id)?,
+        });
+    }
+    if jobs.is_empty() {
+        return Ok((dirs, changed));
+    }
+    // Jobs in image order, so the bottom layers start first and the first
+    // failure reported is the lowest failing layer.
+    jobs.sort_by_key(|j| image.layers.iter().position(|l| std::ptr::eq(l, j.layer)));
+    let unpacked = nsexec::run_in_userns(maps, "unpack layers", || unpack_jobs(&jobs));
+    if let Err(e) = unpacked {
+        // The child removes what it fails on; this is for a child that
+        // died (killed, out of memory) before it could.
+        let left: Vec<&PathBuf> = jobs.iter().map(|j| &j.tmp).filter(|t| t.exists()).collect();
+        if !left.is_empty() {
+            let _ = nsexec::run_in_userns(maps, "remove a half-unpacked layer", || {
+                for t in &left {
+                    std::fs::remove_dir_all(t)
+                        .with_context(|| format!("remove `{}`", t.display()))?;
+                }
+                Ok(())
+            });
+        }
+        return Err(e); // unpack_one names the layer
+    }
+    for job in &jobs {
+        changed.add(&recorded_report(&job.report_path));
+    }
+    drop(locks);
+    Ok((dirs, changed))
+}
+
+/// Runs in the user-namespace child: unpacks `jobs` on up to
+/// [`MAX_PARALLEL_UNPACKS`] threads (this one included), each taking the
+/// next job in order. After a failure no new job starts; the jobs already
+/// running finish (or fail) and clean up. Returns the error of the lowest
+/// failing job: every job before it was started, so it is the first
+/// failure in image order whatever the timing.
+fn unpack_jobs(jobs: &[LayerJob<'_>]) -> anyhow::Result<()> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let errors: Mutex<Vec<(usize, anyhow::Error)>> = Mutex::new(Vec::new());
+    let work = || loop {
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let i = next.fetch_add(1, Ordering::SeqCst);
+        let Some(job) = jobs.get(i) else {
+            return;
+        };
+        if let Err(e) = unpack_job(job) {
+            stop.store(true, Ordering::SeqCst);
+            if let Ok(mut errs) = errors.lock() {
+                errs.push((i, e));
+            }
+        }
+    };
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let threads = cpus.min(MAX_PARALLEL_UNPACKS).min(jobs.len());
+    let panicked = std::thread::scope(|s| {
+        // A thread that cannot be started leaves its share to the others.
+        let helpers: Vec<_> = (1..threads)
+            .map_while(|n| {
+                std::thread::Builder::new()
+                    .name(format!("unpack-{n}"))
+                    .stack_size(UNPACK_STACK)
+                    .spawn_scoped(s, work)
+                    .ok()
+            })
+            .collect();
+        work();
+        helpers.into_iter().any(|h| h.join().is_err())
+    });
+    let mut errs = errors.into_inner().unwrap_or_default();
+    errs.sort_by_key(|(i, _)| *i);
+    if let Some((_, e)) = errs.into_iter().next() {
+        return Err(e);
+    }
+    if panicked {
+        anyhow::bail!("unpack layers: an unpacking thread stopped unexpectedly");
+    }
+    Ok(())
+}
+
+/// Unpacks one layer into its temporary directory, records what changed
+/// and renames it into place; removes the temporary directory on failure.
+fn unpack_job(job: &LayerJob<'_>) -> anyhow::Result<()> {
+    let parent = job.tmp.parent().unwrap_or(&job.tmp);
+    // Hinted here: only the chain's text crosses back to the parent.
+    let full = |e| crate::errors::hint_if_full(e, parent);
+    if job.tmp.exists() {
         // A dead process of the same pid left it; the layer lock is ours.
-        nsexec::run_in_userns(maps, "remove a half-unpacked layer", || {
-            std::fs::remove_dir_all(&tmp).map_err(Into::into)
-        })?;
+        std::fs::remove_dir_all(&job.tmp)
+            .with_context(|| format!("remove `{}`", job.tmp.display()))?;
     }
-    std::fs::create_dir(&tmp).with_context(|| format!("create `{}`", tmp.display()))?;
-    let want = crate::image::blob::Digest::parse(diff_id)?;
+    std::fs::create_dir(&job.tmp)
+        .with_context(|| format!("create `{}`", job.tmp.display()))
+        .map_err(full)?;
     let opts = UnpackOptions {
         preserve_ownership: true,
         overlay_whiteouts: true,
     };
-    let unpacked = nsexec::run_in_userns(maps, "unpack a layer", || {
-        // Hinted here: only the chain's text crosses back to the parent.
-        let full = |e| crate::errors::hint_if_full(e, tmp.parent().unwrap_or(&tmp));
-        let report = image::unpack::unpack_one(layer, &want, &tmp, &opts).map_err(full)?;
+    let done = (|| {
+        let report = image::unpack::unpack_one(job.layer, &job.want, &job.tmp, &opts)?;
         let json = serde_json::to_vec(&report).context("encode the unpack report")?;
-        crate::store::write_file_atomic(&report_path, &json).map_err(full)
-    });
-    if let Err(e) = unpacked.and_then(|()| {
-        std::fs::rename(&tmp, &dir).with_context(|| format!("rename `{}`", tmp.display()))
-    }) {
-        let _ = nsexec::run_in_userns(maps, "remove a half-unpacked layer", || {
-            std::fs::remove_dir_all(&tmp).map_err(Into::into)
-        });
-        return Err(e); // unpack_one names the layer
+        crate::store::write_file_atomic(&job.report_path, &json)?;
+        std::fs::rename(&job.tmp, &job.dir)
+            .with_context(|| format!("rename `{}`", job.tmp.display()))
+    })();
+    if let Err(e) = done {
+        let _ = std::fs::remove_dir_all(&job.tmp);
+        return Err(full(e));
     }
-    let report = std::fs::read(&report_path)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
-    Ok((dir, report))
+    Ok(())
 }
 
 /// A short fingerprint of the id maps layers are unpacked under.
@@ -286,22 +432,27 @@ pub fn remove_unused_layers(store: &Store, dirs: &Dirs, maps: &IdMaps) -> anyhow
         .flat_map(|r| r.diff_ids)
         .collect();
     keep.extend(state::list(dirs)?.into_iter().flat_map(|c| c.layers));
-    let unused: Vec<(String, String)> = store
+    let mut unused: Vec<(String, String)> = store
         .unpacked_layers()?
         .into_iter()
         .filter(|(_, diff_id)| !keep.contains(diff_id))
         .collect();
-    // Half-unpacked layers a killed unpack left behind go too (not counted:
-    // they were never layers); each stays locked until removed.
-    let stale = store.stale_unpacks()?;
-    if unused.is_empty() && stale.is_empty() {
-        return Ok(0);
-    }
+    // Locked in the order `ensure_layers` takes layer locks, before any
+    // other lock is held: a run holds several at once, so waiting for one
+    // while holding another out of that order could deadlock with it.
+    unused.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
     let mut locks = Vec::with_capacity(unused.len());
     let mut paths = Vec::with_capacity(unused.len());
     for (key, diff_id) in &unused {
         locks.push(store.layer_lock(key, diff_id)?);
         paths.push(store.layer_dir(key, diff_id)?);
+    }
+    // Half-unpacked layers a killed unpack left behind go too (not counted:
+    // they were never layers); each stays locked until removed (a try-lock:
+    // it never waits).
+    let stale = store.stale_unpacks()?;
+    if unused.is_empty() && stale.is_empty() {
+        return Ok(0);
     }
     nsexec::run_in_userns(maps, "remove unused layers", || {
         for p in paths.iter().chain(stale.iter().map(|s| &s.path)) {

@@ -1,7 +1,7 @@
 //! Path-safe file operations inside a root (openat2 RESOLVE_IN_ROOT).
 //!
 //! Owns the raw syscalls that nix 0.29 does not wrap with owned file
-//! descriptors: `openat2(2)` and `fsetxattr(2)`. Each function is a thin,
+//! descriptors: `openat2(2)`, the fd xattr calls and the FICLONE ioctl. Each function is a thin,
 //! typed wrapper over one syscall; policy lives in the callers.
 
 use std::ffi::CString;
@@ -89,6 +89,70 @@ pub fn fsetxattr(fd: BorrowedFd<'_>, name: &str, value: &[u8]) -> nix::Result<()
         )
     };
     Errno::result(ret).map(drop)
+}
+
+/// Makes `dst` share the data blocks of `src` (the FICLONE ioctl: a
+/// reflink on btrfs, XFS, bcachefs...). Fails (EOPNOTSUPP, EXDEV, EINVAL)
+/// where the filesystem cannot; callers then copy the bytes.
+pub fn ficlone(dst: BorrowedFd<'_>, src: BorrowedFd<'_>) -> nix::Result<()> {
+    // SAFETY: FICLONE takes the source descriptor as its integer argument
+    // and no pointer; both descriptors are open for the whole call.
+    let ret = unsafe { libc::ioctl(dst.as_raw_fd(), libc::FICLONE, src.as_raw_fd()) };
+    Errno::result(ret).map(drop)
+}
+
+/// How often an xattr that grew between sizing and reading is re-read.
+const XATTR_RETRIES: usize = 4;
+
+/// Calls `get(buf)` (a list/get xattr syscall, which returns the length
+/// needed when `buf` is empty) until the value fits.
+fn read_sized(mut get: impl FnMut(&mut [u8]) -> libc::ssize_t) -> nix::Result<Vec<u8>> {
+    for _ in 0..XATTR_RETRIES {
+        let len = Errno::result(get(&mut []))?;
+        let mut buf = vec![0u8; usize::try_from(len).map_err(|_| Errno::EINVAL)?];
+        match Errno::result(get(&mut buf)) {
+            Ok(n) => {
+                buf.truncate(usize::try_from(n).map_err(|_| Errno::EINVAL)?);
+                return Ok(buf);
+            }
+            Err(Errno::ERANGE) => continue,
+            Err(err) => return Err(err),
+        }
+    }
+    Err(Errno::ERANGE)
+}
+
+/// The names of the extended attributes of the open file `fd`.
+pub fn flistxattr(fd: BorrowedFd<'_>) -> nix::Result<Vec<std::ffi::OsString>> {
+    use std::os::unix::ffi::OsStringExt;
+    let raw = read_sized(|buf| {
+        // SAFETY: `buf` is a valid writable slice of `buf.len()` bytes (a
+        // NULL-equivalent empty slice asks only for the size); the kernel
+        // writes at most that many bytes.
+        unsafe { libc::flistxattr(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) }
+    })?;
+    Ok(raw
+        .split(|b| *b == 0)
+        .filter(|n| !n.is_empty())
+        .map(|n| std::ffi::OsString::from_vec(n.to_vec()))
+        .collect())
+}
+
+/// The value of extended attribute `name` of the open file `fd`.
+pub fn fgetxattr(fd: BorrowedFd<'_>, name: &std::ffi::OsStr) -> nix::Result<Vec<u8>> {
+    let cname = CString::new(name.as_bytes()).map_err(|_| Errno::EINVAL)?;
+    read_sized(|buf| {
+        // SAFETY: `cname` is NUL-terminated and `buf` a valid writable
+        // slice of `buf.len()` bytes; both outlive the call.
+        unsafe {
+            libc::fgetxattr(
+                fd.as_raw_fd(),
+                cname.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        }
+    })
 }
 
 #[cfg(test)]
