@@ -1494,3 +1494,56 @@ fn nothing_is_published_and_the_hosts_loopback_stays_closed_unless_asked() {
         server.join().unwrap();
     });
 }
+
+#[test]
+fn ping_works_without_net_raw_in_the_containers_own_network() {
+    let Some(u) = TestUser::t1() else { return };
+    if !helpers_present() {
+        return;
+    }
+    let rootfs = images().rootfs();
+    // pingprobe echoes 127.0.0.1 over an ICMP datagram socket, as
+    // iputils' ping does without CAP_NET_RAW (busybox's ping opens a raw
+    // socket only); the namespace's ping_group_range must allow it.
+    let script = "cat /proc/sys/net/ipv4/ping_group_range; ip -o link show lo; pingprobe";
+    for net in ["none", "pasta", "slirp4netns"] {
+        let r = hutch_run(
+            &u,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                net,
+                "--rootfs",
+                &rootfs,
+                "sh",
+                "-c",
+                script,
+            ],
+        );
+        assert_eq!(r.code(), Some(0), "{net}: {r}");
+        assert!(r.stdout.starts_with("0\t0\n"), "{net}: {r}");
+        assert!(r.stdout.contains(",UP"), "{net}: lo is down: {r}");
+        assert!(r.stdout.contains("ping: ok"), "{net}: {r}");
+    }
+    // The host's own setting is left alone, --network host included.
+    let range = "/proc/sys/net/ipv4/ping_group_range";
+    let before = std::fs::read_to_string(range).unwrap();
+    let r = hutch_run(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            "--rootfs",
+            &rootfs,
+            "cat",
+            range,
+        ],
+    );
+    assert_eq!(r.code(), Some(0), "{r}");
+    // (Seen through the user namespace: unmapped groups read as 65534.)
+    assert!(!r.stdout.starts_with("0\t0"), "{r}");
+    assert_eq!(std::fs::read_to_string(range).unwrap(), before);
+}
