@@ -777,9 +777,35 @@ fn each_backend_works_alone_and_none_is_said() {
         args.extend(ip);
         run_hutch(&u, &args, opts)
     };
+    // The default network carries traffic: a published port reaches a
+    // server in the container (its interfaces listed first).
+    let serve = |opts: &Opts| {
+        let port = free_port();
+        let publish = format!("127.0.0.1:{port}:80");
+        let mut r = spawn_hutch(
+            &u,
+            &[
+                "run",
+                "--rm",
+                "-p",
+                &publish,
+                "--rootfs",
+                &images().rootfs(),
+                "sh",
+                "-c",
+                "ip -o link; echo ready; nc -l -p 80 -e sh -c 'read l; echo served-by-container; sleep 1'",
+            ],
+            opts,
+        );
+        let ready = r.wait_for_stdout("ready", Duration::from_secs(20));
+        let got = if ready { fetch(port) } else { String::new() };
+        let run = r.wait();
+        assert!(got.contains("served-by-container"), "got {got:?}\n{run}");
+        assert_eq!(run.code(), Some(0), "{run}");
+        run
+    };
     // Only slirp4netns: it is the default, and `hutch info` says so.
-    let r = run(&hide(&["pasta"]), &[]);
-    assert_eq!(r.code(), Some(0), "{r}");
+    let r = serve(&hide(&["pasta"]));
     assert!(r.stdout.contains("tap0"), "{r}");
     let info = run_hutch(&u, &["info"], &hide(&["pasta"]));
     assert!(
@@ -798,12 +824,9 @@ fn each_backend_works_alone_and_none_is_said() {
         "{r}"
     );
     // Only pasta.
-    let r = run(&hide(&["slirp4netns"]), &[]);
-    assert_eq!(r.code(), Some(0), "{r}");
-    assert!(
-        !r.stdout.contains("tap0") && r.stdout.lines().count() == 2,
-        "{r}"
-    );
+    let r = serve(&hide(&["slirp4netns"]));
+    let links = r.stdout.lines().filter(|l| l.contains(": <")).count();
+    assert!(!r.stdout.contains("tap0") && links == 2, "{r}");
     // Neither: loopback only, and hutch says so once.
     let r = run(&hide(&["pasta", "slirp4netns"]), &[]);
     assert_eq!(r.code(), Some(0), "{r}");
@@ -987,8 +1010,17 @@ fn user_mode_networks_give_ipv6_and_pasta_publishes_on_it() {
     if !helpers_present() {
         return;
     }
-    let v6 = UdpSocket::bind("[::1]:0").is_ok();
-    if !require("IPv6 on the host's loopback", v6, "enable IPv6 on lo") {
+    // The backends give the container IPv6 where the host has a global
+    // IPv6 route (the routes pasta copies; slirp4netns routes through
+    // the host's sockets); ::1 alone is not a host with IPv6.
+    let v6_lo = UdpSocket::bind("[::1]:0").is_ok();
+    let (_, routes) = host("ip", &["-6", "route", "show", "default"]);
+    let v6_route = routes.lines().any(|l| l.starts_with("default "));
+    if !require(
+        "IPv6 on the host",
+        v6_lo && v6_route,
+        &format!("::1 bindable: {v6_lo}; a global IPv6 default route: {v6_route} (`ip -6 route`)"),
+    ) {
         return;
     }
     let rootfs = images().rootfs();
@@ -1540,4 +1572,240 @@ fn host_networking_shares_the_hosts_interfaces_and_loopback() {
     }
     // A server on the host's loopback, with no option.
     assert!(r.stdout.contains("from-the-host"), "{r}");
+}
+
+/// A network namespace of the test's own standing in for the host: lo and
+/// a veth pair with IPv4 and IPv6 default routes through one end. A
+/// backend started there copies its addresses and gateways; the other
+/// end, in the same namespace and without addresses, answers nothing: no
+/// probe of the gateway addresses leaves the namespace.
+struct StandInHost {
+    name: String,
+}
+
+impl StandInHost {
+    fn new() -> StandInHost {
+        let name = format!("hutch-iso-{}", std::process::id());
+        let _ = host("ip", &["netns", "del", &name]);
+        let ns = StandInHost { name: name.clone() };
+        let n = name.as_str();
+        for step in [
+            vec!["netns", "add", n],
+            vec!["-n", n, "link", "set", "lo", "up"],
+            vec![
+                "-n", n, "link", "add", "d0", "type", "veth", "peer", "name", "d1",
+            ],
+            vec!["-n", n, "link", "set", "d1", "up"],
+            vec!["-n", n, "addr", "add", "10.77.0.2/24", "dev", "d0"],
+            vec!["-n", n, "addr", "add", "fd77::2/64", "dev", "d0", "nodad"],
+            vec!["-n", n, "link", "set", "d0", "up"],
+            vec!["-n", n, "route", "add", "default", "via", "10.77.0.1"],
+            vec!["-n", n, "-6", "route", "add", "default", "via", "fd77::1"],
+        ] {
+            let (ok, out) = host("ip", &step);
+            assert!(ok, "ip {step:?}: {out}");
+        }
+        ns
+    }
+
+    /// Runs `f` on a thread moved into the namespace (what it spawns,
+    /// hutch included, starts there).
+    fn within<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        let path = format!("/run/netns/{}", self.name);
+        thread::scope(|s| {
+            s.spawn(move || {
+                let ns = std::fs::File::open(&path).expect("open the namespace");
+                // Only this thread moves.
+                nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+                f()
+            })
+            .join()
+            .unwrap()
+        })
+    }
+}
+
+impl Drop for StandInHost {
+    fn drop(&mut self) {
+        let _ = host("ip", &["netns", "del", &self.name]);
+    }
+}
+
+/// `host_server` on 127.0.0.1 and ::1, the same port on both.
+fn loopback_server(stop: Arc<AtomicBool>) -> (u16, thread::JoinHandle<()>) {
+    let v4 = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = v4.local_addr().unwrap().port();
+    let v6 = TcpListener::bind(("::1", port)).unwrap();
+    let h = thread::spawn(move || {
+        for l in [&v4, &v6] {
+            l.set_nonblocking(true).unwrap();
+        }
+        let end = Instant::now() + Duration::from_secs(120);
+        while !stop.load(Ordering::SeqCst) && Instant::now() < end {
+            for l in [&v4, &v6] {
+                if let Ok((mut s, _)) = l.accept() {
+                    let _ = s.set_nonblocking(false);
+                    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                    let mut buf = [0u8; 1024];
+                    let _ = s.read(&mut buf);
+                    let _ = s
+                        .write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 14\r\n\r\nfrom-the-host\n");
+                }
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    });
+    (port, h)
+}
+
+/// The addresses by which a backend's container would reach the host's
+/// loopback: its gateways (pasta's are the host's, copied) and
+/// slirp4netns's fixed host addresses.
+fn host_addresses(backend: &str) -> [&'static str; 2] {
+    if backend == "pasta" {
+        ["10.77.0.1", "fd77::1"]
+    } else {
+        ["10.0.2.2", "fd00::2"]
+    }
+}
+
+#[test]
+fn nothing_is_published_and_the_hosts_loopback_stays_closed_unless_asked() {
+    let Some(u) = TestUser::t1() else { return };
+    if !helpers_present() {
+        return;
+    }
+    let iso = StandInHost::new();
+    let rootfs = images().rootfs();
+    iso.within(|| {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (port, server) = loopback_server(stop.clone());
+        // Inside: a server on 8080, unpublished; then one request to
+        // the host's loopback port through each host address (slirp4netns
+        // takes its IPv6 address from a router advertisement: wait for
+        // it, at most 10 s).
+        let probe = |addrs: [&str; 2]| {
+            format!(
+                "nc -l -p 8080 -e echo served-by-container & echo listening; sleep 5; \
+                 for i in $(seq 20); do \
+                   ip -o -6 addr show scope global | grep -v tentative | grep -q inet6 && break; \
+                   sleep 0.5; done; \
+                 for a in {} {}; do \
+                   printf 'GET / HTTP/1.0\\r\\n\\r\\n' | timeout 5 nc -w 3 $a {port} > /tmp/got 2>&1; \
+                   if grep -q from-the-host /tmp/got; then echo \"$a reached\"; else echo \"$a closed\"; fi; \
+                 done",
+                addrs[0], addrs[1]
+            )
+        };
+        for backend in BACKENDS {
+            let addrs = host_addresses(backend);
+            let script = probe(addrs);
+            let mut r = spawn_hutch(
+                &u,
+                &[
+                    "run", "--rm", "--network", backend, "--rootfs", &rootfs, "sh", "-c",
+                    &script,
+                ],
+                &Opts::default(),
+            );
+            assert!(
+                r.wait_for_stdout("listening", Duration::from_secs(20)),
+                "{backend}"
+            );
+            // pasta's default would forward every port the container
+            // listens on, found by a scan each second: try for 4 s.
+            let mut published = Vec::new();
+            let end = Instant::now() + Duration::from_secs(4);
+            while Instant::now() < end {
+                for ip in ["127.0.0.1", "::1"] {
+                    let addr = std::net::SocketAddr::new(ip.parse().unwrap(), 8080);
+                    if connects(addr) {
+                        published.push(addr);
+                    }
+                }
+                thread::sleep(Duration::from_millis(250));
+            }
+            let run = r.wait();
+            assert_eq!(run.code(), Some(0), "{backend}: {run}");
+            assert!(published.is_empty(), "{backend}: published {published:?}\n{run}");
+            for a in addrs {
+                assert!(
+                    run.stdout.contains(&format!("{a} closed")),
+                    "{backend}: the host's loopback through {a}: {run}"
+                );
+            }
+            // Control: with the option, the same addresses do reach it.
+            let allowed = format!("{backend}:allow_host_loopback=true");
+            let script = probe(addrs).replace("sleep 5", "true");
+            let r = hutch_run(
+                &u,
+                &[
+                    "run", "--rm", "--network", &allowed, "--rootfs", &rootfs, "sh", "-c",
+                    &script,
+                ],
+            );
+            assert_eq!(r.code(), Some(0), "{backend}: {r}");
+            for a in addrs {
+                assert!(
+                    r.stdout.contains(&format!("{a} reached")),
+                    "{backend} allowed: the host's loopback through {a}: {r}"
+                );
+            }
+        }
+        stop.store(true, Ordering::SeqCst);
+        server.join().unwrap();
+    });
+}
+
+#[test]
+fn ping_works_without_net_raw_in_the_containers_own_network() {
+    let Some(u) = TestUser::t1() else { return };
+    if !helpers_present() {
+        return;
+    }
+    let rootfs = images().rootfs();
+    // pingprobe echoes 127.0.0.1 over an ICMP datagram socket, as
+    // iputils' ping does without CAP_NET_RAW (busybox's ping opens a raw
+    // socket only); the namespace's ping_group_range must allow it.
+    let script = "cat /proc/sys/net/ipv4/ping_group_range; ip -o link show lo; pingprobe";
+    for net in ["none", "pasta", "slirp4netns"] {
+        let r = hutch_run(
+            &u,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                net,
+                "--rootfs",
+                &rootfs,
+                "sh",
+                "-c",
+                script,
+            ],
+        );
+        assert_eq!(r.code(), Some(0), "{net}: {r}");
+        assert!(r.stdout.starts_with("0\t0\n"), "{net}: {r}");
+        assert!(r.stdout.contains(",UP"), "{net}: lo is down: {r}");
+        assert!(r.stdout.contains("ping: ok"), "{net}: {r}");
+    }
+    // The host's own setting is left alone, --network host included.
+    let range = "/proc/sys/net/ipv4/ping_group_range";
+    let before = std::fs::read_to_string(range).unwrap();
+    let r = hutch_run(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            "--rootfs",
+            &rootfs,
+            "cat",
+            range,
+        ],
+    );
+    assert_eq!(r.code(), Some(0), "{r}");
+    // (Seen through the user namespace: unmapped groups read as 65534.)
+    assert!(!r.stdout.starts_with("0\t0"), "{r}");
+    assert_eq!(std::fs::read_to_string(range).unwrap(), before);
 }

@@ -343,17 +343,32 @@ fn hostname_is_set_and_isolated_from_the_host() {
 #[test]
 fn sensitive_proc_files_are_masked_and_proc_sys_and_sys_are_read_only() {
     let Some(u) = TestUser::t1() else { return };
-    let script = r#"
-for f in /proc/kcore /proc/keys /proc/timer_list /proc/sched_debug /proc/latency_stats; do
-  [ -e $f ] && echo "masked $f $(head -c 64 $f 2>/dev/null | wc -c)"
-done
+    // Docker's masked paths: the OCI defaults and powercap.
+    const MASKED: [&str; 11] = [
+        "/proc/acpi",
+        "/proc/asound",
+        "/proc/kcore",
+        "/proc/keys",
+        "/proc/latency_stats",
+        "/proc/timer_list",
+        "/proc/timer_stats",
+        "/proc/sched_debug",
+        "/proc/scsi",
+        "/sys/firmware",
+        "/sys/devices/virtual/powercap",
+    ];
+    let script = format!(
+        "for f in {}; do [ -e $f ] && echo \"exists $f\"; done; sed 's/^/mountinfo /' /proc/self/mountinfo\n{}",
+        MASKED.join(" "),
+        r#"
 if echo hacked > /proc/sys/kernel/hostname 2>/dev/null; then echo "procsys writable"; else echo "procsys ro"; fi
 echo "hostname $(hostname)"
 if echo 1 > /proc/sys/net/ipv4/ip_forward 2>/dev/null; then echo "netsys writable"; else echo "netsys ro"; fi
 if mkdir /sys/fs/cgroup/hutch-test 2>/dev/null || touch /sys/hutch-test 2>/dev/null; then echo "sys writable"; else echo "sys ro"; fi
 grep -E '^[^ ]+ /sys ' /proc/mounts
 echo "firmware $(ls /sys/firmware 2>/dev/null | wc -l)"
-"#;
+"#
+    );
     let out = hutch_ok(
         &u,
         &[
@@ -367,15 +382,39 @@ echo "firmware $(ls /sys/firmware 2>/dev/null | wc -l)"
             &images().rootfs(),
             "sh",
             "-c",
-            script,
+            &script,
         ],
     );
-    let masked: Vec<&str> = out.lines().filter(|l| l.starts_with("masked ")).collect();
-    assert!(!masked.is_empty(), "{out}");
-    for l in masked {
+    // Each masked path that exists is a mount of its own, the topmost
+    // there: a read-only empty tmpfs on a directory, /dev/null bound on
+    // a file. (Mount point, options, fstype, root.)
+    let mounts: Vec<(&str, &str, &str, &str)> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("mountinfo "))
+        .filter_map(|l| {
+            let (a, b) = l.split_once(" - ")?;
+            let a: Vec<&str> = a.split_whitespace().collect();
+            let fstype = b.split_whitespace().next()?;
+            Some((*a.get(4)?, *a.get(5)?, fstype, *a.get(3)?))
+        })
+        .collect();
+    let existing: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("exists "))
+        .collect();
+    assert!(existing.contains(&"/proc/keys"), "{out}");
+    for path in existing {
+        let top = mounts
+            .iter()
+            .rev()
+            .find(|m| m.0 == path)
+            .unwrap_or_else(|| panic!("{path} is not masked by a mount of its own:\n{out}"));
+        let (_, opts, fstype, root) = *top;
+        let ro_tmpfs = fstype == "tmpfs" && opts.split(',').any(|o| o == "ro");
+        let dev_null = root == "/null" && matches!(fstype, "devtmpfs" | "tmpfs");
         assert!(
-            l.ends_with(" 0"),
-            "readable though it should be masked: {l}\n{out}"
+            ro_tmpfs || dev_null,
+            "{path}: masked by {top:?}, neither a read-only tmpfs nor /dev/null\n{out}"
         );
     }
     assert!(out.contains("procsys ro\n"), "{out}");

@@ -444,6 +444,9 @@ fn settle_network(args: &RunArgs, plan: &mut Plan) -> anyhow::Result<()> {
             "`hutch doctor` says what is missing; pass `--network none` to silence this",
         ));
     }
+    if let Some(w) = crate::net::files::host_gateway_unreachable(plan.network, &plan.add_hosts) {
+        crate::errors::warn(&w);
+    }
     if plan.network == Network::Host && !plan.ports.is_empty() {
         crate::errors::warn(&anyhow::anyhow!(
             "published ports are discarded with `--network host`"

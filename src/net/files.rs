@@ -157,6 +157,29 @@ pub fn hosts(
     Ok(out)
 }
 
+/// A warning when an `--add-host NAME:host-gateway` names an address
+/// that does not lead to the host: on pasta and slirp4netns without
+/// `allow_host_loopback` the gateway address is not mapped to the host
+/// (pasta's is the real router's, slirp4netns refuses 10.0.2.2). The line
+/// is still written, as Podman writes it.
+pub fn host_gateway_unreachable(network: Network, add: &[AddHost]) -> Option<anyhow::Error> {
+    let user = network.user_net()?;
+    if user.allow_host_loopback {
+        return None;
+    }
+    let a = add.iter().find(|a| a.ip.is_none())?;
+    let name = network.name();
+    Some(crate::errors::hint(
+        anyhow::anyhow!(
+            "`--add-host {}:host-gateway`: the `{name}` gateway address does not reach the host without allow_host_loopback",
+            a.name
+        ),
+        format!(
+            "use `--network {name}:allow_host_loopback=true` to reach the host's services through it (the container may then reach everything on the host's loopback)"
+        ),
+    ))
+}
+
 /// The IPv4 default gateway from /proc/net/route text (little-endian hex).
 pub fn default_gateway(route: &str) -> Option<Ipv4Addr> {
     route.lines().skip(1).find_map(|l| {
@@ -181,6 +204,48 @@ mod tests {
             allow_host_loopback: allow,
             ..UserNet::default()
         })
+    }
+
+    #[test]
+    fn host_gateway_without_host_loopback_is_warned_about() {
+        let gw = |name: &str| AddHost {
+            name: name.into(),
+            ip: None,
+        };
+        let fixed = AddHost {
+            name: "db".into(),
+            ip: Some("10.1.2.3".parse().unwrap()),
+        };
+        let slirp = |allow| {
+            Network::Slirp4netns(UserNet {
+                allow_host_loopback: allow,
+                ..UserNet::default()
+            })
+        };
+        for net in [pasta(false), slirp(false)] {
+            let w = host_gateway_unreachable(net, &[fixed.clone(), gw("gw")])
+                .unwrap_or_else(|| panic!("{net:?}: no warning"));
+            let (chain, hints, _) = crate::errors::split(&w);
+            assert!(
+                chain[0].contains("`--add-host gw:host-gateway`")
+                    && chain[0].contains("does not reach the host"),
+                "{chain:?}"
+            );
+            assert!(
+                hints[0].contains(&format!(
+                    "--network {}:allow_host_loopback=true",
+                    net.name()
+                )),
+                "{hints:?}"
+            );
+        }
+        // With the option, with fixed addresses only, or where the
+        // address is the host's own (host) or refused already (none): quiet.
+        assert!(host_gateway_unreachable(pasta(true), &[gw("gw")]).is_none());
+        assert!(host_gateway_unreachable(slirp(true), &[gw("gw")]).is_none());
+        assert!(host_gateway_unreachable(pasta(false), std::slice::from_ref(&fixed)).is_none());
+        assert!(host_gateway_unreachable(Network::Host, &[gw("gw")]).is_none());
+        assert!(host_gateway_unreachable(Network::None, &[gw("gw")]).is_none());
     }
 
     #[test]

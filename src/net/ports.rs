@@ -11,8 +11,6 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 
-use crate::errors::WithHint;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Proto {
@@ -214,21 +212,64 @@ pub fn check_free(ports: &mut [PortMapping]) -> anyhow::Result<()> {
         for i in 0..m.count {
             let port = m.host_port + i;
             if let Err(e) = try_bind(m, port) {
-                let addr = bind_addr(m, port);
-                let err = anyhow::Error::new(e).context(format!(
-                    "publish port `{addr}/{}`: it is not free on the host",
-                    m.proto.as_str()
-                ));
-                return Err(err).hint("choose another host port (`-p OTHER:PORT`), or stop what listens there (`ss -lntup`)");
+                return Err(bind_failed(m, port, e));
             }
         }
     }
     Ok(())
 }
 
+/// The error for a host port the check could not bind: taken, or below
+/// the kernel's unprivileged port start (EACCES), which no other port
+/// choice on the container side changes.
+fn bind_failed(m: &PortMapping, port: u16, e: std::io::Error) -> anyhow::Error {
+    let addr = bind_addr(m, port);
+    let proto = m.proto.as_str();
+    if e.kind() == std::io::ErrorKind::PermissionDenied {
+        let err = anyhow::Error::new(e).context(format!(
+            "publish port `{addr}/{proto}`: host port {port} is privileged, and hutch runs as your user"
+        ));
+        return crate::errors::hint(
+            err,
+            format!(
+                "publish on a host port from 1024 up (`-p 8080:{}`), or let users bind from {port} up: \
+                 `sysctl net.ipv4.ip_unprivileged_port_start={port}` (as root; it applies to every user)",
+                m.container_port + (port - m.host_port)
+            ),
+        );
+    }
+    let err = anyhow::Error::new(e).context(format!(
+        "publish port `{addr}/{proto}`: it is not free on the host"
+    ));
+    crate::errors::hint(
+        err,
+        "choose another host port (`-p OTHER:PORT`), or stop what listens there (`ss -lntup`)",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_privileged_host_port_is_said_apart_from_a_taken_one() {
+        let map = m(None, 80, 8000, 1, Proto::Tcp);
+        let eacces = std::io::Error::from_raw_os_error(libc::EACCES);
+        let (chain, hints, _) = crate::errors::split(&bind_failed(&map, 80, eacces));
+        assert!(chain[0].contains("host port 80 is privileged"), "{chain:?}");
+        assert!(!chain[0].contains("not free"), "{chain:?}");
+        assert_eq!(hints.len(), 1, "{hints:?}");
+        assert!(
+            hints[0].contains("net.ipv4.ip_unprivileged_port_start=80")
+                && hints[0].contains("`-p 8080:8000`")
+                && !hints[0].contains("stop what listens"),
+            "{hints:?}"
+        );
+        let inuse = std::io::Error::from_raw_os_error(libc::EADDRINUSE);
+        let (chain, hints, _) = crate::errors::split(&bind_failed(&map, 80, inuse));
+        assert!(chain[0].contains("not free on the host"), "{chain:?}");
+        assert!(hints[0].contains("stop what listens there"), "{hints:?}");
+    }
 
     fn m(ip: Option<&str>, h: u16, c: u16, n: u16, p: Proto) -> PortMapping {
         PortMapping {

@@ -36,8 +36,10 @@ pub const DEFAULT_CAPS: [&str; 11] = [
     "CAP_SYS_CHROOT",
 ];
 
-/// The OCI runtime spec's default masked paths (runtime-spec config-linux).
-pub const MASKED_PATHS: [&str; 10] = [
+/// The OCI runtime spec's default masked paths (runtime-spec config-linux),
+/// and Docker's powercap (its energy counters are a side channel,
+/// CVE-2020-8694).
+pub const MASKED_PATHS: [&str; 11] = [
     "/proc/acpi",
     "/proc/asound",
     "/proc/kcore",
@@ -48,6 +50,7 @@ pub const MASKED_PATHS: [&str; 10] = [
     "/proc/sched_debug",
     "/proc/scsi",
     "/sys/firmware",
+    "/sys/devices/virtual/powercap",
 ];
 
 /// ...and the read-only ones.

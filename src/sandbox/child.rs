@@ -82,6 +82,11 @@ fn run(chan: &Channel, ctx: &Setup<'_>) -> anyhow::Result<Infallible> {
     };
     // Our own session: terminal signals reach hutch, which forwards them.
     setsid().context("start a new session")?;
+    if plan.network == crate::plan::Network::None {
+        // Loopback only, and up, as Docker's and Podman's `none` (the
+        // user-mode helpers bring it up themselves).
+        crate::sys::netif::loopback_up().context("bring the loopback interface up")?;
+    }
     mounts::prepare(&mounts::Inputs {
         rootfs: ctx.rootfs,
         plan,

@@ -97,6 +97,14 @@ pub fn prepare(inp: &Inputs<'_>) -> anyhow::Result<()> {
     for p in &inp.plan.masked_paths {
         mask(&root, p).with_context(|| format!("mask `{p}`"))?;
     }
+    // Before /proc/sys goes read-only: unprivileged ping in the
+    // container's own network namespace, as Podman does.
+    if matches!(
+        inp.plan.network,
+        plan::Network::None | plan::Network::Pasta(_) | plan::Network::Slirp4netns(_)
+    ) {
+        allow_ping(&root);
+    }
     for p in &inp.plan.readonly_paths {
         if let Some(fd) = resolve(&root, p, Kind::Existing)? {
             mount_fd(
@@ -331,6 +339,31 @@ fn remount_ro(root: &OwnedFd, target: &str, extra: MsFlags) -> anyhow::Result<()
         }
     }
     mount_fd(None, &fd, None, flags, "").with_context(|| format!("remount `{target}` read-only"))
+}
+
+/// `net.ipv4.ping_group_range = 0 0` in the network namespace this
+/// process made (the sysctl is per namespace: the host's and another
+/// container's are never touched). Every container group may then open
+/// ICMP datagram sockets, which is what an unprivileged `ping` uses,
+/// without CAP_NET_RAW. Only a convenience: a kernel or /proc that
+/// refuses leaves ping as it was, so a failure is ignored (ping then
+/// needs `--cap-add NET_RAW`, as README says).
+fn allow_ping(root: &OwnedFd) {
+    const RANGE: &str = "/proc/sys/net/ipv4/ping_group_range";
+    let write = || -> anyhow::Result<()> {
+        let fd =
+            resolve(root, RANGE, Kind::Existing)?.with_context(|| format!("find `{RANGE}`"))?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(fd_path(&fd))
+            .and_then(|mut f| std::io::Write::write_all(&mut f, b"0 0"))
+            .with_context(|| format!("write `{RANGE}`"))
+    };
+    if let Err(e) = write() {
+        if std::env::var_os("HUTCH_DEBUG").is_some() {
+            eprintln!("debug: unprivileged ping stays off: {e:#}");
+        }
+    }
 }
 
 fn fd_path(fd: &OwnedFd) -> PathBuf {

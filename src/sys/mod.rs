@@ -3,6 +3,7 @@
 #![allow(unsafe_code)]
 
 pub mod fs;
+pub mod netif;
 pub mod nsspawn;
 pub mod pidfd;
 pub mod probe;
