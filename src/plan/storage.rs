@@ -42,6 +42,7 @@ pub fn parse_tmpfs(spec: &str) -> anyhow::Result<Mount> {
         source: None,
         options,
         optional: false,
+        copy_up: false,
     })
 }
 
@@ -128,6 +129,7 @@ pub fn read_only_tmpfs(taken: &[Mount]) -> Vec<Mount> {
             source: None,
             options: vec!["nosuid".into(), "nodev".into(), format!("mode={mode}")],
             optional: false,
+            copy_up: false,
         })
         .collect()
 }
@@ -224,6 +226,7 @@ mod tests {
             target: t.into(),
             readonly: false,
             name: None,
+            nocopy: false,
         };
         let t = |p: &str| parse_tmpfs(p).unwrap();
         assert!(refuse_duplicates(&[vol("/a"), vol("/b")], &[t("/c")]).is_ok());

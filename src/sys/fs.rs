@@ -1,7 +1,7 @@
 //! Path-safe file operations inside a root (openat2 RESOLVE_IN_ROOT).
 //!
 //! Owns the raw syscalls that nix 0.29 does not wrap with owned file
-//! descriptors: `openat2(2)` and `fsetxattr(2)`. Each function is a thin,
+//! descriptors: `openat2(2)` and the `f*xattr(2)` calls. Each function is a thin,
 //! typed wrapper over one syscall; policy lives in the callers.
 
 use std::ffi::CString;
@@ -89,6 +89,56 @@ pub fn fsetxattr(fd: BorrowedFd<'_>, name: &str, value: &[u8]) -> nix::Result<()
         )
     };
     Errno::result(ret).map(drop)
+}
+
+/// The names of the extended attributes of the open file `fd`.
+pub fn flistxattr(fd: BorrowedFd<'_>) -> nix::Result<Vec<CString>> {
+    let mut buf = vec![0u8; 4096];
+    for _ in 0..4 {
+        // SAFETY: `buf` is a valid writable buffer of `buf.len()` bytes that
+        // outlives the call; the kernel writes at most that many.
+        let ret = unsafe { libc::flistxattr(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        match Errno::result(ret) {
+            Ok(n) => {
+                let n = usize::try_from(n).map_err(|_| Errno::EINVAL)?;
+                let names = buf[..n]
+                    .split(|b| *b == 0)
+                    .filter(|n| !n.is_empty())
+                    .filter_map(|n| CString::new(n).ok())
+                    .collect();
+                return Ok(names);
+            }
+            Err(Errno::ERANGE) => buf.resize(buf.len() * 4, 0),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Errno::E2BIG)
+}
+
+/// The value of extended attribute `name` of the open file `fd`.
+pub fn fgetxattr(fd: BorrowedFd<'_>, name: &CString) -> nix::Result<Vec<u8>> {
+    let mut buf = vec![0u8; 256];
+    for _ in 0..4 {
+        // SAFETY: `name` is NUL-terminated and `buf` a valid writable buffer
+        // of `buf.len()` bytes; both outlive the call.
+        let ret = unsafe {
+            libc::fgetxattr(
+                fd.as_raw_fd(),
+                name.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        match Errno::result(ret) {
+            Ok(n) => {
+                buf.truncate(usize::try_from(n).map_err(|_| Errno::EINVAL)?);
+                return Ok(buf);
+            }
+            Err(Errno::ERANGE) => buf.resize(buf.len() * 16, 0),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Errno::E2BIG)
 }
 
 #[cfg(test)]
