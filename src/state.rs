@@ -319,6 +319,9 @@ pub struct MountInfo {
     pub source: PathBuf,
     pub destination: String,
     pub rw: bool,
+    /// The named volume, for `-v NAME:/path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 impl State {

@@ -155,6 +155,7 @@ fn config_of(plan: &Plan) -> state::Config {
                     source: m.source.clone()?,
                     destination: m.destination.clone(),
                     rw: !m.options.iter().any(|o| o == "ro"),
+                    name: m.volume.clone(),
                 })
             })
             .collect(),

@@ -54,6 +54,9 @@ pub struct Mount {
     /// point on its first mount (`sandbox::copyup`); not OCI either.
     #[serde(default)]
     pub copy_up: bool,
+    /// The named volume bound here, for `inspect`.
+    #[serde(default)]
+    pub volume: Option<String>,
 }
 
 fn m(destination: &str, kind: Kind, source: Option<PathBuf>, options: &[&str]) -> Mount {
@@ -64,6 +67,7 @@ fn m(destination: &str, kind: Kind, source: Option<PathBuf>, options: &[&str]) -
         options: options.iter().map(|o| o.to_string()).collect(),
         optional: false,
         copy_up: false,
+        volume: None,
     }
 }
 
@@ -133,6 +137,7 @@ pub fn table(network: Network, volumes: &[Volume], etc_dir: &Path, privileged: b
         };
         let mut vol = m(&v.target, Kind::Bind, Some(v.source.clone()), opts);
         vol.copy_up = v.name.is_some() && !v.nocopy;
+        vol.volume = v.name.clone();
         t.push(vol);
     }
     for name in ["hostname", "hosts", "resolv.conf"] {

@@ -43,6 +43,7 @@ pub fn parse_tmpfs(spec: &str) -> anyhow::Result<Mount> {
         options,
         optional: false,
         copy_up: false,
+        volume: None,
     })
 }
 
@@ -130,6 +131,7 @@ pub fn read_only_tmpfs(taken: &[Mount]) -> Vec<Mount> {
             options: vec!["nosuid".into(), "nodev".into(), format!("mode={mode}")],
             optional: false,
             copy_up: false,
+            volume: None,
         })
         .collect()
 }
