@@ -279,6 +279,10 @@ pub struct State {
     /// container may still be being prepared (`container prune` skips it).
     #[serde(default)]
     pub owner: Option<ProcId>,
+    /// The last start was attached (`run` without -d, `start -a`): its
+    /// output went to the caller's terminal, not to the log.
+    #[serde(default)]
+    pub attached: bool,
     pub exit_code: Option<i32>,
     pub rootfs: PathBuf,
     /// RFC 3339 times of the last start and end.
@@ -341,6 +345,7 @@ impl State {
             boot_id: None,
             supervisor: None,
             owner: ProcId::of(std::process::id() as i32).ok(),
+            attached: false,
             exit_code: None,
             rootfs: PathBuf::new(),
             started_at: None,

@@ -1082,3 +1082,39 @@ fn inspect_shows_ports_volumes_and_the_storage_driver_as_docker_does() {
         u.leftover_containers()
     );
 }
+
+#[test]
+fn logs_of_a_foreground_run_say_the_output_was_not_kept() {
+    let Some(u) = TestUser::t1() else { return };
+    let rootfs = images().rootfs();
+    let run = [
+        "run",
+        "--name",
+        "fg",
+        "--rootfs",
+        &rootfs,
+        "sh",
+        "-c",
+        "echo said",
+    ];
+    let r = hutch_run(&u, &run);
+    assert_eq!((r.code(), r.stdout.as_str()), (Some(0), "said\n"), "{r}");
+    let r = hutch_run(&u, &["logs", "fg"]);
+    assert_eq!((r.code(), r.stdout.as_str()), (Some(0), ""), "{r}");
+    assert!(
+        r.stderr.contains("was attached") && r.stderr.contains("not logged"),
+        "{r}"
+    );
+    // Started again in the background: logged, and no note.
+    assert_eq!(hutch_ok(&u, &["start", "fg"]).trim(), "fg");
+    assert_eq!(hutch_ok(&u, &["wait", "fg"]).trim(), "0");
+    let r = hutch_run(&u, &["logs", "fg"]);
+    assert_eq!((r.code(), r.stdout.as_str()), (Some(0), "said\n"), "{r}");
+    assert!(!r.stderr.contains("attached"), "{r}");
+    hutch_ok(&u, &["rm", "fg"]);
+    assert!(
+        u.leftover_containers().is_empty(),
+        "{:?}",
+        u.leftover_containers()
+    );
+}

@@ -202,6 +202,7 @@ pub(super) fn start_and_wait(
     record.net_helper_pid = running.net_helper().map(|(_, p)| p);
     // This process records the exit: `rm -f` and `wait` wait for it.
     record.supervisor = Some(ProcId::of(std::process::id() as i32)?);
+    record.attached = true;
     container.save(dirs, record)?;
     let code = parent::wait(running, l.plan.process.stdin)?;
     record.set_exited(code);
@@ -226,6 +227,7 @@ pub(super) fn start_detached(
         container,
         remove: l.plan.remove,
     };
+    record.attached = false;
     supervisor::detach(&job, record)
 }
 
