@@ -279,6 +279,10 @@ pub struct State {
     /// container may still be being prepared (`container prune` skips it).
     #[serde(default)]
     pub owner: Option<ProcId>,
+    /// The last start was attached (`run` without -d, `start -a`): its
+    /// output went to the caller's terminal, not to the log.
+    #[serde(default)]
+    pub attached: bool,
     pub exit_code: Option<i32>,
     pub rootfs: PathBuf,
     /// RFC 3339 times of the last start and end.
@@ -323,6 +327,9 @@ pub struct MountInfo {
     pub source: PathBuf,
     pub destination: String,
     pub rw: bool,
+    /// The named volume, for `-v NAME:/path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 impl State {
@@ -342,6 +349,7 @@ impl State {
             boot_id: None,
             supervisor: None,
             owner: ProcId::of(std::process::id() as i32).ok(),
+            attached: false,
             exit_code: None,
             rootfs: PathBuf::new(),
             started_at: None,

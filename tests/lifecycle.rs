@@ -1013,3 +1013,108 @@ fn an_unnamed_container_gets_a_generated_name_it_answers_to() {
         u.leftover_containers()
     );
 }
+
+#[test]
+fn inspect_shows_ports_volumes_and_the_storage_driver_as_docker_does() {
+    let Some(u) = TestUser::t1() else { return };
+    let bind = u.scratch("shape-bind");
+    let bind_spec = format!("{}:/mnt:ro", bind.display());
+    let image = images().oci_ref("latest");
+    let args = [
+        "create",
+        "--name",
+        "shape",
+        "-p",
+        "127.0.0.1:18080:80",
+        "-p",
+        "18053:18053/udp",
+        "-v",
+        "shape-vol:/data",
+        "-v",
+        &bind_spec,
+        &image,
+        "true",
+    ];
+    let id = hutch_ok(&u, &args).trim().to_string();
+    let v = inspect(&u, "shape");
+    assert_eq!(
+        v["NetworkSettings"]["Ports"],
+        serde_json::json!({
+            "80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "18080"}],
+            "18053/udp": [{"HostIp": "0.0.0.0", "HostPort": "18053"}],
+        }),
+        "{v}"
+    );
+    let mount = |dest: &str| {
+        v["Mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["Destination"] == dest)
+            .unwrap_or_else(|| panic!("no mount {dest} in {v}"))
+            .clone()
+    };
+    let vol = mount("/data");
+    assert_eq!(
+        (&vol["Type"], &vol["Name"]),
+        (&"volume".into(), &"shape-vol".into()),
+        "{vol}"
+    );
+    assert_eq!(vol["RW"], true, "{vol}");
+    let data = u.data_dir.join("hutch/volumes/shape-vol/_data");
+    assert_eq!(vol["Source"], data.display().to_string(), "{vol}");
+    let b = mount("/mnt");
+    assert_eq!(
+        (&b["Type"], &b["RW"]),
+        (&"bind".into(), &false.into()),
+        "{b}"
+    );
+    assert!(b.get("Name").is_none(), "{b}");
+    // The driver the container was made with, as its record says.
+    let driver = record(&u, &id)["storage"]["driver"].clone();
+    assert!(driver.is_string(), "{driver}");
+    assert_eq!(v["GraphDriver"]["Name"], driver, "{v}");
+    hutch_ok(&u, &["rm", "shape"]);
+    hutch_ok(&u, &["volume", "rm", "shape-vol"]);
+    assert!(
+        u.leftover_containers().is_empty(),
+        "{:?}",
+        u.leftover_containers()
+    );
+}
+
+#[test]
+fn logs_of_a_foreground_run_say_the_output_was_not_kept() {
+    let Some(u) = TestUser::t1() else { return };
+    let rootfs = images().rootfs();
+    let run = [
+        "run",
+        "--name",
+        "fg",
+        "--rootfs",
+        &rootfs,
+        "sh",
+        "-c",
+        "echo said",
+    ];
+    let r = hutch_run(&u, &run);
+    assert_eq!((r.code(), r.stdout.as_str()), (Some(0), "said\n"), "{r}");
+    let r = hutch_run(&u, &["logs", "fg"]);
+    assert_eq!((r.code(), r.stdout.as_str()), (Some(0), ""), "{r}");
+    assert!(
+        r.stderr.contains("was attached") && r.stderr.contains("not logged"),
+        "{r}"
+    );
+    // Started again in the background: logged, and no note.
+    assert_eq!(hutch_ok(&u, &["start", "fg"]).trim(), "fg");
+    assert_eq!(hutch_ok(&u, &["wait", "fg"]).trim(), "0");
+    let r = hutch_run(&u, &["logs", "fg"]);
+    assert_eq!((r.code(), r.stdout.as_str()), (Some(0), "said\n"), "{r}");
+    assert!(!r.stderr.contains("attached"), "{r}");
+    hutch_ok(&u, &["rm", "fg"]);
+    assert!(
+        u.leftover_containers().is_empty(),
+        "{:?}",
+        u.leftover_containers()
+    );
+}

@@ -196,3 +196,138 @@ fn named_volumes_are_created_shared_and_guarded_while_in_use() {
         u.leftover_containers()
     );
 }
+
+/// A layer holding `/appdata` owned by uid 1000 (0750) with a file
+/// `seed` (1000, 0640) and a symlink `link -> /etc/passwd`.
+fn appdata_layer() -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut add = |name: &str, kind: tar::EntryType, mode: u32, data: &[u8], link: Option<&str>| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_uid(1000);
+        h.set_gid(1000);
+        h.set_mtime(1_704_067_200);
+        h.set_size(data.len() as u64);
+        if let Some(l) = link {
+            h.set_link_name(l).unwrap();
+        }
+        h.set_path(name).unwrap();
+        h.set_cksum();
+        b.append(&h, data).unwrap();
+    };
+    add("appdata/", tar::EntryType::Directory, 0o750, b"", None);
+    add(
+        "appdata/seed",
+        tar::EntryType::Regular,
+        0o640,
+        b"seed\n",
+        None,
+    );
+    add(
+        "appdata/link",
+        tar::EntryType::Symlink,
+        0o777,
+        b"",
+        Some("/etc/passwd"),
+    );
+    b.into_inner().unwrap()
+}
+
+#[test]
+fn a_new_named_volume_is_filled_from_the_image_once() {
+    use common::layout::Layout;
+    let Some(u) = TestUser::t1() else { return };
+    let l = Layout::new(&u.root_scratch("copyup-layout"));
+    let mut image = l.base(&images().oci, "latest");
+    l.add_layer(&mut image, &appdata_layer());
+    let m = l.manifest(&image);
+    l.tag_latest(&m);
+    let (ok, out) = host("chmod", &["-R", "a+rX", &l.dir.display().to_string()]);
+    assert!(ok, "{out}");
+    let img = l.oci_ref();
+    // First mount: the image's directory, owners and modes included; the
+    // symlink stays a symlink.
+    let script = "stat -c '%u %g %a' /appdata /appdata/seed; cat /appdata/seed; \
+                  readlink /appdata/link; echo mine > /appdata/w; rm /appdata/seed";
+    let r = hutch_run(
+        &u,
+        &[
+            "run",
+            "--name",
+            "cu1",
+            "-v",
+            "cu-vol:/appdata",
+            &img,
+            "sh",
+            "-c",
+            script,
+        ],
+    );
+    assert_eq!(r.code(), Some(0), "{r}");
+    assert_eq!(
+        r.stdout, "1000 1000 750\n1000 1000 640\nseed\n/etc/passwd\n",
+        "{r}"
+    );
+    hutch_ok(&u, &["rm", "cu1"]);
+    // The volume outlives the container, with the container's writes.
+    let data = u.data_dir.join("hutch/volumes/cu-vol/_data");
+    assert_eq!(fs::read_to_string(data.join("w")).unwrap(), "mine\n");
+    assert!(fs::symlink_metadata(data.join("link"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    // A second container sees the first one's writes, not a fresh copy;
+    // even emptied, the volume is not filled again.
+    let r = hutch_run(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            "cu-vol:/appdata",
+            &img,
+            "sh",
+            "-c",
+            "ls -A /appdata; rm -f /appdata/*",
+        ],
+    );
+    assert_eq!((r.code(), r.stdout.as_str()), (Some(0), "link\nw\n"), "{r}");
+    let r = hutch_run(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            "cu-vol:/appdata",
+            &img,
+            "ls",
+            "-A",
+            "/appdata",
+        ],
+    );
+    assert_eq!((r.code(), r.stdout.as_str()), (Some(0), ""), "{r}");
+    // `nocopy`: a new volume stays empty, and root's as created.
+    let r = hutch_run(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            "cu-empty:/appdata:nocopy",
+            &img,
+            "sh",
+            "-c",
+            "ls -A /appdata; stat -c '%u %a' /appdata",
+        ],
+    );
+    assert_eq!((r.code(), r.stdout.as_str()), (Some(0), "0 755\n"), "{r}");
+    for v in ["cu-vol", "cu-empty"] {
+        hutch_ok(&u, &["volume", "rm", v]);
+    }
+    assert!(
+        u.leftover_containers().is_empty(),
+        "{:?}",
+        u.leftover_containers()
+    );
+}

@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 
 use crate::cli::{ContainerArgs, ContainerCommand, InspectContainersArgs, PruneArgs, RunArgs};
 use crate::errors::EXIT_HUTCH;
+use crate::net::PortMapping;
 use crate::state::{self, Container, Dirs, State, Status};
 
 pub fn container(args: ContainerArgs) -> anyhow::Result<i32> {
@@ -54,10 +55,18 @@ fn document(s: &State, c: &Container) -> Value {
         .mounts
         .iter()
         .map(|m| {
-            json!({"Type": "bind", "Source": m.source, "Destination": m.destination,
-                   "Mode": if m.rw { "" } else { "ro" }, "RW": m.rw})
+            let mode = if m.rw { "" } else { "ro" };
+            match &m.name {
+                Some(name) => json!({"Type": "volume", "Name": name, "Source": m.source,
+                    "Destination": m.destination, "Driver": "local", "Mode": mode,
+                    "RW": m.rw, "Propagation": ""}),
+                None => json!({"Type": "bind", "Source": m.source, "Destination": m.destination,
+                    "Mode": mode, "RW": m.rw, "Propagation": "rprivate"}),
+            }
         })
         .collect();
+    // The storage driver; a `--rootfs` container has none.
+    let driver = s.storage.as_ref().map(|c| c.driver.name()).unwrap_or("");
     json!({
         "Id": s.id,
         "Name": format!("/{}", s.name.as_deref().unwrap_or("")),
@@ -82,10 +91,40 @@ fn document(s: &State, c: &Container) -> Value {
             "Image": s.image,
             "WorkingDir": s.config.working_dir,
         },
-        "GraphDriver": {"Data": {"MergedDir": s.rootfs}},
+        "GraphDriver": {"Name": driver, "Data": {"MergedDir": s.rootfs}},
         "Mounts": mounts,
-        "NetworkSettings": {"Networks": {s.config.network.clone(): {}}},
+        "NetworkSettings": {
+            "Networks": {s.config.network.clone(): {}},
+            "Ports": ports(&s.ports),
+        },
     })
+}
+
+/// Published ports in Docker's shape: `{"80/tcp": [{"HostIp":
+/// "127.0.0.1", "HostPort": "8080"}]}`, one key per container port.
+fn ports(mappings: &[PortMapping]) -> Value {
+    let mut out = serde_json::Map::new();
+    for m in mappings {
+        let host_ip = m
+            .host_ip
+            .map_or_else(|| "0.0.0.0".to_string(), |ip| ip.to_string());
+        for i in 0..m.count {
+            let key = format!(
+                "{}/{}",
+                m.container_port.saturating_add(i),
+                m.proto.as_str()
+            );
+            let binding = json!({
+                "HostIp": host_ip,
+                "HostPort": m.host_port.saturating_add(i).to_string(),
+            });
+            match out.entry(key).or_insert_with(|| json!([])) {
+                Value::Array(a) => a.push(binding),
+                other => *other = json!([binding]),
+            }
+        }
+    }
+    Value::Object(out)
 }
 
 /// Removes every container that is not running.
@@ -111,4 +150,36 @@ fn prune(args: PruneArgs) -> anyhow::Result<i32> {
         }
     }
     Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::ports::Proto;
+
+    #[test]
+    fn ports_take_dockers_shape() {
+        let map = |ip: Option<&str>, host, ctr, count, proto| PortMapping {
+            host_ip: ip.map(|i| i.parse().unwrap()),
+            host_port: host,
+            container_port: ctr,
+            count,
+            proto,
+        };
+        let got = ports(&[
+            map(Some("127.0.0.1"), 8080, 80, 1, Proto::Tcp),
+            map(None, 9080, 80, 1, Proto::Tcp),
+            map(Some("::1"), 5000, 53, 2, Proto::Udp),
+        ]);
+        assert_eq!(
+            got,
+            json!({
+                "80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"},
+                           {"HostIp": "0.0.0.0", "HostPort": "9080"}],
+                "53/udp": [{"HostIp": "::1", "HostPort": "5000"}],
+                "54/udp": [{"HostIp": "::1", "HostPort": "5001"}],
+            })
+        );
+        assert_eq!(ports(&[]), json!({}));
+    }
 }

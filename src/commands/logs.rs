@@ -18,10 +18,18 @@ pub fn logs(args: LogsArgs) -> anyhow::Result<i32> {
     let c = Container::open(&dirs, &s.id);
     let tail = parse_tail(args.tail.as_deref())?;
     let path = c.log_path();
+    // Docker logs every run; hutch's foreground path hands the terminal
+    // to the container directly, so nothing is kept: say so, not silence.
+    if s.attached {
+        let name = s.name.as_deref().unwrap_or(&s.id);
+        eprintln!(
+            "note: the last run of container `{name}` was attached (without -d): its output went to the terminal and was not logged; run with -d to keep a log"
+        );
+    }
     let mut file = match std::fs::File::open(&path) {
         Ok(f) => f,
-        // Run in the foreground (its output went to the terminal) or
-        // not started yet: nothing logged.
+        // Run in the foreground (see above) or not started yet: nothing
+        // logged.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !args.follow => return Ok(0),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return follow_missing(&c, &args),
         Err(e) => return Err(e).with_context(|| format!("open `{}`", path.display())),

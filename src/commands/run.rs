@@ -155,6 +155,7 @@ fn config_of(plan: &Plan) -> state::Config {
                     source: m.source.clone()?,
                     destination: m.destination.clone(),
                     rw: !m.options.iter().any(|o| o == "ro"),
+                    name: m.volume.clone(),
                 })
             })
             .collect(),
@@ -202,6 +203,7 @@ pub(super) fn start_and_wait(
     record.udp_relay_pid = running.udp_relay_pid();
     // This process records the exit: `rm -f` and `wait` wait for it.
     record.supervisor = Some(ProcId::of(std::process::id() as i32)?);
+    record.attached = true;
     container.save(dirs, record)?;
     let code = parent::wait(running, l.plan.process.stdin)?;
     record.set_exited(code);
@@ -226,6 +228,7 @@ pub(super) fn start_detached(
         container,
         remove: l.plan.remove,
     };
+    record.attached = false;
     supervisor::detach(&job, record)
 }
 

@@ -74,6 +74,9 @@ pub struct Volume {
     pub readonly: bool,
     /// The volume's name, for a named volume (`crate::volume`).
     pub name: Option<String>,
+    /// `nocopy`: a new named volume is not filled from the image.
+    #[serde(default)]
+    pub nocopy: bool,
 }
 
 /// The process to run.
@@ -522,7 +525,7 @@ fn set_default(env: &mut Vec<String>, key: &str, value: &str) {
 }
 
 /// `HOST:CTR[:OPTS]` or `NAME:CTR[:OPTS]`, OPTS a comma list of ro,
-/// rw, z, Z. A HOST path starts with `/` or `.`; anything else is a
+/// rw, nocopy, z, Z. A HOST path starts with `/` or `.`; anything else is a
 /// volume name (Docker's rule), kept under `data_dir`.
 pub fn parse_volume(spec: &str, cwd: &Path, data_dir: &Path) -> anyhow::Result<Volume> {
     let shown = spec.escape_debug();
@@ -544,11 +547,12 @@ pub fn parse_volume(spec: &str, cwd: &Path, data_dir: &Path) -> anyhow::Result<V
     if !dst.starts_with('/') || dst == "/" || dst.split('/').any(|c| c == "..") {
         bail!("parse volume `{shown}`: the container path must be absolute, not `/`, without `..`");
     }
-    let mut readonly = false;
+    let (mut readonly, mut nocopy) = (false, false);
     for o in opts.split(',').filter(|o| !o.is_empty()) {
         match o {
             "ro" => readonly = true,
             "rw" => readonly = false,
+            "nocopy" => nocopy = true,
             "z" | "Z" | "rbind" | "bind" => {}
             _ => bail!(
                 "parse volume `{shown}`: unknown option `{}`",
@@ -564,6 +568,7 @@ pub fn parse_volume(spec: &str, cwd: &Path, data_dir: &Path) -> anyhow::Result<V
         target: dst.to_string(),
         readonly,
         name,
+        nocopy,
     })
 }
 

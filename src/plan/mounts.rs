@@ -50,6 +50,13 @@ pub struct Mount {
     /// `--rootfs` without /etc/hosts, say); not part of the OCI spec.
     #[serde(default)]
     pub optional: bool,
+    /// A named volume, filled from the image's directory at the mount
+    /// point on its first mount (`sandbox::copyup`); not OCI either.
+    #[serde(default)]
+    pub copy_up: bool,
+    /// The named volume bound here, for `inspect`.
+    #[serde(default)]
+    pub volume: Option<String>,
 }
 
 fn m(destination: &str, kind: Kind, source: Option<PathBuf>, options: &[&str]) -> Mount {
@@ -59,6 +66,8 @@ fn m(destination: &str, kind: Kind, source: Option<PathBuf>, options: &[&str]) -
         source,
         options: options.iter().map(|o| o.to_string()).collect(),
         optional: false,
+        copy_up: false,
+        volume: None,
     }
 }
 
@@ -126,7 +135,10 @@ pub fn table(network: Network, volumes: &[Volume], etc_dir: &Path, privileged: b
         } else {
             &["rbind"]
         };
-        t.push(m(&v.target, Kind::Bind, Some(v.source.clone()), opts));
+        let mut vol = m(&v.target, Kind::Bind, Some(v.source.clone()), opts);
+        vol.copy_up = v.name.is_some() && !v.nocopy;
+        vol.volume = v.name.clone();
+        t.push(vol);
     }
     for name in ["hostname", "hosts", "resolv.conf"] {
         let mut etc = m(
@@ -214,6 +226,7 @@ mod tests {
             target: "/mnt".into(),
             readonly: true,
             name: None,
+            nocopy: false,
         }];
         let t = table(Network::None, &vols, Path::new("/run/c"), false);
         let dests: Vec<&str> = t.iter().map(|m| m.destination.as_str()).collect();

@@ -42,6 +42,8 @@ pub fn parse_tmpfs(spec: &str) -> anyhow::Result<Mount> {
         source: None,
         options,
         optional: false,
+        copy_up: false,
+        volume: None,
     })
 }
 
@@ -128,6 +130,8 @@ pub fn read_only_tmpfs(taken: &[Mount]) -> Vec<Mount> {
             source: None,
             options: vec!["nosuid".into(), "nodev".into(), format!("mode={mode}")],
             optional: false,
+            copy_up: false,
+            volume: None,
         })
         .collect()
 }
@@ -224,6 +228,7 @@ mod tests {
             target: t.into(),
             readonly: false,
             name: None,
+            nocopy: false,
         };
         let t = |p: &str| parse_tmpfs(p).unwrap();
         assert!(refuse_duplicates(&[vol("/a"), vol("/b")], &[t("/c")]).is_ok());

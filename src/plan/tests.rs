@@ -226,6 +226,16 @@ fn volumes() {
     )
     .unwrap();
     assert_eq!(p.named_volumes, ["a", "b"]);
+    // Named volumes are filled from the image on first mount, unless nocopy.
+    let copy: Vec<(&str, bool)> = p
+        .mounts
+        .iter()
+        .filter(|m| ["/x", "/y", "/z"].contains(&m.destination.as_str()))
+        .map(|m| (m.destination.as_str(), m.copy_up))
+        .collect();
+    assert_eq!(copy, [("/x", true), ("/y", false), ("/z", true)]);
+    let v = parse_volume("a:/x:ro,nocopy", cwd, data).unwrap();
+    assert!(v.nocopy && v.readonly);
     for bad in [
         "-name:/x",
         "na me:/x",

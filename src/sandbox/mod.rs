@@ -2,6 +2,7 @@
 //! (mounts, pivot_root, credentials, capabilities, seccomp, exec).
 
 pub mod child;
+pub mod copyup;
 pub mod cptar;
 pub mod creds;
 pub mod exec;

@@ -188,6 +188,15 @@ fn apply(root: &OwnedFd, m: &Mount, tty_gid_mapped: bool) -> anyhow::Result<()> 
                 Err(e) => return Err(e),
             };
             refuse_root(root, &fd, &m.destination)?;
+            if m.copy_up {
+                super::copyup::copy_up(&fd, src).with_context(|| {
+                    format!(
+                        "fill volume `{}` from the image's `{}`",
+                        src.display(),
+                        m.destination
+                    )
+                })?;
+            }
             let bind = f.flags & (MsFlags::MS_BIND | MsFlags::MS_REC);
             mount_fd(Some(src), &fd, None, bind, "")?;
             if f.readonly {

@@ -1,7 +1,7 @@
 //! Path-safe file operations inside a root (openat2 RESOLVE_IN_ROOT).
 //!
 //! Owns the raw syscalls that nix 0.29 does not wrap with owned file
-//! descriptors: `openat2(2)`, the fd xattr calls and the FICLONE ioctl. Each function is a thin,
+//! descriptors: `openat2(2)`, the `f*xattr(2)` calls and the FICLONE ioctl. Each function is a thin,
 //! typed wrapper over one syscall; policy lives in the callers.
 
 use std::ffi::CString;
