@@ -683,36 +683,6 @@ fn a_manifest_lying_about_a_layer_size_fails_the_pull() {
     }
 }
 
-#[test]
-fn a_pull_killed_midway_leaves_the_store_usable() {
-    let Some(u) = TestUser::t1() else { return };
-    let Some(reg) = start_registry(&u) else {
-        return;
-    };
-    let name = reg.name("test/busybox:latest");
-    let args = ["pull", "--tls-verify=false", name.as_str()];
-    for delay_ms in [5, 40, 120] {
-        let p = spawn_hutch(&u, &args, &Opts::default());
-        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-        p.signal(Signal::SIGKILL);
-        let _ = p.wait();
-        // Whatever the kill interrupted, the next pull completes...
-        let r = hutch_run(&u, &args);
-        assert_eq!(r.code(), Some(0), "after a kill at {delay_ms} ms: {r}");
-        // ...and leaves no temporary files behind.
-        let tmp = u.data_dir.join("hutch/storage/tmp");
-        let left: Vec<_> = fs::read_dir(&tmp)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path())
-            .collect();
-        assert!(left.is_empty(), "{left:?}");
-        hutch_ok(&u, &["rmi", &name]);
-        hutch_ok(&u, &["image", "prune", "-f"]);
-    }
-}
-
 /// The manifest digest the registry serves for `name`, as skopeo sees it.
 fn registry_digest(name: &str) -> String {
     let src = format!("docker://{name}");
