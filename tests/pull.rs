@@ -831,3 +831,82 @@ fn short_names_from_search_registries_are_found_locally_too() {
     hutch_ok(&u, &["rmi", "localhost/mine:1"]);
     assert!(image_rows(&u).is_empty());
 }
+
+/// Unpacked layer directories in the store (`layers/KEY/HEX`), and any
+/// leftovers beside them (`.tmp-*` unpacks, `.unpack-*` reports); the
+/// `.locks` directories are not counted.
+fn layer_entries(u: &TestUser) -> Vec<PathBuf> {
+    let root = u.data_dir.join("hutch/storage/layers");
+    let mut out = Vec::new();
+    for key in fs::read_dir(&root).into_iter().flatten().flatten() {
+        for e in fs::read_dir(key.path()).into_iter().flatten().flatten() {
+            if e.file_name() != ".locks" {
+                out.push(e.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// As Docker's, `rmi` of the last image using a layer frees its unpacked
+/// copy too, not only the compressed blob; a layer another image still
+/// uses stays.
+#[test]
+fn rmi_frees_the_unpacked_layers_no_image_uses() {
+    let Some(u) = TestUser::t1() else { return };
+    let Some(reg) = start_registry(&u) else {
+        return;
+    };
+    let busybox = reg.name("test/busybox:latest");
+    let entry = reg.name("test/entry:1");
+    for name in [&busybox, &entry] {
+        hutch_ok(&u, &["pull", "-q", "--tls-verify=false", name]);
+    }
+    let out = hutch_ok(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "--pull=never",
+            &busybox,
+            "cat",
+            "/etc/layer2",
+        ],
+    );
+    assert_eq!(out, "layer2\n");
+    // Control: the run unpacked both layers (shared with test/entry).
+    let unpacked = layer_entries(&u);
+    assert_eq!(
+        unpacked.iter().filter(|p| p.is_dir()).count(),
+        2,
+        "{unpacked:?}"
+    );
+    // test/entry still uses both layers: they stay.
+    hutch_ok(&u, &["rmi", &busybox]);
+    let dirs: Vec<_> = layer_entries(&u)
+        .into_iter()
+        .filter(|p| p.is_dir())
+        .collect();
+    assert_eq!(dirs.len(), 2, "{dirs:?}");
+    // The last image using them: gone, with nothing left beside them.
+    let t = std::time::Instant::now();
+    let out = hutch_ok(&u, &["rmi", &entry]);
+    eprintln!("rmi with two layers to free took {:?}", t.elapsed());
+    assert!(out.contains("Deleted: "), "{out}");
+    assert_eq!(layer_entries(&u), Vec::<PathBuf>::new());
+    assert_eq!(store_blobs(&u), 0);
+    // The store still works: pulled and unpacked again.
+    let out = hutch_ok(
+        &u,
+        &[
+            "run",
+            "--rm",
+            "--tls-verify=false",
+            &busybox,
+            "cat",
+            "/etc/layer2",
+        ],
+    );
+    assert_eq!(out, "layer2\n");
+}
