@@ -910,3 +910,90 @@ fn rmi_frees_the_unpacked_layers_no_image_uses() {
     );
     assert_eq!(out, "layer2\n");
 }
+
+/// As Docker: `load` without `-i` reads standard input and `save`
+/// without `-o` writes standard output; neither touches a terminal
+/// (an archive cannot come from one, and would garble one).
+#[test]
+fn load_reads_stdin_and_save_writes_stdout_but_not_to_a_terminal() {
+    let Some(u) = TestUser::t1() else { return };
+    let Some(reg) = start_registry(&u) else {
+        return;
+    };
+    let name = reg.name("test/busybox:latest");
+    hutch_ok(&u, &["pull", "-q", "--tls-verify=false", &name]);
+    let id = inspect(&u, &name)["Id"].clone();
+    // `hutch save NAME > FILE`, by a shell of the user.
+    let out = u.scratch("saved").join("busybox.tar");
+    let script = format!(
+        "env -i HOME={} XDG_DATA_HOME={} XDG_RUNTIME_DIR={} PATH=/usr/bin:/bin {} save {} > {}",
+        u.home.display(),
+        u.data_dir.display(),
+        u.runtime_dir.display(),
+        hutch_bin().display(),
+        name,
+        out.display()
+    );
+    let (ok, text) = u.sh(&script);
+    assert!(ok, "save to stdout: {text}");
+    let archive = fs::read(&out).unwrap();
+    // Another tool reads it: a docker-archive, the default format.
+    let src = format!("docker-archive:{}", out.display());
+    let (ok, text) = host("skopeo", &["inspect", "--raw", &src]);
+    assert!(ok, "skopeo reads the saved archive: {text}");
+
+    hutch_ok(&u, &["rmi", &name]);
+    let r = hutch_as_stdin(&u, &["load"], &archive);
+    let stdout = String::from_utf8_lossy(&r.stdout);
+    assert!(
+        r.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    assert_eq!(stdout, format!("Loaded image: {name}\n"));
+    assert_eq!(inspect(&u, &name)["Id"], id);
+    let out = hutch_ok(
+        &u,
+        &["run", "--rm", "--pull=never", &name, "cat", "/etc/layer2"],
+    );
+    assert_eq!(out, "layer2\n");
+    let scratch: Vec<_> = fs::read_dir(u.data_dir.join("hutch/storage/tmp"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(scratch.is_empty(), "the stdin copy was left: {scratch:?}");
+
+    // On a terminal (stdin and stdout both), both refuse with a hint.
+    let tty = Opts {
+        tty: true,
+        ..Opts::default()
+    };
+    let r = run_hutch(&u, &["save", &name], &tty);
+    assert_eq!(r.code(), Some(125), "{r}");
+    assert!(
+        r.stdout
+            .contains("refusing to write an archive to a terminal"),
+        "{r}"
+    );
+    assert!(
+        r.stdout.contains("hint:") && r.stdout.contains("-o FILE"),
+        "{r}"
+    );
+    assert!(
+        !r.stdout.contains("manifest.json"),
+        "no archive on the terminal: {r}"
+    );
+    let r = run_hutch(&u, &["load"], &tty);
+    assert_eq!(r.code(), Some(125), "{r}");
+    assert!(r.stdout.contains("standard input is a terminal"), "{r}");
+    assert!(r.stdout.contains("-i FILE"), "{r}");
+    // Control: on a terminal, `-o FILE` and `-i FILE` work.
+    let file = u.scratch("tty").join("again.tar");
+    let file = file.to_str().unwrap();
+    let r = run_hutch(&u, &["save", "-o", file, &name], &tty);
+    assert_eq!(r.code(), Some(0), "{r}");
+    let r = run_hutch(&u, &["load", "-i", file], &tty);
+    assert_eq!(r.code(), Some(0), "{r}");
+    assert!(r.stdout.contains(&format!("Loaded image: {name}")), "{r}");
+}
