@@ -911,6 +911,66 @@ fn rmi_frees_the_unpacked_layers_no_image_uses() {
     assert_eq!(out, "layer2\n");
 }
 
+/// `image inspect` shows the config's labels, exposed ports and history
+/// (Podman's fields); an image without them shows null there.
+#[test]
+fn image_inspect_shows_labels_exposed_ports_and_history() {
+    let Some(u) = TestUser::t1() else { return };
+    let Some(reg) = start_registry(&u) else {
+        return;
+    };
+    let l = Layout::new(&u.root_scratch("labelled"));
+    let mut image = l.base(&images().oci, "latest");
+    image.config["config"]["Labels"] = json!({"org.example.team": "hutch", "tier": "test"});
+    image.config["config"]["ExposedPorts"] = json!({"8080/tcp": {}, "53/udp": {}});
+    let history = json!([
+        {"created": "2026-01-01T00:00:00Z", "created_by": "/bin/sh -c #(nop) ADD busybox"},
+        {"created": "2026-01-02T00:00:00Z", "created_by": "LABEL tier=test", "empty_layer": true},
+    ]);
+    image.config["history"] = history.clone();
+    let m = l.manifest(&image);
+    l.tag_latest(&m);
+    reg.copy(&l.oci_ref(), "test/labelled:1", &[]);
+    let plain = Layout::new(&u.root_scratch("plain"));
+    let mut bare = plain.base(&images().oci, "latest");
+    for k in ["Labels", "ExposedPorts"] {
+        if let Some(c) = bare.config["config"].as_object_mut() {
+            c.remove(k);
+        }
+    }
+    if let Some(c) = bare.config.as_object_mut() {
+        c.remove("history");
+    }
+    let m = plain.manifest(&bare);
+    plain.tag_latest(&m);
+    reg.copy(&plain.oci_ref(), "test/plain:1", &[]);
+
+    let name = reg.name("test/labelled:1");
+    hutch_ok(&u, &["pull", "-q", "--tls-verify=false", &name]);
+    let v = inspect(&u, &name);
+    let labels = json!({"org.example.team": "hutch", "tier": "test"});
+    assert_eq!(v["Config"]["Labels"], labels, "{v:#}");
+    assert_eq!(v["Labels"], labels, "{v:#}");
+    assert_eq!(
+        v["Config"]["ExposedPorts"],
+        json!({"8080/tcp": {}, "53/udp": {}}),
+        "{v:#}"
+    );
+    assert_eq!(v["History"], history, "{v:#}");
+
+    let name = reg.name("test/plain:1");
+    hutch_ok(&u, &["pull", "-q", "--tls-verify=false", &name]);
+    let v = inspect(&u, &name);
+    for field in [
+        &v["Labels"],
+        &v["Config"]["Labels"],
+        &v["Config"]["ExposedPorts"],
+        &v["History"],
+    ] {
+        assert!(field.is_null(), "{v:#}");
+    }
+}
+
 /// As Docker: `load` without `-i` reads standard input and `save`
 /// without `-o` writes standard output; neither touches a terminal
 /// (an archive cannot come from one, and would garble one).
