@@ -911,6 +911,47 @@ fn rmi_frees_the_unpacked_layers_no_image_uses() {
     assert_eq!(out, "layer2\n");
 }
 
+/// `run --pull=always` asks the registry again: after a new image is
+/// pushed under the same tag, the run sees the new content, where the
+/// default (`missing`) keeps running the stored one (the control).
+#[test]
+fn run_pull_always_fetches_an_image_pushed_again_under_the_same_tag() {
+    let Some(u) = TestUser::t1() else { return };
+    let Some(reg) = start_registry(&u) else {
+        return;
+    };
+    let name = reg.name("test/mutable:1");
+    let push = |version: &str| {
+        let marker = format!("{version}\n");
+        let t = layout::tar(&[Entry::File("marker", marker.as_bytes())]);
+        let l = layout_with_layers(&u, &format!("mutable-{version}"), &[t]);
+        reg.copy(&l.oci_ref(), "test/mutable:1", &[]);
+    };
+    let cat = |pull: &str| {
+        hutch_ok(
+            &u,
+            &[
+                "run",
+                "--rm",
+                "--tls-verify=false",
+                pull,
+                &name,
+                "cat",
+                "/marker",
+            ],
+        )
+    };
+    push("v1");
+    assert_eq!(cat("--pull=missing"), "v1\n");
+    let first = inspect(&u, &name)["Id"].clone();
+    push("v2");
+    assert_eq!(cat("--pull=missing"), "v1\n", "missing: the stored image");
+    assert_eq!(cat("--pull=always"), "v2\n", "always: pulled again");
+    let second = inspect(&u, &name)["Id"].clone();
+    assert_ne!(first, second, "the tag names the new image");
+    assert_eq!(cat("--pull=never"), "v2\n");
+}
+
 /// `image inspect` shows the config's labels, exposed ports and history
 /// (Podman's fields); an image without them shows null there.
 #[test]
