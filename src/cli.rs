@@ -265,9 +265,9 @@ pub struct RmiArgs {
 
 #[derive(Debug, Args)]
 pub struct LoadArgs {
-    /// The archive to read
+    /// The archive to read (default: standard input)
     #[arg(short, long, value_name = "FILE")]
-    pub input: PathBuf,
+    pub input: Option<PathBuf>,
     /// Accepted for Docker compatibility (hutch prints no progress)
     #[arg(short, long)]
     pub quiet: bool,
@@ -275,9 +275,9 @@ pub struct LoadArgs {
 
 #[derive(Debug, Args)]
 pub struct SaveArgs {
-    /// The archive to write
+    /// The archive to write (default: standard output, unless a terminal)
     #[arg(short, long, value_name = "FILE")]
-    pub output: PathBuf,
+    pub output: Option<PathBuf>,
     /// Archive format: docker-archive (default) or oci-archive
     #[arg(long, value_name = "FORMAT", default_value = "docker-archive")]
     pub format: String,

@@ -659,3 +659,108 @@ fn a_layer_claiming_another_layers_diff_id_is_refused_and_poisons_nothing() {
     );
     assert_eq!(out, "still ok\n");
 }
+
+/// Names in `dir` (none when it does not exist).
+fn dir_names(dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> = fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    out.sort();
+    out
+}
+
+/// Issue 3: a pull killed (SIGKILL) in the middle of a layer leaves the
+/// store as it was. The registry stalls after half of the new layer; the
+/// kill comes only once that half is in a temp file beside the blobs (the
+/// control: the kill lands mid-download), and the store is looked at
+/// before any other hutch command runs (opening the store removes dead
+/// writers' temp files, which would hide a leak). Then a pull of the same
+/// image from an honest registry completes, and no temp file is left.
+#[test]
+fn a_pull_killed_mid_blob_leaves_the_store_as_it_was() {
+    let Some(u) = TestUser::t1() else { return };
+    let images = Arc::new(Images::build(&u, Attack::Stall));
+    let stalling = registry(images.clone(), Attack::Stall, String::new());
+    let good = format!("{}/good/img:latest", stalling.addr);
+    hutch_ok(&u, &["pull", "-q", "--tls-verify=false", &good]);
+    let store = u.data_dir.join("hutch/storage");
+    let blob_dir = store.join("blobs/sha256");
+    let records = dir_names(&store.join("images"));
+    assert_eq!(records.len(), 1, "the good image's record: {records:?}");
+
+    let evil = format!("{}/evil/img:latest", stalling.addr);
+    let opts = Opts {
+        // Far longer than the test waits: the pull must not give up first.
+        env: vec![("HUTCH_REGISTRY_TIMEOUT".into(), "60".into())],
+        timeout: Duration::from_secs(60),
+        ..Opts::default()
+    };
+    let p = spawn_hutch(&u, &["pull", "--tls-verify=false", &evil], &opts);
+    let half = (images.blobs[&images.evil_layer].len() / 2) as u64;
+    let end = Instant::now() + Duration::from_secs(30);
+    let temp = loop {
+        let found = fs::read_dir(&blob_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .find(|e| {
+                e.file_name().to_string_lossy().starts_with(".tmp-")
+                    && e.metadata().is_ok_and(|m| m.len() == half)
+            });
+        if let Some(e) = found {
+            break e.path();
+        }
+        assert!(
+            Instant::now() < end,
+            "no temp file holding half of the layer after 30 s; store: {:?}\n{}",
+            dir_names(&blob_dir),
+            p.stderr_now()
+        );
+        thread::sleep(Duration::from_millis(20));
+    };
+    // The child is hutch itself (the wrapper shell and setpriv exec'd it).
+    let comm = proc_read(p.pid(), "comm").unwrap_or_default();
+    assert_eq!(comm.trim(), "hutch", "killing the wrong process");
+    p.signal(Signal::SIGKILL);
+    let r = p.wait();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        r.status.signal(),
+        Some(9),
+        "hutch ended before the kill: {r}"
+    );
+    drop(stalling);
+
+    // No hutch command has run since the kill.
+    let hex = images.evil_layer.trim_start_matches("sha256:");
+    assert!(
+        !blob_dir.join(hex).exists(),
+        "the half-downloaded layer was stored as a blob"
+    );
+    assert_eq!(dir_names(&store.join("images")), records, "an image record");
+    let names = fs::read_to_string(store.join("names.json")).unwrap_or_default();
+    assert!(
+        !names.contains("evil/img"),
+        "the killed pull named its image: {names}"
+    );
+    assert!(temp.exists(), "the kill left its temp file: {temp:?}");
+    assert_blobs_verify(&u);
+
+    // The same image from an honest registry: pulled whole, temps gone.
+    let honest = registry(images.clone(), Attack::Honest, String::new());
+    let evil = format!("{}/evil/img:latest", honest.addr);
+    hutch_ok(&u, &["pull", "-q", "--tls-verify=false", &evil]);
+    let left: Vec<_> = store_files(&u)
+        .into_keys()
+        .filter(|p| p.to_string_lossy().contains(".tmp-"))
+        .collect();
+    assert!(left.is_empty(), "temp files left: {left:?}");
+    assert!(blob_dir.join(hex).is_file(), "the layer is stored now");
+    assert_blobs_verify(&u);
+    let out = hutch_ok(&u, &["run", "--rm", &evil, "cat", "/hostile-marker"]);
+    assert_eq!(out, "layer of Stall\n");
+    hutch_ok(&u, &["rmi", &evil]);
+}

@@ -360,15 +360,23 @@ fn a_pull_onto_a_full_disk_reports_the_store_error_and_keeps_nothing() {
     assert!(r.stderr.contains("No space left on device"), "{r}");
     assert!(r.stderr.contains("hint: free space"), "{r}");
     assert!(!r.stderr.to_lowercase().contains("broken pipe"), "{r}");
-    // Nothing stored: no image, no blob (not even the small layers
-    // fetched beside the big one), no temp file.
-    assert!(hutch_ok(&u, &["images", "-q"]).trim().is_empty());
+    // Nothing stored: no temp file, no blob (not even the small layers
+    // fetched beside the big one), no image record. Looked at before any
+    // other hutch command: opening the store removes dead writers' temps.
     let store = u.data_dir.join("hutch/storage");
+    assert!(temps(&store).is_empty(), "left: {:?}", temps(&store));
     let blobs: Vec<_> = fs::read_dir(store.join("blobs/sha256"))
         .unwrap()
         .flatten()
         .map(|e| e.file_name())
         .collect();
     assert!(blobs.is_empty(), "{blobs:?}\n{r}");
-    assert!(temps(&store).is_empty(), "left: {:?}", temps(&store));
+    let records: Vec<_> = fs::read_dir(store.join("images"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(records.is_empty(), "{records:?}\n{r}");
+    assert!(hutch_ok(&u, &["images", "-q"]).trim().is_empty());
 }

@@ -683,36 +683,6 @@ fn a_manifest_lying_about_a_layer_size_fails_the_pull() {
     }
 }
 
-#[test]
-fn a_pull_killed_midway_leaves_the_store_usable() {
-    let Some(u) = TestUser::t1() else { return };
-    let Some(reg) = start_registry(&u) else {
-        return;
-    };
-    let name = reg.name("test/busybox:latest");
-    let args = ["pull", "--tls-verify=false", name.as_str()];
-    for delay_ms in [5, 40, 120] {
-        let p = spawn_hutch(&u, &args, &Opts::default());
-        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-        p.signal(Signal::SIGKILL);
-        let _ = p.wait();
-        // Whatever the kill interrupted, the next pull completes...
-        let r = hutch_run(&u, &args);
-        assert_eq!(r.code(), Some(0), "after a kill at {delay_ms} ms: {r}");
-        // ...and leaves no temporary files behind.
-        let tmp = u.data_dir.join("hutch/storage/tmp");
-        let left: Vec<_> = fs::read_dir(&tmp)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path())
-            .collect();
-        assert!(left.is_empty(), "{left:?}");
-        hutch_ok(&u, &["rmi", &name]);
-        hutch_ok(&u, &["image", "prune", "-f"]);
-    }
-}
-
 /// The manifest digest the registry serves for `name`, as skopeo sees it.
 fn registry_digest(name: &str) -> String {
     let src = format!("docker://{name}");
@@ -860,4 +830,278 @@ fn short_names_from_search_registries_are_found_locally_too() {
     );
     hutch_ok(&u, &["rmi", "localhost/mine:1"]);
     assert!(image_rows(&u).is_empty());
+}
+
+/// Unpacked layer directories in the store (`layers/KEY/HEX`), and any
+/// leftovers beside them (`.tmp-*` unpacks, `.unpack-*` reports); the
+/// `.locks` directories are not counted.
+fn layer_entries(u: &TestUser) -> Vec<PathBuf> {
+    let root = u.data_dir.join("hutch/storage/layers");
+    let mut out = Vec::new();
+    for key in fs::read_dir(&root).into_iter().flatten().flatten() {
+        for e in fs::read_dir(key.path()).into_iter().flatten().flatten() {
+            if e.file_name() != ".locks" {
+                out.push(e.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// As Docker's, `rmi` of the last image using a layer frees its unpacked
+/// copy too, not only the compressed blob; a layer another image still
+/// uses stays.
+#[test]
+fn rmi_frees_the_unpacked_layers_no_image_uses() {
+    let Some(u) = TestUser::t1() else { return };
+    rmi_frees_layers_of(&u);
+    // hutch-t2 has no subordinate ids: layers unpacked under the single-id map.
+    let Some(u) = TestUser::t2() else { return };
+    rmi_frees_layers_of(&u);
+}
+
+fn rmi_frees_layers_of(u: &TestUser) {
+    let Some(reg) = start_registry(u) else {
+        return;
+    };
+    let busybox = reg.name("test/busybox:latest");
+    let entry = reg.name("test/entry:1");
+    for name in [&busybox, &entry] {
+        hutch_ok(u, &["pull", "-q", "--tls-verify=false", name]);
+    }
+    let out = hutch_ok(
+        u,
+        &[
+            "run",
+            "--rm",
+            "--pull=never",
+            &busybox,
+            "cat",
+            "/etc/layer2",
+        ],
+    );
+    assert_eq!(out, "layer2\n");
+    // Control: the run unpacked both layers (shared with test/entry).
+    let unpacked = layer_entries(u);
+    assert_eq!(
+        unpacked.iter().filter(|p| p.is_dir()).count(),
+        2,
+        "{unpacked:?}"
+    );
+    // test/entry still uses both layers: they stay.
+    hutch_ok(u, &["rmi", &busybox]);
+    let dirs: Vec<_> = layer_entries(u)
+        .into_iter()
+        .filter(|p| p.is_dir())
+        .collect();
+    assert_eq!(dirs.len(), 2, "{dirs:?}");
+    // The last image using them: gone, with nothing left beside them.
+    let t = std::time::Instant::now();
+    let out = hutch_ok(u, &["rmi", &entry]);
+    eprintln!("rmi with two layers to free took {:?}", t.elapsed());
+    assert!(out.contains("Deleted: "), "{out}");
+    assert_eq!(layer_entries(u), Vec::<PathBuf>::new());
+    assert_eq!(store_blobs(u), 0);
+    // The store still works: pulled and unpacked again.
+    let out = hutch_ok(
+        u,
+        &[
+            "run",
+            "--rm",
+            "--tls-verify=false",
+            &busybox,
+            "cat",
+            "/etc/layer2",
+        ],
+    );
+    assert_eq!(out, "layer2\n");
+}
+
+/// `run --pull=always` asks the registry again: after a new image is
+/// pushed under the same tag, the run sees the new content, where the
+/// default (`missing`) keeps running the stored one (the control).
+#[test]
+fn run_pull_always_fetches_an_image_pushed_again_under_the_same_tag() {
+    let Some(u) = TestUser::t1() else { return };
+    let Some(reg) = start_registry(&u) else {
+        return;
+    };
+    let name = reg.name("test/mutable:1");
+    let push = |version: &str| {
+        let marker = format!("{version}\n");
+        let t = layout::tar(&[Entry::File("marker", marker.as_bytes())]);
+        let l = layout_with_layers(&u, &format!("mutable-{version}"), &[t]);
+        reg.copy(&l.oci_ref(), "test/mutable:1", &[]);
+    };
+    let cat = |pull: &str| {
+        hutch_ok(
+            &u,
+            &[
+                "run",
+                "--rm",
+                "--tls-verify=false",
+                pull,
+                &name,
+                "cat",
+                "/marker",
+            ],
+        )
+    };
+    push("v1");
+    assert_eq!(cat("--pull=missing"), "v1\n");
+    let first = inspect(&u, &name)["Id"].clone();
+    push("v2");
+    assert_eq!(cat("--pull=missing"), "v1\n", "missing: the stored image");
+    assert_eq!(cat("--pull=always"), "v2\n", "always: pulled again");
+    let second = inspect(&u, &name)["Id"].clone();
+    assert_ne!(first, second, "the tag names the new image");
+    assert_eq!(cat("--pull=never"), "v2\n");
+}
+
+/// `image inspect` shows the config's labels, exposed ports and history
+/// (Podman's fields); an image without them shows null there.
+#[test]
+fn image_inspect_shows_labels_exposed_ports_and_history() {
+    let Some(u) = TestUser::t1() else { return };
+    let Some(reg) = start_registry(&u) else {
+        return;
+    };
+    let l = Layout::new(&u.root_scratch("labelled"));
+    let mut image = l.base(&images().oci, "latest");
+    image.config["config"]["Labels"] = json!({"org.example.team": "hutch", "tier": "test"});
+    image.config["config"]["ExposedPorts"] = json!({"8080/tcp": {}, "53/udp": {}});
+    let history = json!([
+        {"created": "2026-01-01T00:00:00Z", "created_by": "/bin/sh -c #(nop) ADD busybox"},
+        {"created": "2026-01-02T00:00:00Z", "created_by": "LABEL tier=test", "empty_layer": true},
+    ]);
+    image.config["history"] = history.clone();
+    let m = l.manifest(&image);
+    l.tag_latest(&m);
+    reg.copy(&l.oci_ref(), "test/labelled:1", &[]);
+    let plain = Layout::new(&u.root_scratch("plain"));
+    let mut bare = plain.base(&images().oci, "latest");
+    for k in ["Labels", "ExposedPorts"] {
+        if let Some(c) = bare.config["config"].as_object_mut() {
+            c.remove(k);
+        }
+    }
+    if let Some(c) = bare.config.as_object_mut() {
+        c.remove("history");
+    }
+    let m = plain.manifest(&bare);
+    plain.tag_latest(&m);
+    reg.copy(&plain.oci_ref(), "test/plain:1", &[]);
+
+    let name = reg.name("test/labelled:1");
+    hutch_ok(&u, &["pull", "-q", "--tls-verify=false", &name]);
+    let v = inspect(&u, &name);
+    let labels = json!({"org.example.team": "hutch", "tier": "test"});
+    assert_eq!(v["Config"]["Labels"], labels, "{v:#}");
+    assert_eq!(v["Labels"], labels, "{v:#}");
+    assert_eq!(
+        v["Config"]["ExposedPorts"],
+        json!({"8080/tcp": {}, "53/udp": {}}),
+        "{v:#}"
+    );
+    assert_eq!(v["History"], history, "{v:#}");
+
+    let name = reg.name("test/plain:1");
+    hutch_ok(&u, &["pull", "-q", "--tls-verify=false", &name]);
+    let v = inspect(&u, &name);
+    for field in [
+        &v["Labels"],
+        &v["Config"]["Labels"],
+        &v["Config"]["ExposedPorts"],
+        &v["History"],
+    ] {
+        assert!(field.is_null(), "{v:#}");
+    }
+}
+
+/// As Docker: `load` without `-i` reads standard input and `save`
+/// without `-o` writes standard output; neither touches a terminal
+/// (an archive cannot come from one, and would garble one).
+#[test]
+fn load_reads_stdin_and_save_writes_stdout_but_not_to_a_terminal() {
+    let Some(u) = TestUser::t1() else { return };
+    let Some(reg) = start_registry(&u) else {
+        return;
+    };
+    let name = reg.name("test/busybox:latest");
+    hutch_ok(&u, &["pull", "-q", "--tls-verify=false", &name]);
+    let id = inspect(&u, &name)["Id"].clone();
+    // `hutch save NAME > FILE`, by a shell of the user.
+    let out = u.scratch("saved").join("busybox.tar");
+    let script = format!(
+        "env -i HOME={} XDG_DATA_HOME={} XDG_RUNTIME_DIR={} PATH=/usr/bin:/bin {} save {} > {}",
+        u.home.display(),
+        u.data_dir.display(),
+        u.runtime_dir.display(),
+        hutch_bin().display(),
+        name,
+        out.display()
+    );
+    let (ok, text) = u.sh(&script);
+    assert!(ok, "save to stdout: {text}");
+    let archive = fs::read(&out).unwrap();
+    // Another tool reads it: a docker-archive, the default format.
+    let src = format!("docker-archive:{}", out.display());
+    let (ok, text) = host("skopeo", &["inspect", "--raw", &src]);
+    assert!(ok, "skopeo reads the saved archive: {text}");
+
+    hutch_ok(&u, &["rmi", &name]);
+    let r = hutch_as_stdin(&u, &["load"], &archive);
+    let stdout = String::from_utf8_lossy(&r.stdout);
+    assert!(
+        r.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    assert_eq!(stdout, format!("Loaded image: {name}\n"));
+    assert_eq!(inspect(&u, &name)["Id"], id);
+    let out = hutch_ok(
+        &u,
+        &["run", "--rm", "--pull=never", &name, "cat", "/etc/layer2"],
+    );
+    assert_eq!(out, "layer2\n");
+    let scratch: Vec<_> = fs::read_dir(u.data_dir.join("hutch/storage/tmp"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(scratch.is_empty(), "the stdin copy was left: {scratch:?}");
+
+    // On a terminal (stdin and stdout both), both refuse with a hint.
+    let tty = Opts {
+        tty: true,
+        ..Opts::default()
+    };
+    let r = run_hutch(&u, &["save", &name], &tty);
+    assert_eq!(r.code(), Some(125), "{r}");
+    assert!(
+        r.stdout
+            .contains("refusing to write an archive to a terminal"),
+        "{r}"
+    );
+    assert!(
+        r.stdout.contains("hint:") && r.stdout.contains("-o FILE"),
+        "{r}"
+    );
+    assert!(
+        !r.stdout.contains("manifest.json"),
+        "no archive on the terminal: {r}"
+    );
+    let r = run_hutch(&u, &["load"], &tty);
+    assert_eq!(r.code(), Some(125), "{r}");
+    assert!(r.stdout.contains("standard input is a terminal"), "{r}");
+    assert!(r.stdout.contains("-i FILE"), "{r}");
+    // Control: on a terminal, `-o FILE` and `-i FILE` work.
+    let file = u.scratch("tty").join("again.tar");
+    let file = file.to_str().unwrap();
+    let r = run_hutch(&u, &["save", "-o", file, &name], &tty);
+    assert_eq!(r.code(), Some(0), "{r}");
+    let r = run_hutch(&u, &["load", "-i", file], &tty);
+    assert_eq!(r.code(), Some(0), "{r}");
+    assert!(r.stdout.contains(&format!("Loaded image: {name}")), "{r}");
 }

@@ -105,6 +105,9 @@ fn prune_removes_layers_only_when_no_image_or_container_uses_them() {
     }
     hutch_ok(&u, &["run", "--name", "keep", "test/busybox", "true"]);
     assert_eq!(layer_dirs(&u).len(), 2);
+    // rmi frees unused layers, but the stopped container stands on these.
+    hutch_ok(&u, &["rmi", "test/busybox"]);
+    assert_eq!(layer_dirs(&u).len(), 2, "rmi removed a container's layers");
     // What an unpack killed midway leaves: a half-filled temp directory.
     let key_dir = layer_dirs(&u)[0].parent().unwrap().to_path_buf();
     let half = key_dir.join(format!(".tmp-{}-4000000", "ab".repeat(32)));
@@ -113,8 +116,6 @@ fn prune_removes_layers_only_when_no_image_or_container_uses_them() {
         half.display()
     ));
     assert!(ok, "{out}");
-    hutch_ok(&u, &["rmi", "test/busybox"]);
-    // The stopped container still stands on the layers.
     hutch_ok(&u, &["image", "prune", "-f"]);
     assert_eq!(
         layer_dirs(&u).len(),

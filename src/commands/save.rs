@@ -1,4 +1,7 @@
-//! `hutch save -o FILE [--format F] IMAGE...`.
+//! `hutch save [-o FILE] [--format F] IMAGE...`: to standard output
+//! without `-o` (as Docker does), but never to a terminal.
+
+use std::io::IsTerminal;
 
 use crate::cli::SaveArgs;
 use crate::errors::hint;
@@ -16,7 +19,18 @@ pub fn save(args: SaveArgs) -> anyhow::Result<i32> {
             ))
         }
     };
+    let stdout = std::io::stdout();
+    if args.output.is_none() && stdout.is_terminal() {
+        // Docker's refusal: a tar on a terminal is garbage there.
+        return Err(hint(
+            anyhow::anyhow!("save images: refusing to write an archive to a terminal"),
+            "give a file with `-o FILE`, or redirect: `hutch save IMAGE > FILE`",
+        ));
+    }
     let store = Store::open(&Dirs::new()?)?;
-    store.save(&args.images, format, &args.output)?;
+    match &args.output {
+        Some(path) => store.save(&args.images, format, path)?,
+        None => store.save_to(&args.images, format, &mut stdout.lock())?,
+    }
     Ok(0)
 }

@@ -9,7 +9,7 @@
 //! which is what ties a docker-archive's layers to the image id.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 use anyhow::Context;
@@ -84,40 +84,61 @@ struct Manifest {
 impl Store {
     /// Loads every image of the archive at `path` and returns them.
     pub fn load_archive(&self, path: &Path) -> anyhow::Result<Vec<Loaded>> {
+        let label = path.display().to_string();
+        let file = open_regular(path).with_context(|| format!("open archive `{label}`"))?;
+        self.load_file(file, &label)
+    }
+
+    /// Loads every image of an archive read from `r` (`hutch load` without
+    /// `-i`: standard input, which cannot seek): it is first copied into
+    /// the store's scratch space, removed again when done.
+    pub fn load_stream(&self, r: &mut dyn Read, label: &str) -> anyhow::Result<Vec<Loaded>> {
+        self.ensure_lease()?; // keeps `open`'s cleanup off the scratch file
+        let tmp = fsutil::TempFile::create(&self.tmp_dir(), 0o600)?;
+        let mut file = tmp.file.try_clone().context("reopen scratch archive")?;
+        digest::copy_hashed(r, &mut file, MAX_BLOB)
+            .with_context(|| format!("read archive from {label}"))
+            .map_err(|e| crate::errors::hint_if_full(e, &self.root))?;
+        std::io::Seek::rewind(&mut file).context("rewind scratch archive")?;
+        let loaded = self.load_file(file, label);
+        drop(tmp);
+        loaded
+    }
+
+    fn load_file(&self, file: std::fs::File, label: &str) -> anyhow::Result<Vec<Loaded>> {
         let (index, _scratch) = self
-            .open_archive(path)
-            .with_context(|| format!("open archive `{}`", path.display()))?;
-        let source = path.display().to_string();
+            .open_archive(file)
+            .with_context(|| format!("open archive `{label}`"))?;
         let loaded = if index.has("manifest.json") {
-            self.load_docker(&index, &format!("docker-archive:{source}"))
+            self.load_docker(&index, &format!("docker-archive:{label}"))
         } else if index.has("index.json") && index.has("oci-layout") {
-            self.load_oci(&index, &format!("oci-archive:{source}"))
+            self.load_oci(&index, &format!("oci-archive:{label}"))
         } else {
             return Err(crate::errors::hint(
                 anyhow::anyhow!(
-                    "load `{}`: neither a docker-archive (manifest.json) nor an oci-archive (index.json)",
-                    path.display()
+                    "load `{label}`: neither a docker-archive (manifest.json) nor an oci-archive (index.json)"
                 ),
                 "make one with `hutch save`, `docker save` or `skopeo copy ... docker-archive:FILE`",
             ));
         };
-        loaded.with_context(|| format!("load `{}`", path.display()))
+        loaded.with_context(|| format!("load `{label}`"))
     }
 
     /// Indexes the archive, first decompressing it into the store's
     /// scratch space when it is gzip-compressed as a whole.
     fn open_archive(
         &self,
-        path: &Path,
+        file: std::fs::File,
     ) -> anyhow::Result<(ArchiveIndex, Option<fsutil::TempFile>)> {
-        let file = open_regular(path)?;
         let mut head = BufReader::new(file);
         let gz = head
             .fill_buf()
             .context("read archive")?
             .starts_with(GZIP_MAGIC);
         if !gz {
-            return Ok((ArchiveIndex::open(open_regular(path)?)?, None));
+            let mut file = head.into_inner();
+            std::io::Seek::rewind(&mut file).context("rewind archive")?;
+            return Ok((ArchiveIndex::open(file)?, None));
         }
         self.ensure_lease()?; // keeps `open`'s cleanup off the scratch file
         let mut tmp = fsutil::TempFile::create(&self.tmp_dir(), 0o600)?;

@@ -37,6 +37,25 @@ struct Item {
 impl Store {
     /// Saves the images `names` (names or ids) to `out` in `format`.
     pub fn save(&self, keys: &[String], format: Format, out: &Path) -> anyhow::Result<()> {
+        let dir = match out.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        };
+        let tmp = fsutil::TempFile::create(&dir, 0o644)?;
+        let mut file = tmp.file.try_clone().context("reopen output")?;
+        self.save_to(keys, format, &mut file)?;
+        tmp.persist(out)
+            .with_context(|| format!("write `{}`", out.display()))
+    }
+
+    /// Writes the images `keys` (names or ids) as one archive in `format`
+    /// to `w` (`hutch save` without `-o`: standard output).
+    pub fn save_to(
+        &self,
+        keys: &[String],
+        format: Format,
+        w: &mut dyn Write,
+    ) -> anyhow::Result<()> {
         // Shared: blobs cannot be pruned while they are copied.
         let _lock = self.lock_shared()?;
         let mut items = Vec::new();
@@ -46,21 +65,14 @@ impl Store {
             let name = name.filter(|n| !n.contains('@'));
             items.push(Item { rec, name });
         }
-        let dir = match out.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => std::path::PathBuf::from("."),
-        };
-        let tmp = fsutil::TempFile::create(&dir, 0o644)?;
-        let file = tmp.file.try_clone().context("reopen output")?;
-        let mut builder = tar::Builder::new(std::io::BufWriter::new(file));
+        let mut builder = tar::Builder::new(std::io::BufWriter::new(w));
         match format {
             Format::DockerArchive => self.write_docker(&mut builder, &items)?,
             Format::OciArchive => self.write_oci(&mut builder, &items)?,
         }
         let mut w = builder.into_inner().context("finish archive")?;
         w.flush().context("write archive")?;
-        tmp.persist(out)
-            .with_context(|| format!("write `{}`", out.display()))
+        Ok(())
     }
 
     fn write_docker<W: Write>(
