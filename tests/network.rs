@@ -10,7 +10,7 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -571,63 +571,56 @@ fn the_hosts_loopback_is_reachable_only_when_allowed() {
     if !helpers_present() {
         return;
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    let (port, server) = host_server(stop.clone());
-    for backend in BACKENDS {
-        // The gateway address is the way to the host on both backends.
-        // (busybox's static wget and name lookups crash without NSS
-        // libraries in the rootfs: nc and an address.)
-        let script = format!(
-            "gw=$(ip route | awk '/^default/ {{print $3}}'); \
-             printf 'GET / HTTP/1.0\\r\\n\\r\\n' | timeout 5 nc -w 3 $gw {port} || echo unreachable; \
-             echo \"hosts: $(grep -c \"^$gw.*host.containers.internal\" /etc/hosts)\""
-        );
-        let allowed = format!("{backend}:allow_host_loopback=true");
-        let r = hutch_run(
-            &u,
-            &[
-                "run",
-                "--rm",
-                "--network",
-                &allowed,
-                "--rootfs",
-                &images().rootfs(),
-                "sh",
-                "-c",
-                &script,
-            ],
-        );
-        assert!(r.stdout.contains("from-the-host"), "{backend} allowed: {r}");
-        assert!(
-            r.stdout.contains("hosts: 1"),
-            "{backend}: /etc/hosts names the host: {r}"
-        );
-        // Control: the same request without the option does not arrive.
-        let r = hutch_run(
-            &u,
-            &[
-                "run",
-                "--rm",
-                "--network",
-                backend,
-                "--rootfs",
-                &images().rootfs(),
-                "sh",
-                "-c",
-                &script,
-            ],
-        );
-        assert!(
-            !r.stdout.contains("from-the-host"),
-            "{backend} default: {r}"
-        );
-        assert!(
-            r.stdout.contains("unreachable") && r.stdout.contains("hosts: 0"),
-            "{backend} default: {r}"
-        );
-    }
-    stop.store(true, Ordering::SeqCst);
-    server.join().unwrap();
+    // In a namespace of the test's own: without the option, pasta sends
+    // a connection to the gateway address out through the host's real
+    // default route, and that must not leave the machine.
+    let iso = StandInHost::new();
+    let rootfs = images().rootfs();
+    iso.within(|| {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (port, server) = host_server(stop.clone());
+        for backend in BACKENDS {
+            // The gateway address is the way to the host on both backends.
+            // (busybox's static wget and name lookups crash without NSS
+            // libraries in the rootfs: nc and an address.)
+            let script = format!(
+                "gw=$(ip route | awk '/^default/ {{print $3}}'); \
+                 printf 'GET / HTTP/1.0\\r\\n\\r\\n' | timeout 5 nc -w 3 $gw {port} || echo unreachable; \
+                 echo \"hosts: $(grep -c \"^$gw.*host.containers.internal\" /etc/hosts)\""
+            );
+            let allowed = format!("{backend}:allow_host_loopback=true");
+            let r = hutch_run(
+                &u,
+                &[
+                    "run", "--rm", "--network", &allowed, "--rootfs", &rootfs, "sh", "-c",
+                    &script,
+                ],
+            );
+            assert!(r.stdout.contains("from-the-host"), "{backend} allowed: {r}");
+            assert!(
+                r.stdout.contains("hosts: 1"),
+                "{backend}: /etc/hosts names the host: {r}"
+            );
+            // Control: the same request without the option does not arrive.
+            let r = hutch_run(
+                &u,
+                &[
+                    "run", "--rm", "--network", backend, "--rootfs", &rootfs, "sh", "-c",
+                    &script,
+                ],
+            );
+            assert!(
+                !r.stdout.contains("from-the-host"),
+                "{backend} default: {r}"
+            );
+            assert!(
+                r.stdout.contains("unreachable") && r.stdout.contains("hosts: 0"),
+                "{backend} default: {r}"
+            );
+        }
+        stop.store(true, Ordering::SeqCst);
+        server.join().unwrap();
+    });
 }
 
 /// Answers every DNS query with one A record, 192.0.2.77 (RFC 1035 4.1).
@@ -1585,7 +1578,13 @@ struct StandInHost {
 
 impl StandInHost {
     fn new() -> StandInHost {
-        let name = format!("hutch-iso-{}", std::process::id());
+        // Unique per test: tests of one binary run in parallel.
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "hutch-iso-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
         let _ = host("ip", &["netns", "del", &name]);
         let ns = StandInHost { name: name.clone() };
         let n = name.as_str();
