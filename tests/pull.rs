@@ -1105,3 +1105,281 @@ fn load_reads_stdin_and_save_writes_stdout_but_not_to_a_terminal() {
     assert_eq!(r.code(), Some(0), "{r}");
     assert!(r.stdout.contains(&format!("Loaded image: {name}")), "{r}");
 }
+
+// The pull output (issue 3): a progress board on a terminal, quiet lines
+// otherwise, nothing with -q; credentials from ~/.docker/config.json;
+// uncompressed layers.
+
+/// The 12-digit short ids of the layers of `tag` in the test images'
+/// OCI layout (pushed unchanged, they are the registry's too).
+fn test_layer_ids(tag: &str) -> Vec<String> {
+    let dir = &images().oci;
+    let read = |digest: &str| -> Value {
+        let hex = digest.trim_start_matches("sha256:");
+        serde_json::from_slice(&fs::read(dir.join("blobs/sha256").join(hex)).unwrap()).unwrap()
+    };
+    let index: Value = serde_json::from_slice(&fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let desc = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)
+        .unwrap();
+    let manifest = read(desc["digest"].as_str().unwrap());
+    manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap()[7..19].to_string())
+        .collect()
+}
+
+/// Whether `s` looks like a size as hutch prints it (`1.02kB`, `845B`).
+fn is_size(s: &str) -> bool {
+    let num = s.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    !num.is_empty()
+        && num.len() < s.len()
+        && num.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && s.ends_with('B')
+}
+
+/// Checks a finished layer line: `Copying blob ID done  SIZE in SECSs (RATE/s)`.
+fn assert_done_line(line: &str, id: &str) {
+    let rest = line
+        .trim_end_matches('\r')
+        .strip_prefix(&format!("Copying blob {id} done  "))
+        .unwrap_or_else(|| panic!("not a done line for {id}: {line:?}"));
+    let (size, rest) = rest
+        .split_once(" in ")
+        .unwrap_or_else(|| panic!("{line:?}"));
+    assert!(is_size(size), "size in {line:?}");
+    let (secs, rate) = rest.split_once("s (").unwrap_or_else(|| panic!("{line:?}"));
+    assert!(secs.parse::<f64>().is_ok(), "seconds in {line:?}");
+    let rate = rate
+        .strip_suffix("/s)")
+        .unwrap_or_else(|| panic!("rate in {line:?}"));
+    assert!(is_size(rate), "rate in {line:?}");
+}
+
+#[test]
+fn pull_shows_progress_on_a_terminal_quiet_lines_otherwise_and_nothing_with_q() {
+    let Some(u) = TestUser::t1() else { return };
+    if !require(
+        "script",
+        have_tool("script"),
+        "util-linux gives the terminal",
+    ) {
+        return;
+    }
+    let Some(reg) = start_registry(&u) else {
+        return;
+    };
+    let name = reg.name("test/busybox:latest");
+    let layers = test_layer_ids("latest");
+    assert_eq!(layers.len(), 2);
+
+    // On a terminal: the board, drawn in place (each row erased first),
+    // ending with each layer done, its bytes and a rate. (Whether a
+    // redraw with the cursor moved up happens depends on timing: a pull
+    // this small may end before the board's first tick.)
+    let r = run_hutch(
+        &u,
+        &["pull", "--tls-verify=false", &name],
+        &Opts {
+            tty: true,
+            ..Opts::default()
+        },
+    );
+    assert_eq!(r.code(), Some(0), "{r}");
+    let screen = &r.stdout;
+    assert!(screen.contains("\x1b[2KCopying blob "), "{screen:?}");
+    for id in &layers {
+        let last = screen
+            .split("\x1b[2K")
+            .filter(|s| s.starts_with(&format!("Copying blob {id} ")))
+            .last()
+            .unwrap_or_else(|| panic!("no row for {id}: {screen:?}"));
+        assert_done_line(last.lines().next().unwrap(), id);
+    }
+    assert!(screen.contains(&format!("Trying to pull {name}...")), "{r}");
+    let id = screen
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .find(|l| l.len() == 64 && l.chars().all(|c| c.is_ascii_hexdigit()))
+        .unwrap_or_else(|| panic!("no image id: {r}"))
+        .to_string();
+
+    // Without a terminal: one plain line per step, no escape sequences;
+    // the id alone on stdout.
+    let Some(plain) = TestUser::t1() else { return };
+    let r = hutch_run(&plain, &["pull", "--tls-verify=false", &name]);
+    assert_eq!(r.code(), Some(0), "{r}");
+    assert_eq!(r.stdout, format!("{id}\n"), "{r}");
+    assert!(!r.stderr.contains('\x1b'), "{r}");
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    assert_eq!(lines.len(), 5, "{r}");
+    assert_eq!(lines[0], format!("Trying to pull {name}..."), "{r}");
+    // Layers finish in any order (they download in parallel).
+    for id in &layers {
+        let line = lines[1..3]
+            .iter()
+            .find(|l| l.starts_with(&format!("Copying blob {id} ")))
+            .unwrap_or_else(|| panic!("no line for {id}: {r}"));
+        assert_done_line(line, id);
+    }
+    assert!(
+        lines[3].starts_with("Copying config ") && lines[3].ends_with(" done"),
+        "{r}"
+    );
+    assert_eq!(lines[4], "Writing manifest to image destination", "{r}");
+
+    // -q: the image id on stdout and nothing else, as Podman's -q.
+    let Some(quiet) = TestUser::t1() else { return };
+    let r = hutch_run(&quiet, &["pull", "-q", "--tls-verify=false", &name]);
+    assert_eq!(r.code(), Some(0), "{r}");
+    assert_eq!(r.stdout, format!("{id}\n"), "{r}");
+    assert_eq!(r.stderr, "", "{r}");
+    // ... on a terminal too.
+    let Some(quiet_tty) = TestUser::t1() else {
+        return;
+    };
+    let r = run_hutch(
+        &quiet_tty,
+        &["pull", "-q", "--tls-verify=false", &name],
+        &Opts {
+            tty: true,
+            ..Opts::default()
+        },
+    );
+    assert_eq!(r.code(), Some(0), "{r}");
+    assert_eq!(r.stdout.trim_end(), id, "{r}");
+}
+
+#[test]
+fn credentials_from_the_docker_config_in_home_are_used() {
+    use base64::Engine;
+    const USER: &str = "tester";
+    const PASS: &str = "s3cret-pass";
+    let Some(u) = TestUser::t1() else { return };
+    for tool in ["docker-registry", "skopeo", "htpasswd"] {
+        if !require(tool, have_tool(tool), "needed for registry auth tests") {
+            return;
+        }
+    }
+    let dir = u.root_scratch("registry");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/registry-fixture.sh");
+    let (ok, out) = host(
+        fixture.to_str().unwrap(),
+        &["start", dir.to_str().unwrap(), USER, PASS],
+    );
+    assert!(ok, "start registry: {out}");
+    // Stopped on drop.
+    let reg = Registry {
+        dir,
+        addr: out.lines().last().unwrap().trim().to_string(),
+    };
+    reg.copy(
+        &images().oci_ref("latest"),
+        "test/busybox:latest",
+        &["--dest-creds", &format!("{USER}:{PASS}")],
+    );
+    let name = reg.name("test/busybox:latest");
+
+    // A home of the test's own (the shared one is the test user's across
+    // tests), with no auth.json anywhere.
+    let home = u.scratch("home");
+    let with_home = Opts {
+        env: vec![("HOME".into(), home.display().to_string())],
+        ..Opts::default()
+    };
+    let pull = ["pull", "-q", "--tls-verify=false", &name];
+    // Control: no credentials, refused with the way to log in.
+    let r = run_hutch(&u, &pull, &with_home);
+    assert_eq!(r.code(), Some(125), "{r}");
+    assert!(r.stderr.contains("hutch login"), "{r}");
+
+    let docker = home.join(".docker");
+    fs::create_dir(&docker).unwrap();
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASS}"));
+    let config = json!({"auths": {reg.addr.clone(): {"auth": auth}}});
+    let file = docker.join("config.json");
+    fs::write(&file, config.to_string()).unwrap();
+    for p in [&docker, &file] {
+        std::os::unix::fs::chown(p, Some(u.uid), Some(u.gid)).unwrap();
+    }
+    let r = run_hutch(&u, &pull, &with_home);
+    assert_eq!(r.code(), Some(0), "{r}");
+    assert_eq!(r.stdout.trim().len(), 64, "{r}");
+    assert!(
+        !u.runtime_dir.join("containers/auth.json").exists()
+            && !home.join(".config/containers/auth.json").exists(),
+        "no auth.json was involved"
+    );
+    let out = hutch_ok(&u, &["run", "--rm", &name, "cat", "/etc/layer2"]);
+    assert_eq!(out, "layer2\n");
+}
+
+#[test]
+fn an_image_with_uncompressed_layers_pulls_and_runs() {
+    let Some(u) = TestUser::t1() else { return };
+    let Some(reg) = start_registry(&u) else {
+        return;
+    };
+    // The test image with every layer stored as a plain tar
+    // (application/vnd.oci.image.layer.v1.tar), plus one more.
+    let l = Layout::new(&u.root_scratch("plain"));
+    let mut image = l.base(&images().oci, "latest");
+    let mut tars = Vec::new();
+    for layer in &mut image.layers {
+        assert_eq!(layer["mediaType"], layout::OCI_LAYER_GZIP);
+        let hex = layer["digest"].as_str().unwrap()[7..].to_string();
+        let gz = fs::read(l.dir.join("blobs/sha256").join(hex)).unwrap();
+        let tar = layout::gunzip(&gz);
+        *layer = l.blob("application/vnd.oci.image.layer.v1.tar", &tar);
+        tars.push(tar);
+    }
+    let extra = layout::tar(&[
+        Entry::Dir("plain/"),
+        Entry::File("plain/hello", b"from-a-plain-tar\n"),
+    ]);
+    image
+        .layers
+        .push(l.blob("application/vnd.oci.image.layer.v1.tar", &extra));
+    image.config["rootfs"]["diff_ids"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!(layout::sha256(&extra)));
+    tars.push(extra);
+    let m = l.manifest(&image);
+    l.tag_latest(&m);
+    reg.copy(&l.oci_ref(), "test/plain:1", &["--preserve-digests"]);
+    let name = reg.name("test/plain:1");
+
+    let r = hutch_run(&u, &["pull", "--tls-verify=false", &name]);
+    assert_eq!(r.code(), Some(0), "{r}");
+    // The registry served the plain tars: each is stored under its own
+    // digest, which is also its diff id.
+    let i = inspect(&u, &name);
+    let diff_ids: Vec<String> = tars.iter().map(|t| layout::sha256(t)).collect();
+    assert_eq!(i["RootFS"]["Layers"], json!(diff_ids), "{i}");
+    for d in &diff_ids {
+        let blob = u
+            .data_dir
+            .join("hutch/storage/blobs/sha256")
+            .join(d.trim_start_matches("sha256:"));
+        assert!(blob.is_file(), "{d} stored: {r}");
+    }
+    let out = hutch_ok(
+        &u,
+        &[
+            "run",
+            "--rm",
+            &name,
+            "sh",
+            "-c",
+            "cat /plain/hello /etc/layer2; test -e /etc/removed-by-whiteout || echo whited-out",
+        ],
+    );
+    assert_eq!(out, "from-a-plain-tar\nlayer2\nwhited-out\n");
+    assert!(u.leftover_containers().is_empty());
+}
