@@ -54,8 +54,7 @@ start() {
     mkdir -p "$dir/storage"
     dir=$(cd "$dir" && pwd)
     stop "$dir" 2>/dev/null || true
-    local port auth=""
-    port=$(free_port)
+    local port auth="" attempt
     if [ -n "$user" ]; then
         command -v htpasswd >/dev/null || {
             echo "registry-fixture: htpasswd is not installed (apt-get install apache2-utils)" >&2
@@ -64,7 +63,25 @@ start() {
         htpasswd -Bbn "$user" "$pass" >"$dir/htpasswd"
         auth=$(printf 'auth:\n  htpasswd:\n    realm: hutch-test\n    path: %s/htpasswd\n' "$dir")
     fi
-    cat >"$dir/config.yml" <<YAML
+    # A port that looked free may be taken before the registry binds it
+    # (tests start registries in parallel): then the registry exits, or
+    # another one answers on that port. Up to 5 ports are tried.
+    for attempt in 1 2 3 4 5; do
+        port=$(free_port)
+        write_config "$dir" "$port" "$auth"
+        if serve "$dir" "$port"; then
+            echo "127.0.0.1:$port"
+            return 0
+        fi
+        echo "registry-fixture: attempt $attempt: no registry of ours on 127.0.0.1:$port; its log:" >&2
+        cat "$dir/registry.log" >&2
+        stop "$dir"
+    done
+    return 1
+}
+
+write_config() {
+    cat >"$1/config.yml" <<YAML
 version: 0.1
 log:
   level: error
@@ -72,31 +89,32 @@ log:
     disabled: true
 storage:
   filesystem:
-    rootdirectory: $dir/storage
+    rootdirectory: $1/storage
   delete:
     enabled: true
 http:
-  addr: 127.0.0.1:$port
-$auth
+  addr: 127.0.0.1:$2
+$3
 YAML
+}
+
+# True once the registry started here answers /v2/ on 127.0.0.1:$2, and
+# the socket listening there is its own (not another test's registry).
+serve() {
+    local dir=$1 port=$2 pid
     # setsid: the registry outlives this script but not `stop`.
     setsid docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 </dev/null &
-    echo $! >"$dir/registry.pid"
+    pid=$!
+    echo "$pid" >"$dir/registry.pid"
     for _ in $(seq 1 50); do
         case "$(v2_status "$port")" in
         200 | 401)
-            echo "127.0.0.1:$port"
-            return 0
+            ss -Hltnp "sport = :$port" | grep -q "pid=$pid," && return 0
             ;;
         esac
-        if ! kill -0 "$(cat "$dir/registry.pid")" 2>/dev/null; then
-            break
-        fi
+        kill -0 "$pid" 2>/dev/null || return 1
         sleep 0.1
     done
-    echo "registry-fixture: the registry did not answer on 127.0.0.1:$port; its log:" >&2
-    cat "$dir/registry.log" >&2
-    stop "$dir"
     return 1
 }
 
