@@ -279,47 +279,23 @@ fn a_new_named_volume_is_filled_from_the_image_once() {
         .is_symlink());
     // A second container sees the first one's writes, not a fresh copy;
     // even emptied, the volume is not filled again.
-    let r = hutch_run(
-        &u,
-        &[
-            "run",
-            "--rm",
-            "-v",
-            "cu-vol:/appdata",
-            &img,
-            "sh",
-            "-c",
-            "ls -A /appdata; rm -f /appdata/*",
-        ],
+    // A throwaway container of the image with volume spec `vol` runs `cmd`.
+    let run_rm = |vol: &str, cmd: &[&str]| {
+        let mut args = vec!["run", "--rm", "-v", vol, &img];
+        args.extend_from_slice(cmd);
+        hutch_run(&u, &args)
+    };
+    let r = run_rm(
+        "cu-vol:/appdata",
+        &["sh", "-c", "ls -A /appdata; rm -f /appdata/*"],
     );
     assert_eq!((r.code(), r.stdout.as_str()), (Some(0), "link\nw\n"), "{r}");
-    let r = hutch_run(
-        &u,
-        &[
-            "run",
-            "--rm",
-            "-v",
-            "cu-vol:/appdata",
-            &img,
-            "ls",
-            "-A",
-            "/appdata",
-        ],
-    );
+    let r = run_rm("cu-vol:/appdata", &["ls", "-A", "/appdata"]);
     assert_eq!((r.code(), r.stdout.as_str()), (Some(0), ""), "{r}");
     // `nocopy`: a new volume stays empty, and root's as created.
-    let r = hutch_run(
-        &u,
-        &[
-            "run",
-            "--rm",
-            "-v",
-            "cu-empty:/appdata:nocopy",
-            &img,
-            "sh",
-            "-c",
-            "ls -A /appdata; stat -c '%u %a' /appdata",
-        ],
+    let r = run_rm(
+        "cu-empty:/appdata:nocopy",
+        &["sh", "-c", "ls -A /appdata; stat -c '%u %a' /appdata"],
     );
     assert_eq!((r.code(), r.stdout.as_str()), (Some(0), "0 755\n"), "{r}");
     for v in ["cu-vol", "cu-empty"] {
