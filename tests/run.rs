@@ -84,15 +84,27 @@ fn start_sleeper(u: &TestUser, extra: &[&str]) -> (Running, u32) {
         "-c",
         "read l < /proc/self/loginuid; echo loginuid=$l; exec sleep 30",
     ]);
+    let (r, sleeper) = spawn_to_sleep(u, &args, "loginuid=");
+    let Some(pid) = sleeper else {
+        let out = r.wait();
+        panic!("no sleep process found under hutch\n{out}");
+    };
+    (r, pid)
+}
+
+/// Spawns hutch with `args`, waits for `marker` on its stdout, then finds
+/// the container's `sleep` among hutch's descendants: its host pid, or None
+/// when the marker or the sleep never came.
+fn spawn_to_sleep(u: &TestUser, args: &[&str], marker: &str) -> (Running, Option<u32>) {
     let mut r = spawn_hutch(
         u,
-        &args,
+        args,
         &Opts {
             timeout: Duration::from_secs(60),
             ..Opts::default()
         },
     );
-    let started = r.wait_for_stdout("loginuid=", Duration::from_secs(30));
+    let started = r.wait_for_stdout(marker, Duration::from_secs(30));
     let mut sleeper = None;
     for _ in 0..200 {
         if !started {
@@ -107,11 +119,7 @@ fn start_sleeper(u: &TestUser, extra: &[&str]) -> (Running, u32) {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let Some(pid) = sleeper else {
-        let out = r.wait();
-        panic!("no sleep process found under hutch\n{out}");
-    };
-    (r, pid)
+    (r, sleeper)
 }
 
 #[test]
@@ -514,29 +522,11 @@ echo --mounts--; cat /proc/self/mountinfo
 echo --shm--; cat /proc/sysvipc/shm
 echo --end--; exec sleep 30"#;
     let rootfs = images().rootfs();
-    let mut r = spawn_hutch(
+    let (r, sleeper) = spawn_to_sleep(
         &u,
         &["run", "--rm", "--rootfs", &rootfs, "sh", "-c", script],
-        &Opts {
-            timeout: Duration::from_secs(60),
-            ..Opts::default()
-        },
+        "--end--",
     );
-    let ready = r.wait_for_stdout("--end--", Duration::from_secs(30));
-    let mut sleeper = None;
-    for _ in 0..200 {
-        if !ready {
-            break;
-        }
-        sleeper = r
-            .descendants()
-            .into_iter()
-            .find(|p| proc_read(*p, "comm").as_deref() == Some("sleep"));
-        if sleeper.is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
     let during = host_mounts(&base);
     if let Some(pid) = sleeper {
         // The command is pid 1 of its namespace: only a signal from outside ends it.
