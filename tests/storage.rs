@@ -857,22 +857,6 @@ fn an_opaque_directory_hides_the_lower_ones_files_under_every_driver() {
     assert_eq!(held, 1, "{:?}", layer_dirs(&u));
 }
 
-/// `.tmp-*` entries (half-unpacked layers) below `dir`.
-fn temps(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).into_iter().flatten().flatten() {
-            if e.file_name().to_string_lossy().starts_with(".tmp-") {
-                out.push(e.path());
-            } else if e.file_type().is_ok_and(|t| t.is_dir()) {
-                stack.push(e.path());
-            }
-        }
-    }
-    out
-}
-
 /// The test image plus `extra` layers of a few hundred files each, as an
 /// OCI layout the test users can read; `bad` layers (indexes into
 /// `extra`) get a diff id that is not their content's.

@@ -992,3 +992,20 @@ pub fn spawn_listed(u: &TestUser, name: &str, args: &[&str]) -> Running {
         thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// `.tmp-*` entries (half-unpacked layers, blob temp files) anywhere below
+/// `dir`, such as a store.
+pub fn temps(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.file_name().to_string_lossy().starts_with(".tmp-") {
+                out.push(e.path());
+            } else if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(e.path());
+            }
+        }
+    }
+    out
+}
