@@ -43,6 +43,50 @@ fn pid_of(v: &Value, key: &str) -> u32 {
     v[key].as_u64().unwrap_or_else(|| panic!("no {key} in {v}")) as u32
 }
 
+/// A container `hutch run -d` started, as its record names it.
+struct Detached {
+    /// The session of the `hutch run -d`, which its processes keep.
+    session: u32,
+    id: String,
+    rec: Value,
+    sup: u32,
+    init: u32,
+}
+
+/// Runs `hutch ARGS` (a `run -d ...`) until it detaches, checks that it
+/// succeeded (`what` labels a failure) and reads the container's record.
+fn run_detached(u: &TestUser, args: &[&str], what: &str) -> Detached {
+    let mut run = spawn_hutch(u, args, &Opts::default());
+    let session = run.session().expect("session of the run");
+    let r = run.wait();
+    assert_eq!(r.code(), Some(0), "{what}: {r}");
+    let id = r.stdout.trim().to_string();
+    let rec = record(u, &id);
+    let (sup, init) = (pid_of(&rec["supervisor"], "pid"), pid_of(&rec, "pid"));
+    Detached {
+        session,
+        id,
+        rec,
+        sup,
+        init,
+    }
+}
+
+/// `run -d --name NAME --storage-driver D test/busybox sleep 1000`.
+fn sleeper_args<'a>(name: &'a str, d: &'a str) -> [&'a str; 9] {
+    [
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--storage-driver",
+        d,
+        "test/busybox",
+        "sleep",
+        "1000",
+    ]
+}
+
 /// Polls `f` every 50 ms for at most `secs`.
 fn wait_until(secs: u64, mut f: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + Duration::from_secs(secs);
@@ -161,29 +205,26 @@ fn assert_container_gone_beside(u: &TestUser, id: &str, others: &[&str]) {
 #[test]
 fn detached_container_outlives_its_shell_and_keeps_the_callers_loginuid() {
     let Some(u) = TestUser::t1() else { return };
-    let mut run = spawn_hutch(
-        &u,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "bg",
-            "--rootfs",
-            &images().rootfs(),
-            "sh",
-            "-c",
-            "sleep 1000 & sleep 1000",
-        ],
-        &Opts::default(),
-    );
-    let session = run.session().expect("session of the run");
-    let r = run.wait();
-    assert_eq!(r.code(), Some(0), "{r}");
-    let id = r.stdout.trim().to_string();
+    let rootfs = images().rootfs();
+    let args = [
+        "run",
+        "-d",
+        "--name",
+        "bg",
+        "--rootfs",
+        &rootfs,
+        "sh",
+        "-c",
+        "sleep 1000 & sleep 1000",
+    ];
+    let Detached {
+        session,
+        id,
+        rec,
+        sup,
+        init,
+    } = run_detached(&u, &args, "bg");
     // The shell that started it (`sh -c ... exec hutch`) is gone.
-    let rec = record(&u, &id);
-    let sup = pid_of(&rec["supervisor"], "pid");
-    let init = pid_of(&rec, "pid");
     assert!(alive(sup) && alive(init), "{rec}");
     assert_eq!(status(&u, "bg"), "running");
     assert!(hutch_ok(&u, &["ps"]).contains(&id[..12]));
@@ -378,28 +419,14 @@ fn rm_force_leaves_no_process_mount_or_directory() {
     }
     for d in DRIVERS {
         let name = format!("doomed-{d}");
-        let mut run = spawn_hutch(
-            &u,
-            &[
-                "run",
-                "-d",
-                "--name",
-                &name,
-                "--storage-driver",
-                d,
-                "test/busybox",
-                "sleep",
-                "1000",
-            ],
-            &Opts::default(),
-        );
-        let session = run.session().unwrap();
-        let r = run.wait();
-        assert_eq!(r.code(), Some(0), "{d}: {r}");
-        let id = r.stdout.trim().to_string();
-        let rec = record(&u, &id);
+        let Detached {
+            session,
+            id,
+            rec,
+            sup,
+            init,
+        } = run_detached(&u, &sleeper_args(&name, d), d);
         assert_eq!(rec["storage"]["driver"], d, "{rec}");
-        let (sup, init) = (pid_of(&rec["supervisor"], "pid"), pid_of(&rec, "pid"));
         // Control: the container's own mount table has its root on this
         // driver and names its directory; the host's does not.
         let inside = proc_read(init, "mountinfo").unwrap_or_default();
@@ -449,24 +476,13 @@ fn a_supervisor_killed_with_sigkill_is_recovered_from() {
     }
     for d in DRIVERS {
         let name = format!("orphan-{d}");
-        let args = [
-            "run",
-            "-d",
-            "--name",
-            &name,
-            "--storage-driver",
-            d,
-            "test/busybox",
-            "sleep",
-            "1000",
-        ];
-        let mut run = spawn_hutch(&u, &args, &Opts::default());
-        let session = run.session().unwrap();
-        let r = run.wait();
-        assert_eq!(r.code(), Some(0), "{d}: {r}");
-        let id = r.stdout.trim().to_string();
-        let rec = record(&u, &id);
-        let (sup, init) = (pid_of(&rec["supervisor"], "pid"), pid_of(&rec, "pid"));
+        let Detached {
+            session,
+            id,
+            sup,
+            init,
+            ..
+        } = run_detached(&u, &sleeper_args(&name, d), d);
         // Control: it runs on this driver.
         let inside = proc_read(init, "mountinfo").unwrap_or_default();
         if !expected_fstype(d).is_empty() {
