@@ -333,11 +333,7 @@ fn logs_keep_stdout_and_stderr_apart_and_in_order() {
         "{r}"
     );
     hutch_ok(&u, &["rm", "talk"]);
-    assert!(
-        u.leftover_containers().is_empty(),
-        "{:?}",
-        u.leftover_containers()
-    );
+    u.assert_no_leftover_containers();
 }
 
 #[test]
@@ -461,11 +457,7 @@ fn rm_force_leaves_no_process_mount_or_directory() {
         assert_container_gone(&u, &id);
         assert!(!hutch_ok(&u, &["ps", "-a"]).contains(&id[..12]));
     }
-    assert!(
-        u.leftover_containers().is_empty(),
-        "{:?}",
-        u.leftover_containers()
-    );
+    u.assert_no_leftover_containers();
 }
 
 #[test]
@@ -511,11 +503,7 @@ fn a_supervisor_killed_with_sigkill_is_recovered_from() {
         }
         assert_container_gone(&u, &id);
     }
-    assert!(
-        u.leftover_containers().is_empty(),
-        "{:?}",
-        u.leftover_containers()
-    );
+    u.assert_no_leftover_containers();
 }
 
 #[test]
@@ -576,11 +564,7 @@ fn two_concurrent_runs_with_one_name_exactly_one_wins() {
         assert_eq!(ps.lines().count(), 1, "{ps}");
         hutch_ok(&u, &["rm", "-f", "same"]);
     }
-    assert!(
-        u.leftover_containers().is_empty(),
-        "{:?}",
-        u.leftover_containers()
-    );
+    u.assert_no_leftover_containers();
 }
 
 /// `run -d` of 20 containers of a stored image at once, then `rm -f` of
@@ -652,11 +636,7 @@ fn twenty_concurrent_runs(driver: Option<&str>) {
     for id in &ids {
         assert_container_gone(&u, id);
     }
-    assert!(
-        u.leftover_containers().is_empty(),
-        "{:?}",
-        u.leftover_containers()
-    );
+    u.assert_no_leftover_containers();
 }
 
 #[test]
@@ -759,11 +739,7 @@ fn a_detached_start_error_is_reported_and_leaves_nothing() {
     assert_eq!(r.code(), Some(127), "{r}");
     assert!(r.stderr.contains("exec `no-such-command`"), "{r}");
     assert_eq!(r.stdout, "");
-    assert!(
-        u.leftover_containers().is_empty(),
-        "{:?}",
-        u.leftover_containers()
-    );
+    u.assert_no_leftover_containers();
     let r = hutch_run(
         &u,
         &["run", "-d", "-t", "--rootfs", &images().rootfs(), "true"],
@@ -802,11 +778,7 @@ fn create_start_and_restart_keep_the_containers_files() {
         == 3));
     assert!(hutch_ok(&u, &["logs", "c"]).ends_with("run\nx\nx\nready\n"));
     hutch_ok(&u, &["rm", "-f", "c"]);
-    assert!(
-        u.leftover_containers().is_empty(),
-        "{:?}",
-        u.leftover_containers()
-    );
+    u.assert_no_leftover_containers();
 }
 
 #[test]
@@ -829,11 +801,7 @@ fn start_attach_waits_and_returns_the_exit_code() {
     assert_eq!((r.code(), r.stdout.as_str()), (Some(7), "hi\n"), "{r}");
     assert!(r.stderr.contains("oops"), "{r}");
     // --rm removed it after the run.
-    assert!(
-        u.leftover_containers().is_empty(),
-        "{:?}",
-        u.leftover_containers()
-    );
+    u.assert_no_leftover_containers();
 }
 
 #[test]
@@ -846,11 +814,7 @@ fn run_di_keeps_a_shell_waiting_on_its_stdin() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(status(&u, "withi"), "running");
     hutch_ok(&u, &["rm", "-f", "noi", "withi"]);
-    assert!(
-        u.leftover_containers().is_empty(),
-        "{:?}",
-        u.leftover_containers()
-    );
+    u.assert_no_leftover_containers();
 }
 
 #[test]
@@ -898,11 +862,7 @@ fn a_torn_record_is_listed_and_removed() {
     );
     hutch_ok(&u, &["rm", &id[..12]]);
     assert_container_gone(&u, &id);
-    assert!(
-        u.leftover_containers().is_empty(),
-        "{:?}",
-        u.leftover_containers()
-    );
+    u.assert_no_leftover_containers();
 }
 
 #[test]
@@ -1023,11 +983,7 @@ fn an_unnamed_container_gets_a_generated_name_it_answers_to() {
     assert!(wait_until(10, || hutch_ok(&u, &["logs", &na]) == "hello\n"));
     assert_eq!(record(&u, &a)["name"], na.as_str());
     hutch_ok(&u, &["rm", "-f", &na, &nb]);
-    assert!(
-        u.leftover_containers().is_empty(),
-        "{:?}",
-        u.leftover_containers()
-    );
+    u.assert_no_leftover_containers();
 }
 
 #[test]
@@ -1092,11 +1048,7 @@ fn inspect_shows_ports_volumes_and_the_storage_driver_as_docker_does() {
     assert_eq!(v["GraphDriver"]["Name"], driver, "{v}");
     hutch_ok(&u, &["rm", "shape"]);
     hutch_ok(&u, &["volume", "rm", "shape-vol"]);
-    assert!(
-        u.leftover_containers().is_empty(),
-        "{:?}",
-        u.leftover_containers()
-    );
+    u.assert_no_leftover_containers();
 }
 
 #[test]
@@ -1128,9 +1080,5 @@ fn logs_of_a_foreground_run_say_the_output_was_not_kept() {
     assert_eq!((r.code(), r.stdout.as_str()), (Some(0), "said\n"), "{r}");
     assert!(!r.stderr.contains("attached"), "{r}");
     hutch_ok(&u, &["rm", "fg"]);
-    assert!(
-        u.leftover_containers().is_empty(),
-        "{:?}",
-        u.leftover_containers()
-    );
+    u.assert_no_leftover_containers();
 }

@@ -86,11 +86,7 @@ fn read_only_rootfs_keeps_tmpfs_and_dev_writable() {
         assert!(r.stderr.contains("parse tmpfs"), "{bad}: {r}");
         assert!(!r.stderr.contains('\u{1b}'), "{bad}: {r}");
     }
-    assert!(
-        u.leftover_containers().is_empty(),
-        "{:?}",
-        u.leftover_containers()
-    );
+    u.assert_no_leftover_containers();
 }
 
 // ---- named volumes -----------------------------------------------------------
@@ -190,11 +186,7 @@ fn named_volumes_are_created_shared_and_guarded_while_in_use() {
     let r = hutch_run(&u, &["volume", "create", "../escape"]);
     assert_eq!(r.code(), Some(125), "{r}");
     assert!(!u.data_dir.join("hutch/escape").exists());
-    assert!(
-        u.leftover_containers().is_empty(),
-        "{:?}",
-        u.leftover_containers()
-    );
+    u.assert_no_leftover_containers();
 }
 
 /// A layer holding `/appdata` owned by uid 1000 (0750) with a file
@@ -301,9 +293,5 @@ fn a_new_named_volume_is_filled_from_the_image_once() {
     for v in ["cu-vol", "cu-empty"] {
         hutch_ok(&u, &["volume", "rm", v]);
     }
-    assert!(
-        u.leftover_containers().is_empty(),
-        "{:?}",
-        u.leftover_containers()
-    );
+    u.assert_no_leftover_containers();
 }

@@ -370,6 +370,13 @@ impl TestUser {
         left
     }
 
+    /// Fails the test (at the caller) if any container record is left.
+    #[track_caller]
+    pub fn assert_no_leftover_containers(&self) {
+        let left = self.leftover_containers();
+        assert!(left.is_empty(), "{left:?}");
+    }
+
     fn record_session(&self, s: u32) {
         self.sessions.lock().unwrap().push(s);
     }
