@@ -311,7 +311,7 @@ fn a_layer_bigger_than_the_disk_fails_cleanly_and_the_store_keeps_working() {
         hutch_ok(&u, &["run", "--rm", "good", "cat", "/etc/layer2"]),
         "layer2\n"
     );
-    assert!(u.leftover_containers().is_empty());
+    u.assert_no_leftover_containers();
 }
 
 #[test]
