@@ -64,6 +64,17 @@ impl Dirs {
             containers,
         })
     }
+
+    /// `run`, `data` and `data/containers` under one scratch `root`: the
+    /// layout the unit tests use.
+    #[cfg(test)]
+    pub fn under(root: &Path) -> Dirs {
+        Dirs {
+            runtime: root.join("run"),
+            data: root.join("data"),
+            containers: root.join("data/containers"),
+        }
+    }
 }
 
 /// Where containers' data dirs (upper, work, vfs copies) go for the store
@@ -853,11 +864,7 @@ mod tests {
     #[test]
     fn create_names_an_unnamed_container() {
         let tmp = tempfile::tempdir().unwrap();
-        let dirs = Dirs {
-            runtime: tmp.path().join("run"),
-            data: tmp.path().join("data"),
-            containers: tmp.path().join("data/containers"),
-        };
+        let dirs = Dirs::under(tmp.path());
         std::fs::create_dir_all(&dirs.data).unwrap();
         let mut a = State::new(&new_id().unwrap(), None);
         Container::create(&dirs, &mut a).unwrap();
@@ -868,11 +875,7 @@ mod tests {
     #[test]
     fn a_torn_record_is_listed_as_exited_by_its_directory_name() {
         let tmp = tempfile::tempdir().unwrap();
-        let dirs = Dirs {
-            runtime: tmp.path().join("run"),
-            data: tmp.path().join("data"),
-            containers: tmp.path().join("data/containers"),
-        };
+        let dirs = Dirs::under(tmp.path());
         std::fs::create_dir_all(&dirs.data).unwrap();
         let good =
             Container::create(&dirs, &mut State::new(&new_id().unwrap(), Some("good"))).unwrap();
@@ -986,11 +989,7 @@ mod tests {
     #[test]
     fn create_refuses_a_taken_name_and_save_skips_a_removed_record() {
         let tmp = tempfile::tempdir().unwrap();
-        let dirs = Dirs {
-            runtime: tmp.path().join("run"),
-            data: tmp.path().join("data"),
-            containers: tmp.path().join("data/containers"),
-        };
+        let dirs = Dirs::under(tmp.path());
         std::fs::create_dir_all(&dirs.data).unwrap();
         let mut a = State::new(&"a".repeat(64), Some("x"));
         let c = Container::create(&dirs, &mut a).unwrap();
@@ -1015,11 +1014,7 @@ mod tests {
     #[test]
     fn records_of_older_versions_in_the_runtime_dir_are_listed_as_exited() {
         let tmp = tempfile::tempdir().unwrap();
-        let dirs = Dirs {
-            runtime: tmp.path().join("run"),
-            data: tmp.path().join("data"),
-            containers: tmp.path().join("data/containers"),
-        };
+        let dirs = Dirs::under(tmp.path());
         let id = "d".repeat(64);
         let old = tmp.path().join("run/containers").join(&id);
         std::fs::create_dir_all(&old).unwrap();

@@ -259,22 +259,6 @@ impl Drop for SmallDisk {
     }
 }
 
-/// `.tmp-*` entries (half-unpacked layers, blob temp files) in the store.
-fn temps(store: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![store.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).into_iter().flatten().flatten() {
-            if e.file_name().to_string_lossy().starts_with(".tmp-") {
-                out.push(e.path());
-            } else if e.file_type().is_ok_and(|t| t.is_dir()) {
-                stack.push(e.path());
-            }
-        }
-    }
-    out
-}
-
 #[test]
 fn a_layer_bigger_than_the_disk_fails_cleanly_and_the_store_keeps_working() {
     let Some(u) = TestUser::t1() else { return };
@@ -327,7 +311,7 @@ fn a_layer_bigger_than_the_disk_fails_cleanly_and_the_store_keeps_working() {
         hutch_ok(&u, &["run", "--rm", "good", "cat", "/etc/layer2"]),
         "layer2\n"
     );
-    assert!(u.leftover_containers().is_empty());
+    u.assert_no_leftover_containers();
 }
 
 #[test]

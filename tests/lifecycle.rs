@@ -43,6 +43,50 @@ fn pid_of(v: &Value, key: &str) -> u32 {
     v[key].as_u64().unwrap_or_else(|| panic!("no {key} in {v}")) as u32
 }
 
+/// A container `hutch run -d` started, as its record names it.
+struct Detached {
+    /// The session of the `hutch run -d`, which its processes keep.
+    session: u32,
+    id: String,
+    rec: Value,
+    sup: u32,
+    init: u32,
+}
+
+/// Runs `hutch ARGS` (a `run -d ...`) until it detaches, checks that it
+/// succeeded (`what` labels a failure) and reads the container's record.
+fn run_detached(u: &TestUser, args: &[&str], what: &str) -> Detached {
+    let mut run = spawn_hutch(u, args, &Opts::default());
+    let session = run.session().expect("session of the run");
+    let r = run.wait();
+    assert_eq!(r.code(), Some(0), "{what}: {r}");
+    let id = r.stdout.trim().to_string();
+    let rec = record(u, &id);
+    let (sup, init) = (pid_of(&rec["supervisor"], "pid"), pid_of(&rec, "pid"));
+    Detached {
+        session,
+        id,
+        rec,
+        sup,
+        init,
+    }
+}
+
+/// `run -d --name NAME --storage-driver D test/busybox sleep 1000`.
+fn sleeper_args<'a>(name: &'a str, d: &'a str) -> [&'a str; 9] {
+    [
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--storage-driver",
+        d,
+        "test/busybox",
+        "sleep",
+        "1000",
+    ]
+}
+
 /// Polls `f` every 50 ms for at most `secs`.
 fn wait_until(secs: u64, mut f: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + Duration::from_secs(secs);
@@ -161,29 +205,26 @@ fn assert_container_gone_beside(u: &TestUser, id: &str, others: &[&str]) {
 #[test]
 fn detached_container_outlives_its_shell_and_keeps_the_callers_loginuid() {
     let Some(u) = TestUser::t1() else { return };
-    let mut run = spawn_hutch(
-        &u,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "bg",
-            "--rootfs",
-            &images().rootfs(),
-            "sh",
-            "-c",
-            "sleep 1000 & sleep 1000",
-        ],
-        &Opts::default(),
-    );
-    let session = run.session().expect("session of the run");
-    let r = run.wait();
-    assert_eq!(r.code(), Some(0), "{r}");
-    let id = r.stdout.trim().to_string();
+    let rootfs = images().rootfs();
+    let args = [
+        "run",
+        "-d",
+        "--name",
+        "bg",
+        "--rootfs",
+        &rootfs,
+        "sh",
+        "-c",
+        "sleep 1000 & sleep 1000",
+    ];
+    let Detached {
+        session,
+        id,
+        rec,
+        sup,
+        init,
+    } = run_detached(&u, &args, "bg");
     // The shell that started it (`sh -c ... exec hutch`) is gone.
-    let rec = record(&u, &id);
-    let sup = pid_of(&rec["supervisor"], "pid");
-    let init = pid_of(&rec, "pid");
     assert!(alive(sup) && alive(init), "{rec}");
     assert_eq!(status(&u, "bg"), "running");
     assert!(hutch_ok(&u, &["ps"]).contains(&id[..12]));
@@ -292,11 +333,7 @@ fn logs_keep_stdout_and_stderr_apart_and_in_order() {
         "{r}"
     );
     hutch_ok(&u, &["rm", "talk"]);
-    assert!(
-        u.leftover_containers().is_empty(),
-        "{:?}",
-        u.leftover_containers()
-    );
+    u.assert_no_leftover_containers();
 }
 
 #[test]
@@ -378,28 +415,14 @@ fn rm_force_leaves_no_process_mount_or_directory() {
     }
     for d in DRIVERS {
         let name = format!("doomed-{d}");
-        let mut run = spawn_hutch(
-            &u,
-            &[
-                "run",
-                "-d",
-                "--name",
-                &name,
-                "--storage-driver",
-                d,
-                "test/busybox",
-                "sleep",
-                "1000",
-            ],
-            &Opts::default(),
-        );
-        let session = run.session().unwrap();
-        let r = run.wait();
-        assert_eq!(r.code(), Some(0), "{d}: {r}");
-        let id = r.stdout.trim().to_string();
-        let rec = record(&u, &id);
+        let Detached {
+            session,
+            id,
+            rec,
+            sup,
+            init,
+        } = run_detached(&u, &sleeper_args(&name, d), d);
         assert_eq!(rec["storage"]["driver"], d, "{rec}");
-        let (sup, init) = (pid_of(&rec["supervisor"], "pid"), pid_of(&rec, "pid"));
         // Control: the container's own mount table has its root on this
         // driver and names its directory; the host's does not.
         let inside = proc_read(init, "mountinfo").unwrap_or_default();
@@ -434,11 +457,7 @@ fn rm_force_leaves_no_process_mount_or_directory() {
         assert_container_gone(&u, &id);
         assert!(!hutch_ok(&u, &["ps", "-a"]).contains(&id[..12]));
     }
-    assert!(
-        u.leftover_containers().is_empty(),
-        "{:?}",
-        u.leftover_containers()
-    );
+    u.assert_no_leftover_containers();
 }
 
 #[test]
@@ -449,24 +468,13 @@ fn a_supervisor_killed_with_sigkill_is_recovered_from() {
     }
     for d in DRIVERS {
         let name = format!("orphan-{d}");
-        let args = [
-            "run",
-            "-d",
-            "--name",
-            &name,
-            "--storage-driver",
-            d,
-            "test/busybox",
-            "sleep",
-            "1000",
-        ];
-        let mut run = spawn_hutch(&u, &args, &Opts::default());
-        let session = run.session().unwrap();
-        let r = run.wait();
-        assert_eq!(r.code(), Some(0), "{d}: {r}");
-        let id = r.stdout.trim().to_string();
-        let rec = record(&u, &id);
-        let (sup, init) = (pid_of(&rec["supervisor"], "pid"), pid_of(&rec, "pid"));
+        let Detached {
+            session,
+            id,
+            sup,
+            init,
+            ..
+        } = run_detached(&u, &sleeper_args(&name, d), d);
         // Control: it runs on this driver.
         let inside = proc_read(init, "mountinfo").unwrap_or_default();
         if !expected_fstype(d).is_empty() {
@@ -495,11 +503,7 @@ fn a_supervisor_killed_with_sigkill_is_recovered_from() {
         }
         assert_container_gone(&u, &id);
     }
-    assert!(
-        u.leftover_containers().is_empty(),
-        "{:?}",
-        u.leftover_containers()
-    );
+    u.assert_no_leftover_containers();
 }
 
 #[test]
@@ -560,11 +564,7 @@ fn two_concurrent_runs_with_one_name_exactly_one_wins() {
         assert_eq!(ps.lines().count(), 1, "{ps}");
         hutch_ok(&u, &["rm", "-f", "same"]);
     }
-    assert!(
-        u.leftover_containers().is_empty(),
-        "{:?}",
-        u.leftover_containers()
-    );
+    u.assert_no_leftover_containers();
 }
 
 /// `run -d` of 20 containers of a stored image at once, then `rm -f` of
@@ -636,11 +636,7 @@ fn twenty_concurrent_runs(driver: Option<&str>) {
     for id in &ids {
         assert_container_gone(&u, id);
     }
-    assert!(
-        u.leftover_containers().is_empty(),
-        "{:?}",
-        u.leftover_containers()
-    );
+    u.assert_no_leftover_containers();
 }
 
 #[test]
@@ -743,11 +739,7 @@ fn a_detached_start_error_is_reported_and_leaves_nothing() {
     assert_eq!(r.code(), Some(127), "{r}");
     assert!(r.stderr.contains("exec `no-such-command`"), "{r}");
     assert_eq!(r.stdout, "");
-    assert!(
-        u.leftover_containers().is_empty(),
-        "{:?}",
-        u.leftover_containers()
-    );
+    u.assert_no_leftover_containers();
     let r = hutch_run(
         &u,
         &["run", "-d", "-t", "--rootfs", &images().rootfs(), "true"],
@@ -786,11 +778,7 @@ fn create_start_and_restart_keep_the_containers_files() {
         == 3));
     assert!(hutch_ok(&u, &["logs", "c"]).ends_with("run\nx\nx\nready\n"));
     hutch_ok(&u, &["rm", "-f", "c"]);
-    assert!(
-        u.leftover_containers().is_empty(),
-        "{:?}",
-        u.leftover_containers()
-    );
+    u.assert_no_leftover_containers();
 }
 
 #[test]
@@ -813,11 +801,7 @@ fn start_attach_waits_and_returns_the_exit_code() {
     assert_eq!((r.code(), r.stdout.as_str()), (Some(7), "hi\n"), "{r}");
     assert!(r.stderr.contains("oops"), "{r}");
     // --rm removed it after the run.
-    assert!(
-        u.leftover_containers().is_empty(),
-        "{:?}",
-        u.leftover_containers()
-    );
+    u.assert_no_leftover_containers();
 }
 
 #[test]
@@ -830,11 +814,7 @@ fn run_di_keeps_a_shell_waiting_on_its_stdin() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(status(&u, "withi"), "running");
     hutch_ok(&u, &["rm", "-f", "noi", "withi"]);
-    assert!(
-        u.leftover_containers().is_empty(),
-        "{:?}",
-        u.leftover_containers()
-    );
+    u.assert_no_leftover_containers();
 }
 
 #[test]
@@ -882,11 +862,7 @@ fn a_torn_record_is_listed_and_removed() {
     );
     hutch_ok(&u, &["rm", &id[..12]]);
     assert_container_gone(&u, &id);
-    assert!(
-        u.leftover_containers().is_empty(),
-        "{:?}",
-        u.leftover_containers()
-    );
+    u.assert_no_leftover_containers();
 }
 
 #[test]
@@ -1007,11 +983,7 @@ fn an_unnamed_container_gets_a_generated_name_it_answers_to() {
     assert!(wait_until(10, || hutch_ok(&u, &["logs", &na]) == "hello\n"));
     assert_eq!(record(&u, &a)["name"], na.as_str());
     hutch_ok(&u, &["rm", "-f", &na, &nb]);
-    assert!(
-        u.leftover_containers().is_empty(),
-        "{:?}",
-        u.leftover_containers()
-    );
+    u.assert_no_leftover_containers();
 }
 
 #[test]
@@ -1076,11 +1048,7 @@ fn inspect_shows_ports_volumes_and_the_storage_driver_as_docker_does() {
     assert_eq!(v["GraphDriver"]["Name"], driver, "{v}");
     hutch_ok(&u, &["rm", "shape"]);
     hutch_ok(&u, &["volume", "rm", "shape-vol"]);
-    assert!(
-        u.leftover_containers().is_empty(),
-        "{:?}",
-        u.leftover_containers()
-    );
+    u.assert_no_leftover_containers();
 }
 
 #[test]
@@ -1112,9 +1080,5 @@ fn logs_of_a_foreground_run_say_the_output_was_not_kept() {
     assert_eq!((r.code(), r.stdout.as_str()), (Some(0), "said\n"), "{r}");
     assert!(!r.stderr.contains("attached"), "{r}");
     hutch_ok(&u, &["rm", "fg"]);
-    assert!(
-        u.leftover_containers().is_empty(),
-        "{:?}",
-        u.leftover_containers()
-    );
+    u.assert_no_leftover_containers();
 }

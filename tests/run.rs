@@ -84,15 +84,27 @@ fn start_sleeper(u: &TestUser, extra: &[&str]) -> (Running, u32) {
         "-c",
         "read l < /proc/self/loginuid; echo loginuid=$l; exec sleep 30",
     ]);
+    let (r, sleeper) = spawn_to_sleep(u, &args, "loginuid=");
+    let Some(pid) = sleeper else {
+        let out = r.wait();
+        panic!("no sleep process found under hutch\n{out}");
+    };
+    (r, pid)
+}
+
+/// Spawns hutch with `args`, waits for `marker` on its stdout, then finds
+/// the container's `sleep` among hutch's descendants: its host pid, or None
+/// when the marker or the sleep never came.
+fn spawn_to_sleep(u: &TestUser, args: &[&str], marker: &str) -> (Running, Option<u32>) {
     let mut r = spawn_hutch(
         u,
-        &args,
+        args,
         &Opts {
             timeout: Duration::from_secs(60),
             ..Opts::default()
         },
     );
-    let started = r.wait_for_stdout("loginuid=", Duration::from_secs(30));
+    let started = r.wait_for_stdout(marker, Duration::from_secs(30));
     let mut sleeper = None;
     for _ in 0..200 {
         if !started {
@@ -107,11 +119,7 @@ fn start_sleeper(u: &TestUser, extra: &[&str]) -> (Running, u32) {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let Some(pid) = sleeper else {
-        let out = r.wait();
-        panic!("no sleep process found under hutch\n{out}");
-    };
-    (r, pid)
+    (r, sleeper)
 }
 
 #[test]
@@ -514,29 +522,11 @@ echo --mounts--; cat /proc/self/mountinfo
 echo --shm--; cat /proc/sysvipc/shm
 echo --end--; exec sleep 30"#;
     let rootfs = images().rootfs();
-    let mut r = spawn_hutch(
+    let (r, sleeper) = spawn_to_sleep(
         &u,
         &["run", "--rm", "--rootfs", &rootfs, "sh", "-c", script],
-        &Opts {
-            timeout: Duration::from_secs(60),
-            ..Opts::default()
-        },
+        "--end--",
     );
-    let ready = r.wait_for_stdout("--end--", Duration::from_secs(30));
-    let mut sleeper = None;
-    for _ in 0..200 {
-        if !ready {
-            break;
-        }
-        sleeper = r
-            .descendants()
-            .into_iter()
-            .find(|p| proc_read(*p, "comm").as_deref() == Some("sleep"));
-        if sleeper.is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
     let during = host_mounts(&base);
     if let Some(pid) = sleeper {
         // The command is pid 1 of its namespace: only a signal from outside ends it.
@@ -674,7 +664,7 @@ fn exit_code_127_when_command_not_found() {
     let r = exit_code(&u, &[], &["no-such-command-anywhere"]);
     assert_eq!(r.code(), Some(127), "{r}");
     // A command that could not start leaves no container behind with --rm.
-    assert_eq!(u.leftover_containers(), Vec::<std::path::PathBuf>::new());
+    u.assert_no_leftover_containers();
 }
 
 #[test]
@@ -757,7 +747,7 @@ fn sigterm_to_hutch_reaches_the_command_as_pid_1() {
     // A signalled hutch still tears everything down.
     let left = wait_session_empty(out.session.unwrap(), Duration::from_secs(5));
     assert!(left.is_empty(), "processes left behind: {left:?}");
-    assert_eq!(u.leftover_containers(), Vec::<std::path::PathBuf>::new());
+    u.assert_no_leftover_containers();
 }
 
 #[test]
@@ -855,13 +845,13 @@ fn rm_leaves_no_state_and_no_processes() {
     assert_eq!(r.code(), Some(0), "{r}");
     let left = wait_session_empty(r.session.unwrap(), Duration::from_secs(5));
     assert!(left.is_empty(), "processes left behind: {left:?}\n{r}");
-    assert_eq!(u.leftover_containers(), Vec::<std::path::PathBuf>::new());
+    u.assert_no_leftover_containers();
 
     // Same with an image.
     let r = hutch_run(&u, &["run", "--rm", &images().oci_ref("latest"), "true"]);
     assert_eq!(r.code(), Some(0), "{r}");
     assert!(wait_session_empty(r.session.unwrap(), Duration::from_secs(5)).is_empty());
-    assert_eq!(u.leftover_containers(), Vec::<std::path::PathBuf>::new());
+    u.assert_no_leftover_containers();
 }
 
 /// The parent-death signal survives the switch to `-u` (setresuid clears
@@ -998,7 +988,7 @@ fn user_without_subids_gets_a_single_id_map_and_a_warning() {
     assert_eq!(r.code(), Some(0), "{r}");
     assert_eq!(r.stdout, "layer2\n", "{r}");
     assert_single_id_warning(&u, &r);
-    assert_eq!(u.leftover_containers(), Vec::<std::path::PathBuf>::new());
+    u.assert_no_leftover_containers();
 }
 
 /// A root-owned directory holding a fake `newuidmap` (mode `mode`) that
@@ -1040,7 +1030,7 @@ fn a_failing_id_map_helper_fails_the_run_with_its_stderr() {
     );
     assert!(r.stderr.contains("hint: "), "{r}");
     assert!(wait_session_empty(r.session.unwrap(), Duration::from_secs(5)).is_empty());
-    assert_eq!(u.leftover_containers(), Vec::<std::path::PathBuf>::new());
+    u.assert_no_leftover_containers();
 }
 
 /// `run` and `doctor` judge the helpers alike: one that is neither setuid
@@ -1826,9 +1816,5 @@ fn a_loaded_image_runs_by_name_and_a_missing_one_is_a_clear_error() {
     assert_eq!(r.code(), Some(125), "{r}");
     assert!(r.stderr.contains("find image `no/such-image`"), "{r}");
     assert!(r.stderr.contains("hint: "), "{r}");
-    assert!(
-        u.leftover_containers().is_empty(),
-        "{:?}",
-        u.leftover_containers()
-    );
+    u.assert_no_leftover_containers();
 }

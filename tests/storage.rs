@@ -89,11 +89,7 @@ fn layers_are_unpacked_once_and_writes_stay_in_each_container() {
     }
     // Removing the container leaves no directory of it; the layers stay.
     hutch_ok(&u, &["rm", "a"]);
-    assert!(
-        u.leftover_containers().is_empty(),
-        "{:?}",
-        u.leftover_containers()
-    );
+    u.assert_no_leftover_containers();
     assert_eq!(layer_dirs(&u), layers);
 }
 
@@ -278,11 +274,7 @@ fn each_driver_runs_isolates_writes_and_keeps_layers_intact() {
     for d in DRIVERS {
         hutch_ok(&u, &["rm", &format!("w-{d}")]);
     }
-    assert!(
-        u.leftover_containers().is_empty(),
-        "{:?}",
-        u.leftover_containers()
-    );
+    u.assert_no_leftover_containers();
 }
 
 /// `hutch doctor`'s storage driver line (its exit status depends on the
@@ -515,11 +507,7 @@ fn every_driver_works_under_a_single_id_map() {
             );
         }
     }
-    assert!(
-        u.leftover_containers().is_empty(),
-        "{:?}",
-        u.leftover_containers()
-    );
+    u.assert_no_leftover_containers();
     // What each shared layer's unpack changed is recorded beside it.
     let reports: Vec<String> = fs::read_dir(layer_dirs(&u)[0].parent().unwrap())
         .unwrap()
@@ -788,11 +776,7 @@ fn oci_images_share_the_stores_layers_and_obey_the_driver() {
     // `image prune` finds them once no container uses them.
     let layers = layer_dirs(&u);
     assert_eq!(layers.len(), 2, "{layers:?}");
-    assert!(
-        u.leftover_containers().is_empty(),
-        "{:?}",
-        u.leftover_containers()
-    );
+    u.assert_no_leftover_containers();
     let out = hutch_ok(&u, &["image", "prune", "-f"]);
     assert!(out.contains("Removed 2 unpacked layers"), "{out}");
 }
@@ -855,22 +839,6 @@ fn an_opaque_directory_hides_the_lower_ones_files_under_every_driver() {
         .filter(|dir| dir.join("opq/sub/deep").is_file())
         .count();
     assert_eq!(held, 1, "{:?}", layer_dirs(&u));
-}
-
-/// `.tmp-*` entries (half-unpacked layers) below `dir`.
-fn temps(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).into_iter().flatten().flatten() {
-            if e.file_name().to_string_lossy().starts_with(".tmp-") {
-                out.push(e.path());
-            } else if e.file_type().is_ok_and(|t| t.is_dir()) {
-                stack.push(e.path());
-            }
-        }
-    }
-    out
 }
 
 /// The test image plus `extra` layers of a few hundred files each, as an
@@ -976,5 +944,5 @@ fn concurrent_runs_of_a_new_multi_layer_image_unpack_each_layer_once() {
     assert_eq!(layer_dirs(&u).len(), 8, "{:?}", layer_dirs(&u));
     let store = u.data_dir.join("hutch");
     assert!(temps(&store).is_empty(), "left {:?}", temps(&store));
-    assert!(u.leftover_containers().is_empty());
+    u.assert_no_leftover_containers();
 }

@@ -86,11 +86,7 @@ fn read_only_rootfs_keeps_tmpfs_and_dev_writable() {
         assert!(r.stderr.contains("parse tmpfs"), "{bad}: {r}");
         assert!(!r.stderr.contains('\u{1b}'), "{bad}: {r}");
     }
-    assert!(
-        u.leftover_containers().is_empty(),
-        "{:?}",
-        u.leftover_containers()
-    );
+    u.assert_no_leftover_containers();
 }
 
 // ---- named volumes -----------------------------------------------------------
@@ -190,11 +186,7 @@ fn named_volumes_are_created_shared_and_guarded_while_in_use() {
     let r = hutch_run(&u, &["volume", "create", "../escape"]);
     assert_eq!(r.code(), Some(125), "{r}");
     assert!(!u.data_dir.join("hutch/escape").exists());
-    assert!(
-        u.leftover_containers().is_empty(),
-        "{:?}",
-        u.leftover_containers()
-    );
+    u.assert_no_leftover_containers();
 }
 
 /// A layer holding `/appdata` owned by uid 1000 (0750) with a file
@@ -279,55 +271,27 @@ fn a_new_named_volume_is_filled_from_the_image_once() {
         .is_symlink());
     // A second container sees the first one's writes, not a fresh copy;
     // even emptied, the volume is not filled again.
-    let r = hutch_run(
-        &u,
-        &[
-            "run",
-            "--rm",
-            "-v",
-            "cu-vol:/appdata",
-            &img,
-            "sh",
-            "-c",
-            "ls -A /appdata; rm -f /appdata/*",
-        ],
+    // A throwaway container of the image with volume spec `vol` runs `cmd`.
+    let run_rm = |vol: &str, cmd: &[&str]| {
+        let mut args = vec!["run", "--rm", "-v", vol, &img];
+        args.extend_from_slice(cmd);
+        hutch_run(&u, &args)
+    };
+    let r = run_rm(
+        "cu-vol:/appdata",
+        &["sh", "-c", "ls -A /appdata; rm -f /appdata/*"],
     );
     assert_eq!((r.code(), r.stdout.as_str()), (Some(0), "link\nw\n"), "{r}");
-    let r = hutch_run(
-        &u,
-        &[
-            "run",
-            "--rm",
-            "-v",
-            "cu-vol:/appdata",
-            &img,
-            "ls",
-            "-A",
-            "/appdata",
-        ],
-    );
+    let r = run_rm("cu-vol:/appdata", &["ls", "-A", "/appdata"]);
     assert_eq!((r.code(), r.stdout.as_str()), (Some(0), ""), "{r}");
     // `nocopy`: a new volume stays empty, and root's as created.
-    let r = hutch_run(
-        &u,
-        &[
-            "run",
-            "--rm",
-            "-v",
-            "cu-empty:/appdata:nocopy",
-            &img,
-            "sh",
-            "-c",
-            "ls -A /appdata; stat -c '%u %a' /appdata",
-        ],
+    let r = run_rm(
+        "cu-empty:/appdata:nocopy",
+        &["sh", "-c", "ls -A /appdata; stat -c '%u %a' /appdata"],
     );
     assert_eq!((r.code(), r.stdout.as_str()), (Some(0), "0 755\n"), "{r}");
     for v in ["cu-vol", "cu-empty"] {
         hutch_ok(&u, &["volume", "rm", v]);
     }
-    assert!(
-        u.leftover_containers().is_empty(),
-        "{:?}",
-        u.leftover_containers()
-    );
+    u.assert_no_leftover_containers();
 }

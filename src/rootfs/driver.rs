@@ -333,11 +333,7 @@ mod tests {
     #[test]
     fn only_a_working_overlay_probe_is_cached() -> anyhow::Result<()> {
         let tmp = tempfile::tempdir()?;
-        let dirs = Dirs {
-            runtime: tmp.path().join("run"),
-            data: tmp.path().join("data"),
-            containers: tmp.path().join("data/containers"),
-        };
+        let dirs = Dirs::under(tmp.path());
         std::fs::create_dir_all(&dirs.runtime)?;
         std::fs::create_dir_all(&dirs.data)?;
         let cache = dirs.runtime.join("overlay-probe.json");

@@ -10,10 +10,9 @@
 //! copied as symlinks and never followed, and the copy stays on the
 //! filesystem of the mount point.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
@@ -23,6 +22,7 @@ use nix::sys::stat::{fchmod, fstat, fstatat, futimens, mkdirat, FileStat, Mode, 
 use nix::sys::time::TimeSpec;
 use nix::unistd::{fchown, fchownat, Gid, Uid};
 
+use super::cptar::list;
 use crate::sys::fs::{fgetxattr, flistxattr, fsetxattr, openat2};
 
 /// Directory depth followed; deeper trees are refused, not truncated.
@@ -62,29 +62,6 @@ pub fn copy_up(image_dir: &OwnedFd, volume: &Path) -> anyhow::Result<()> {
     }
     std::fs::write(&mark, b"")
         .with_context(|| format!("mark volume `{}` as filled", volume.display()))
-}
-
-fn list(dir: BorrowedFd<'_>) -> anyhow::Result<Vec<OsString>> {
-    let fd = openat2(
-        dir,
-        Path::new("."),
-        libc::O_RDONLY | libc::O_DIRECTORY,
-        0,
-        0,
-    )
-    .context("open a directory to list it")?;
-    let mut d = nix::dir::Dir::from_fd(std::os::fd::IntoRawFd::into_raw_fd(fd))
-        .context("list a directory")?;
-    let mut names = Vec::new();
-    for e in d.iter() {
-        let e = e.context("read a directory")?;
-        let n = OsStr::from_bytes(e.file_name().to_bytes());
-        if n != "." && n != ".." {
-            names.push(n.to_os_string());
-        }
-    }
-    names.sort();
-    Ok(names)
 }
 
 fn open_at(dir: BorrowedFd<'_>, name: &OsStr, flags: i32, mode: u32) -> nix::Result<OwnedFd> {

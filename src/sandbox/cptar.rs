@@ -73,7 +73,8 @@ pub fn write_tar<W: Write>(
     b.into_inner().context("finish the tar stream")
 }
 
-fn list(dir: BorrowedFd<'_>) -> anyhow::Result<Vec<OsString>> {
+/// The names in `dir` (without `.` and `..`), sorted.
+pub(super) fn list(dir: BorrowedFd<'_>) -> anyhow::Result<Vec<OsString>> {
     let fd = openat2(
         dir,
         Path::new("."),

@@ -217,6 +217,21 @@ impl Store {
 
     /// Every unpacked layer as (map key, diff id), temporary ones left out.
     pub fn unpacked_layers(&self) -> anyhow::Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        for (key, e) in self.layer_entries(|_| true)? {
+            if let Some(d) = e.file_name().to_str().and_then(Digest::from_hex) {
+                out.push((key, d.to_string()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every entry of each `layers/KEY/` whose KEY passes `keep`, with that
+    /// KEY; none before the first unpack made `layers`.
+    fn layer_entries(
+        &self,
+        keep: impl Fn(&str) -> bool,
+    ) -> anyhow::Result<Vec<(String, std::fs::DirEntry)>> {
         let root = self.root.join("layers");
         let mut out = Vec::new();
         let keys = match std::fs::read_dir(&root) {
@@ -226,13 +241,12 @@ impl Store {
         };
         for key in keys.flatten() {
             let key_name = key.file_name().to_string_lossy().into_owned();
+            if !keep(&key_name) {
+                continue;
+            }
             let entries = std::fs::read_dir(key.path())
                 .with_context(|| format!("list `{}`", key.path().display()))?;
-            for e in entries.flatten() {
-                if let Some(d) = e.file_name().to_str().and_then(Digest::from_hex) {
-                    out.push((key_name.clone(), d.to_string()));
-                }
-            }
+            out.extend(entries.flatten().map(|e| (key_name.clone(), e)));
         }
         Ok(out)
     }
@@ -260,53 +274,39 @@ impl Store {
     /// it, so no unpack starts while it is removed), or an older-style
     /// `.tmp-PID` whose process is gone.
     pub fn stale_unpacks(&self) -> anyhow::Result<Vec<StaleUnpack>> {
-        let root = self.root.join("layers");
         let mut out = Vec::new();
-        let keys = match std::fs::read_dir(&root) {
-            Ok(k) => k,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(e).with_context(|| format!("list `{}`", root.display())),
-        };
-        for key in keys.flatten() {
-            let key_name = key.file_name().to_string_lossy().into_owned();
-            if !digest::is_lower_hex(&key_name) {
+        for (_, e) in self.layer_entries(digest::is_lower_hex)? {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(rest) = name.strip_prefix(".tmp-") else {
+                continue;
+            };
+            if !e.file_type().is_ok_and(|t| t.is_dir()) {
                 continue;
             }
-            let entries = std::fs::read_dir(key.path())
-                .with_context(|| format!("list `{}`", key.path().display()))?;
-            for e in entries.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                let Some(rest) = name.strip_prefix(".tmp-") else {
-                    continue;
-                };
-                if !e.file_type().is_ok_and(|t| t.is_dir()) {
-                    continue;
+            let stale = match rest.split_once('-') {
+                Some((hex, pid)) if pid.parse::<u32>().is_ok() => {
+                    let Some(d) = Digest::from_hex(hex) else {
+                        continue;
+                    };
+                    // Taken here: the unpack is over. A lock file that
+                    // cannot be opened tells nothing: left alone.
+                    let lock_path = e.path().with_file_name(".locks").join(d.hex());
+                    lock::flock_file(&lock_path, true, false)
+                        .ok()
+                        .flatten()
+                        .map(Some)
                 }
-                let stale = match rest.split_once('-') {
-                    Some((hex, pid)) if pid.parse::<u32>().is_ok() => {
-                        let Some(d) = Digest::from_hex(hex) else {
-                            continue;
-                        };
-                        // Taken here: the unpack is over. A lock file that
-                        // cannot be opened tells nothing: left alone.
-                        let lock_path = key.path().join(".locks").join(d.hex());
-                        lock::flock_file(&lock_path, true, false)
-                            .ok()
-                            .flatten()
-                            .map(Some)
-                    }
-                    None => match rest.parse::<i32>() {
-                        Ok(pid) if pid > 0 && !process_alive(pid) => Some(None),
-                        _ => None,
-                    },
-                    Some(_) => None,
-                };
-                if let Some(lock) = stale {
-                    out.push(StaleUnpack {
-                        path: e.path(),
-                        _lock: lock,
-                    });
-                }
+                None => match rest.parse::<i32>() {
+                    Ok(pid) if pid > 0 && !process_alive(pid) => Some(None),
+                    _ => None,
+                },
+                Some(_) => None,
+            };
+            if let Some(lock) = stale {
+                out.push(StaleUnpack {
+                    path: e.path(),
+                    _lock: lock,
+                });
             }
         }
         Ok(out)

@@ -370,6 +370,13 @@ impl TestUser {
         left
     }
 
+    /// Fails the test (at the caller) if any container record is left.
+    #[track_caller]
+    pub fn assert_no_leftover_containers(&self) {
+        let left = self.leftover_containers();
+        assert!(left.is_empty(), "{left:?}");
+    }
+
     fn record_session(&self, s: u32) {
         self.sessions.lock().unwrap().push(s);
     }
@@ -991,4 +998,21 @@ pub fn spawn_listed(u: &TestUser, name: &str, args: &[&str]) -> Running {
         assert!(Instant::now() < end, "container {name} never ran: {ps}");
         thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// `.tmp-*` entries (half-unpacked layers, blob temp files) anywhere below
+/// `dir`, such as a store.
+pub fn temps(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.file_name().to_string_lossy().starts_with(".tmp-") {
+                out.push(e.path());
+            } else if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(e.path());
+            }
+        }
+    }
+    out
 }
