@@ -250,7 +250,8 @@ fn a_published_udp_port_reaches_the_container_and_a_killed_hutch_leaves_no_helpe
         }
         assert_eq!(answer, "echo:ping", "{backend}");
         // The backend delivered it: no relay of hutch's.
-        let rec = record_named(&u, &name);
+        let rec = record_after_launch(&u, &name);
+        assert!(rec["net_helper_pid"].is_u64(), "{backend}: {rec}");
         assert!(rec.get("udp_relay_pid").is_none(), "{backend}: {rec}");
         // hutch dies at once: the container and the helper must go too.
         r.signal(Signal::SIGKILL);
@@ -273,6 +274,20 @@ fn record_named(u: &TestUser, name: &str) -> serde_json::Value {
         }
     }
     panic!("no container named {name} in {}", dir.display());
+}
+
+/// The record of the container named `name` once hutch has saved what it
+/// launched (the helper's pid): the command may print before that save.
+fn record_after_launch(u: &TestUser, name: &str) -> serde_json::Value {
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let rec = record_named(u, name);
+        if rec.get("net_helper_pid").is_some_and(|p| p.is_u64()) || std::time::Instant::now() > end
+        {
+            return rec;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Whether `pid` is hutch's UDP relay (`hutch __udp-relay PID PORT...`).
@@ -363,7 +378,7 @@ fn a_translated_udp_port_is_relayed_by_hutch_on_both_backends() {
         if !r.wait_for_stdout("listening", Duration::from_secs(20)) {
             panic!("{backend}: not listening: {}", r.wait());
         }
-        let relay = record_named(&u, &name)["udp_relay_pid"]
+        let relay = record_after_launch(&u, &name)["udp_relay_pid"]
             .as_u64()
             .unwrap_or_else(|| panic!("{backend}: no relay recorded"));
         assert!(alive(relay) && is_relay(relay), "{backend}: {relay}");
