@@ -25,6 +25,17 @@ fn store_blobs(u: &TestUser) -> usize {
     fs::read_dir(u.data_dir.join("hutch/storage/blobs/sha256")).map_or(0, |d| d.count())
 }
 
+/// `run --rm FLAGS... IMAGE cat /etc/layer2` succeeds and prints the
+/// second test layer's file: the image ran with both layers.
+#[track_caller]
+fn assert_runs_with_layer2(u: &TestUser, flags: &[&str], image: &str) {
+    let mut args = vec!["run", "--rm"];
+    args.extend(flags);
+    args.extend([image, "cat", "/etc/layer2"]);
+    let out = hutch_ok(u, &args);
+    assert_eq!(out, "layer2\n", "{image}");
+}
+
 #[test]
 fn pull_then_run_by_name_and_reuse_shared_layers() {
     let Some(u) = TestUser::t1() else { return };
@@ -89,7 +100,7 @@ fn run_pulls_missing_images_and_honours_pull_never() {
         !r.stderr.contains("Copying blob"),
         "-q prints no progress: {r}"
     );
-    assert!(u.leftover_containers().is_empty());
+    u.assert_no_leftover_containers();
 }
 
 #[test]
@@ -169,8 +180,7 @@ fn concurrent_pulls_of_one_image_fetch_each_layer_once() {
         .map(|r| r.stderr.matches("skipped: already exists").count())
         .sum();
     assert_eq!((done, skipped), (2, 6), "{runs:?}");
-    let out = hutch_ok(&u, &["run", "--rm", &name, "cat", "/etc/layer2"]);
-    assert_eq!(out, "layer2\n");
+    assert_runs_with_layer2(&u, &[], &name);
 }
 
 // ---------------------------------------------------------------------------
@@ -255,8 +265,7 @@ fn zstd_image_pulls_and_runs() {
         .filter(|e| fs::read(e.path()).is_ok_and(|b| b.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])))
         .count();
     assert_eq!(zstd_blobs, 2, "both layers stored as zstd");
-    let out = hutch_ok(&u, &["run", "--rm", &name, "cat", "/etc/layer2"]);
-    assert_eq!(out, "layer2\n");
+    assert_runs_with_layer2(&u, &[], &name);
     // The whiteout in the zstd layer 2 applied too.
     let r = hutch_run(
         &u,
@@ -270,7 +279,7 @@ fn zstd_image_pulls_and_runs() {
         ],
     );
     assert_eq!(r.code(), Some(1), "{r}");
-    assert!(u.leftover_containers().is_empty());
+    u.assert_no_leftover_containers();
 }
 
 #[test]
@@ -312,7 +321,7 @@ fn docker_schema2_image_pulls_runs_and_inspects() {
         &["run", "--rm", "--entrypoint", "cat", &name, "/etc/layer2"],
     );
     assert_eq!(out, "layer2\n");
-    assert!(u.leftover_containers().is_empty());
+    u.assert_no_leftover_containers();
 }
 
 #[test]
@@ -355,8 +364,7 @@ fn multi_platform_index_picks_the_host_or_the_asked_platform() {
         &entries[1]
     };
     assert_eq!(i["Digest"], want["digest"], "{i}");
-    let out = hutch_ok(&u, &["run", "--rm", &host_id, "cat", "/etc/layer2"]);
-    assert_eq!(out, "layer2\n");
+    assert_runs_with_layer2(&u, &[], &host_id);
 
     let r = hutch_run(
         &u,
@@ -470,7 +478,7 @@ fn a_tar_slip_layer_pulls_but_never_unpacks_outside_the_container() {
         find_named(&u.dir, &target)
     );
     assert!(find_named(&u.root_dir, &target).is_empty());
-    assert!(u.leftover_containers().is_empty());
+    u.assert_no_leftover_containers();
 }
 
 #[test]
@@ -520,7 +528,7 @@ fn a_layer_writing_through_an_earlier_symlink_stays_in_the_rootfs() {
         "written through the symlink onto the host: {:?}",
         find_named(Path::new("/tmp"), &target)
     );
-    assert!(u.leftover_containers().is_empty());
+    u.assert_no_leftover_containers();
 }
 
 #[test]
@@ -731,18 +739,7 @@ fn pull_run_inspect_and_rmi_by_digest() {
         image_rows(&u),
         [(reg.name("test/busybox"), "<none>".into(), id[..12].into())]
     );
-    let out = hutch_ok(
-        &u,
-        &[
-            "run",
-            "--rm",
-            "--pull=never",
-            &by_digest,
-            "cat",
-            "/etc/layer2",
-        ],
-    );
-    assert_eq!(out, "layer2\n");
+    assert_runs_with_layer2(&u, &["--pull=never"], &by_digest);
     for key in [by_digest.clone(), format!("docker://{by_digest}")] {
         let got = inspect(&u, &key);
         assert_eq!(got["Id"], json!(id), "{key}: {got}");
@@ -870,18 +867,7 @@ fn rmi_frees_layers_of(u: &TestUser) {
     for name in [&busybox, &entry] {
         hutch_ok(u, &["pull", "-q", "--tls-verify=false", name]);
     }
-    let out = hutch_ok(
-        u,
-        &[
-            "run",
-            "--rm",
-            "--pull=never",
-            &busybox,
-            "cat",
-            "/etc/layer2",
-        ],
-    );
-    assert_eq!(out, "layer2\n");
+    assert_runs_with_layer2(u, &["--pull=never"], &busybox);
     // Control: the run unpacked both layers (shared with test/entry).
     let unpacked = layer_entries(u);
     assert_eq!(
@@ -904,18 +890,7 @@ fn rmi_frees_layers_of(u: &TestUser) {
     assert_eq!(layer_entries(u), Vec::<PathBuf>::new());
     assert_eq!(store_blobs(u), 0);
     // The store still works: pulled and unpacked again.
-    let out = hutch_ok(
-        u,
-        &[
-            "run",
-            "--rm",
-            "--tls-verify=false",
-            &busybox,
-            "cat",
-            "/etc/layer2",
-        ],
-    );
-    assert_eq!(out, "layer2\n");
+    assert_runs_with_layer2(u, &["--tls-verify=false"], &busybox);
 }
 
 /// `run --pull=always` asks the registry again: after a new image is
@@ -1060,11 +1035,7 @@ fn load_reads_stdin_and_save_writes_stdout_but_not_to_a_terminal() {
     );
     assert_eq!(stdout, format!("Loaded image: {name}\n"));
     assert_eq!(inspect(&u, &name)["Id"], id);
-    let out = hutch_ok(
-        &u,
-        &["run", "--rm", "--pull=never", &name, "cat", "/etc/layer2"],
-    );
-    assert_eq!(out, "layer2\n");
+    assert_runs_with_layer2(&u, &["--pull=never"], &name);
     let scratch: Vec<_> = fs::read_dir(u.data_dir.join("hutch/storage/tmp"))
         .unwrap()
         .flatten()
@@ -1315,8 +1286,7 @@ fn credentials_from_the_docker_config_in_home_are_used() {
             && !home.join(".config/containers/auth.json").exists(),
         "no auth.json was involved"
     );
-    let out = hutch_ok(&u, &["run", "--rm", &name, "cat", "/etc/layer2"]);
-    assert_eq!(out, "layer2\n");
+    assert_runs_with_layer2(&u, &[], &name);
 }
 
 #[test]
@@ -1381,5 +1351,5 @@ fn an_image_with_uncompressed_layers_pulls_and_runs() {
         ],
     );
     assert_eq!(out, "from-a-plain-tar\nlayer2\nwhited-out\n");
-    assert!(u.leftover_containers().is_empty());
+    u.assert_no_leftover_containers();
 }
