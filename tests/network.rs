@@ -66,6 +66,23 @@ fn run_published(u: &TestUser, net: &str, publish: &str) -> Run {
     )
 }
 
+/// `run --network NET FLAGS... --rootfs ROOTFS CMD...` in the background,
+/// once it printed `marker`; if that does not come within 20 s, the test
+/// fails naming NET and showing the run (ended by its bounded timeout).
+#[track_caller]
+fn spawn_on(u: &TestUser, net: &str, flags: &[&str], cmd: &[&str], marker: &str) -> Running {
+    let rootfs = images().rootfs();
+    let mut args = vec!["run", "--network", net];
+    args.extend(flags);
+    args.extend(["--rootfs", &rootfs]);
+    args.extend(cmd);
+    let mut r = spawn_hutch(u, &args, &Opts::default());
+    if !r.wait_for_stdout(marker, Duration::from_secs(20)) {
+        panic!("{net}: no `{marker}` within 20 s: {}", r.wait());
+    }
+    r
+}
+
 fn tool_path(name: &str) -> PathBuf {
     let (ok, out) = host("sh", &["-c", &format!("command -v {name}")]);
     assert!(ok, "{name} not found");
@@ -145,27 +162,16 @@ fn a_published_tcp_port_reaches_the_container_and_port_lists_it() {
         let port = free_port();
         let name = format!("web-{backend}");
         let publish = format!("127.0.0.1:{port}:80");
-        let mut r = spawn_hutch(
+        let r = spawn_on(
             &u,
+            backend,
+            &["--name", &name, "-p", &publish],
             &[
-                "run",
-                "--name",
-                &name,
-                "--network",
-                backend,
-                "-p",
-                &publish,
-                "--rootfs",
-                &images().rootfs(),
                 "sh",
                 "-c",
                 "echo ready; nc -l -p 80 -e sh -c 'read l; echo served-by-container; sleep 1'",
             ],
-            &Opts::default(),
-        );
-        assert!(
-            r.wait_for_stdout("ready", Duration::from_secs(20)),
-            "{backend}"
+            "ready",
         );
         let got = fetch(port);
         let run = r.wait();
@@ -213,28 +219,12 @@ fn a_published_udp_port_reaches_the_container_and_a_killed_hutch_leaves_no_helpe
         };
         let publish = format!("127.0.0.1:{port}:{inside}/udp");
         let name = format!("udp-{backend}");
-        let mut r = spawn_hutch(
+        let r = spawn_on(
             &u,
-            &[
-                "run",
-                "--rm",
-                "--name",
-                &name,
-                "--network",
-                &net,
-                "-p",
-                &publish,
-                "--rootfs",
-                &images().rootfs(),
-                "udpecho",
-                &inside,
-                "60",
-            ],
-            &Opts::default(),
-        );
-        assert!(
-            r.wait_for_stdout("listening", Duration::from_secs(20)),
-            "{backend}"
+            &net,
+            &["--rm", "--name", &name, "-p", &publish],
+            &["udpecho", &inside, "60"],
+            "listening",
         );
         let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
         sock.set_read_timeout(Some(Duration::from_millis(500)))
@@ -353,31 +343,14 @@ fn a_translated_udp_port_is_relayed_by_hutch_on_both_backends() {
         let port = free_udp_port();
         let publish = format!("127.0.0.1:{port}:53/udp");
         let name = format!("relay-{backend}");
-        let mut r = spawn_hutch(
+        let r = spawn_on(
             &u,
-            &[
-                "run",
-                "--rm",
-                "--name",
-                &name,
-                "--network",
-                backend,
-                "-p",
-                &publish,
-                // /tmp/done must not land in the shared test rootfs.
-                "--tmpfs",
-                "/tmp",
-                "--rootfs",
-                &images().rootfs(),
-                "sh",
-                "-c",
-                serve,
-            ],
-            &Opts::default(),
+            backend,
+            // /tmp/done must not land in the shared test rootfs.
+            &["--rm", "--name", &name, "-p", &publish, "--tmpfs", "/tmp"],
+            &["sh", "-c", serve],
+            "listening",
         );
-        if !r.wait_for_stdout("listening", Duration::from_secs(20)) {
-            panic!("{backend}: not listening: {}", r.wait());
-        }
         let relay = record_after_launch(&u, &name)["udp_relay_pid"]
             .as_u64()
             .unwrap_or_else(|| panic!("{backend}: no relay recorded"));
@@ -475,26 +448,12 @@ fn the_relay_ends_with_its_container_and_a_taken_port_fails_first() {
         // hutch killed in the foreground: the relay goes with it.
         let port = free_udp_port();
         let publish = format!("127.0.0.1:{port}:53/udp");
-        let mut r = spawn_hutch(
+        let r = spawn_on(
             &u,
-            &[
-                "run",
-                "--rm",
-                "--network",
-                backend,
-                "-p",
-                &publish,
-                "--rootfs",
-                &images().rootfs(),
-                "udpecho",
-                "53",
-                "60",
-            ],
-            &Opts::default(),
-        );
-        assert!(
-            r.wait_for_stdout("listening", Duration::from_secs(20)),
-            "{backend}"
+            backend,
+            &["--rm", "-p", &publish],
+            &["udpecho", "53", "60"],
+            "listening",
         );
         assert_eq!(udp_clients_ask(port, 1), ["echo:client0"], "{backend}");
         r.signal(Signal::SIGKILL);
@@ -948,30 +907,17 @@ fn mappings_with_different_host_addresses_each_bind_their_own() {
         let (any, lo) = (free_port(), free_port());
         let name = format!("two-{backend}");
         let (p1, p2) = (format!("{any}:90"), format!("127.0.0.1:{lo}:80"));
-        let mut r = spawn_hutch(
+        let r = spawn_on(
             &u,
+            backend,
+            &["--name", &name, "-p", &p1, "-p", &p2],
             &[
-                "run",
-                "--name",
-                &name,
-                "--network",
-                backend,
-                "-p",
-                &p1,
-                "-p",
-                &p2,
-                "--rootfs",
-                &images().rootfs(),
                 "sh",
                 "-c",
                 "nc -l -p 90 -e sh -c 'read l; echo served-on-90; sleep 1' & \
                  echo ready; nc -l -p 80 -e sh -c 'read l; echo served-on-80; sleep 1'; wait",
             ],
-            &Opts::default(),
-        );
-        assert!(
-            r.wait_for_stdout("ready", Duration::from_secs(20)),
-            "{backend}"
+            "ready",
         );
         // Each mapping on its own address. pasta binds the wildcard one on
         // ::1 too, and the loopback one must not be there (a refused
@@ -1069,24 +1015,17 @@ fn user_mode_networks_give_ipv6_and_pasta_publishes_on_it() {
     let r = run_published(&u, "slirp4netns", &publish);
     assert_eq!(r.code(), Some(125), "{r}");
     assert!(r.stderr.contains("IPv4 addresses only"), "{r}");
-    let mut r = spawn_hutch(
+    let r = spawn_on(
         &u,
+        "pasta",
+        &["--rm", "-p", &publish],
         &[
-            "run",
-            "--rm",
-            "--network",
-            "pasta",
-            "-p",
-            &publish,
-            "--rootfs",
-            &rootfs,
             "sh",
             "-c",
             "echo ready; nc -l -p 80 -e sh -c 'read l; echo served-over-ipv6; sleep 1'",
         ],
-        &Opts::default(),
+        "ready",
     );
-    assert!(r.wait_for_stdout("ready", Duration::from_secs(20)));
     let got = fetch_at(std::net::Ipv6Addr::LOCALHOST.into(), port);
     let run = r.wait();
     assert!(got.contains("served-over-ipv6"), "{got:?}\n{run}");
@@ -1499,26 +1438,12 @@ fn the_container_sees_the_client_address_where_the_backend_gives_it() {
         let port = free_port();
         // Every host address: the namespace reaches it through the veth.
         let publish = format!("{port}:80");
-        let mut r = spawn_hutch(
+        let r = spawn_on(
             &u,
-            &[
-                "run",
-                "--rm",
-                "--network",
-                backend,
-                "-p",
-                &publish,
-                "--rootfs",
-                &images().rootfs(),
-                "sh",
-                "-c",
-                serve,
-            ],
-            &Opts::default(),
-        );
-        assert!(
-            r.wait_for_stdout("ready", Duration::from_secs(20)),
-            "{backend}"
+            backend,
+            &["--rm", "-p", &publish],
+            &["sh", "-c", serve],
+            "ready",
         );
         let from_lo = fetch(port);
         let from_ns = ns.fetch(ns.host_ip, port);
@@ -1714,18 +1639,7 @@ fn nothing_is_published_and_the_hosts_loopback_stays_closed_unless_asked() {
         for backend in BACKENDS {
             let addrs = host_addresses(backend);
             let script = probe(addrs);
-            let mut r = spawn_hutch(
-                &u,
-                &[
-                    "run", "--rm", "--network", backend, "--rootfs", &rootfs, "sh", "-c",
-                    &script,
-                ],
-                &Opts::default(),
-            );
-            assert!(
-                r.wait_for_stdout("listening", Duration::from_secs(20)),
-                "{backend}"
-            );
+            let r = spawn_on(&u, backend, &["--rm"], &["sh", "-c", &script], "listening");
             // pasta's default would forward every port the container
             // listens on, found by a scan each second: try for 4 s.
             let mut published = Vec::new();
