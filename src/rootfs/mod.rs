@@ -133,7 +133,7 @@ pub fn private_copy(
     nsexec::run_in_userns(maps, "copy the image's layers", || {
         vfs::merge_layers(&layers, rootfs).map_err(|e| crate::errors::hint_if_full(e, rootfs))
     })?;
-    warn_unpack(maps.helpers.is_some(), &user_name(), &changed);
+    warn_unpack(maps.helpers.is_some(), &changed);
     Ok(())
 }
 
@@ -148,7 +148,7 @@ fn recorded_report(path: &Path) -> image::unpack::UnpackReport {
 
 /// One warning line per kind of change an unpack made, however many
 /// layers it spanned: how many entries, why, and how an admin fixes it.
-fn warn_unpack(full_map: bool, user: &str, report: &image::unpack::UnpackReport) {
+fn warn_unpack(full_map: bool, report: &image::unpack::UnpackReport) {
     let n = report.flattened_owners;
     if n > 0 && full_map {
         eprintln!(
@@ -159,7 +159,8 @@ fn warn_unpack(full_map: bool, user: &str, report: &image::unpack::UnpackReport)
         eprintln!(
             "warning: {n} files of the image lost their owner: under a single-id map they \
              all belong to {user} (container root); `hutch doctor` shows how an administrator \
-             adds subordinate ids"
+             adds subordinate ids",
+            user = user_name()
         );
     }
     if report.skipped_devices > 0 {
@@ -167,7 +168,8 @@ fn warn_unpack(full_map: bool, user: &str, report: &image::unpack::UnpackReport)
     }
 }
 
-/// The caller's login name, for the commands a warning suggests.
+/// The caller's login name, for a warning (looked up only when one is
+/// printed: a passwd lookup has no place on every start).
 fn user_name() -> String {
     nix::unistd::User::from_uid(nix::unistd::getuid())
         .ok()
@@ -188,7 +190,7 @@ fn overlay_rootfs(
     let key = map_key(maps);
     let (mut lower, changed) = ensure_layers(store, image, diff_ids, &key, maps)?;
     // What unpacking the missing layers changed, reported once for all.
-    warn_unpack(maps.helpers.is_some(), &user_name(), &changed);
+    warn_unpack(maps.helpers.is_some(), &changed);
     lower.reverse(); // overlayfs wants the top layer first
     let overlay = Overlay {
         lower,
