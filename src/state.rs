@@ -467,8 +467,11 @@ impl Container {
     /// free among this user's containers, written into `record`.
     pub fn create(dirs: &Dirs, record: &mut State) -> anyhow::Result<Container> {
         let _lock = lock(dirs)?;
+        // Read once, under the lock: the names a generated one must avoid
+        // and a given one must not repeat.
+        let existing = list(dirs)?;
         if record.name.is_none() {
-            let taken: Vec<String> = list(dirs)?.into_iter().filter_map(|s| s.name).collect();
+            let taken: Vec<String> = existing.iter().filter_map(|s| s.name.clone()).collect();
             record.name = generated_name(&taken);
         }
         if let Some(name) = record.name.as_deref() {
@@ -478,7 +481,7 @@ impl Container {
                 ))
                 .hint("choose another --name");
             }
-            if let Some(other) = list(dirs)?.iter().find(|s| s.name.as_deref() == Some(name)) {
+            if let Some(other) = existing.iter().find(|s| s.name.as_deref() == Some(name)) {
                 return Err(anyhow::anyhow!(
                     "create container `{name}`: the name is already in use by container {}",
                     short_id(&other.id)
